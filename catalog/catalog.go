@@ -1,0 +1,205 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Accuracy sources: every accuracy shown says where it came from.
+const (
+	AccuracyMeasured = "measured" // top-1 on the registered validation set
+	AccuracyDeclared = "declared" // given by the user, no validation data
+)
+
+// Architecture states. A pending architecture is being registered; it is
+// invisible to listings and is removed on restart if the registrar died.
+const (
+	StatePending = "pending"
+	StateReady   = "ready"
+)
+
+// TensorSpec describes one model input or output. Shape holds -1 for a
+// dynamic dimension. DataType uses the Open Inference Protocol names
+// (FP32, INT64, UINT8, ...).
+type TensorSpec struct {
+	Name     string  `json:"name"`
+	DataType string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+// SampleShape is the shape without the leading batch dimension.
+func (t TensorSpec) SampleShape() []int64 {
+	if len(t.Shape) == 0 {
+		return nil
+	}
+	return t.Shape[1:]
+}
+
+// SampleElements is the number of elements of one sample (batch dim excluded).
+func (t TensorSpec) SampleElements() int64 {
+	n := int64(1)
+	for _, d := range t.SampleShape() {
+		if d < 0 {
+			return -1
+		}
+		n *= d
+	}
+	return n
+}
+
+// UseCase is a task on a dataset with one input contract that every
+// architecture of the use case accepts (the INFaaS "grandparent").
+type UseCase struct {
+	Task    string `json:"task"`
+	Dataset string `json:"dataset"`
+	// Input is the raw input every query of this use case carries, before
+	// an architecture's own preprocessing (for the image zoo: 0–255 pixels).
+	Input TensorSpec `json:"input"`
+	// Classes is the size of the output's last dimension.
+	Classes int `json:"classes"`
+}
+
+// ID names a use case as "task/dataset".
+func (u UseCase) ID() string { return UseCaseID(u.Task, u.Dataset) }
+
+// UseCaseID joins a task and a dataset into a use-case ID.
+func UseCaseID(task, dataset string) string { return task + "/" + dataset }
+
+// Architecture is one trained model registered by a user (INFaaS "parent").
+type Architecture struct {
+	Name    string `json:"name"`
+	Task    string `json:"task"`
+	Dataset string `json:"dataset"`
+	State   string `json:"state"`
+
+	// ModelDigest addresses the uploaded ONNX file in the model repository.
+	ModelDigest string `json:"model_digest"`
+	ModelBytes  int64  `json:"model_bytes"`
+
+	Input  TensorSpec `json:"input"`
+	Output TensorSpec `json:"output"`
+	// InputScale is the declared preprocessing step: the model's input is
+	// the use case's raw input multiplied by InputScale.
+	InputScale   float64 `json:"input_scale"`
+	DynamicBatch bool    `json:"dynamic_batch"`
+
+	Accuracy       float64 `json:"accuracy"`
+	AccuracySource string  `json:"accuracy_source"`
+	// ValidationSamples is how many samples the accuracy was measured on.
+	ValidationSamples int `json:"validation_samples,omitempty"`
+
+	// Dropped lists generated variants that were not kept, with reasons.
+	Dropped      []DroppedVariant `json:"dropped,omitempty"`
+	RegisteredAt time.Time        `json:"registered_at"`
+}
+
+// UseCaseID is the use case this architecture belongs to.
+func (a Architecture) UseCaseID() string { return UseCaseID(a.Task, a.Dataset) }
+
+// DroppedVariant records a generated variant the generator did not keep.
+type DroppedVariant struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Variant is one runnable configuration of an architecture.
+type Variant struct {
+	Name         string `json:"name"`
+	Architecture string `json:"architecture"`
+	Precision    string `json:"precision"` // fp32, int8
+	OptLevel     string `json:"opt_level"` // basic, extended, all
+	Provider     string `json:"provider"`  // cpu, cuda
+	Hardware     string `json:"hardware"`  // hardware class, e.g. cpu
+	Threads      int    `json:"threads"`   // intra-op threads
+	MaxBatch     int    `json:"max_batch"` // largest batch it accepts
+	FileDigest   string `json:"file_digest"`
+	FileBytes    int64  `json:"file_bytes"`
+
+	Accuracy       float64 `json:"accuracy"`
+	AccuracySource string  `json:"accuracy_source"`
+	Profile        Profile `json:"profile"`
+}
+
+// Profile is what a variant costs, measured by the profiler.
+type Profile struct {
+	LoadMs          float64 `json:"load_ms"`
+	PeakMemoryBytes int64   `json:"peak_memory_bytes"`
+	// LatencyMs is keyed by batch size.
+	LatencyMs map[int]Latency `json:"latency_ms"`
+	// ThroughputQPS is inferences per second at MaxBatch (p50 based).
+	ThroughputQPS float64   `json:"throughput_qps"`
+	Hardware      string    `json:"hardware"` // what measured it, e.g. "2 cores, AMD EPYC"
+	ProfiledAt    time.Time `json:"profiled_at"`
+}
+
+// Latency is one batch size's measured latency.
+type Latency struct {
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+	Samples int     `json:"samples"`
+}
+
+// Batches returns the profiled batch sizes in ascending order.
+func (p Profile) Batches() []int {
+	out := make([]int, 0, len(p.LatencyMs))
+	for b := range p.LatencyMs {
+		out = append(out, b)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// P99At interpolates the p99 latency (ms) at batch b linearly between the
+// profiled batch sizes, extrapolating from the last two beyond the range.
+func (p Profile) P99At(b int) float64 {
+	bs := p.Batches()
+	switch len(bs) {
+	case 0:
+		return 0
+	case 1:
+		return p.LatencyMs[bs[0]].P99 * float64(b) / float64(bs[0])
+	}
+	i := sort.SearchInts(bs, b)
+	if i < len(bs) && bs[i] == b {
+		return p.LatencyMs[b].P99
+	}
+	lo, hi := i-1, i
+	if i == 0 {
+		lo, hi = 0, 1
+	} else if i == len(bs) {
+		lo, hi = len(bs)-2, len(bs)-1
+	}
+	x0, x1 := float64(bs[lo]), float64(bs[hi])
+	y0, y1 := p.LatencyMs[bs[lo]].P99, p.LatencyMs[bs[hi]].P99
+	y := y0 + (y1-y0)*(float64(b)-x0)/(x1-x0)
+	if y < 0 {
+		y = 0
+	}
+	return y
+}
+
+// VariantName composes a variant's name from its settings, e.g.
+// "mnist-cnn-m.int8.all.t2.b8.cpu".
+func VariantName(arch, precision, opt string, threads, maxBatch int, provider string) string {
+	return arch + "." + precision + "." + opt + ".t" + strconv.Itoa(threads) + ".b" + strconv.Itoa(maxBatch) + "." + provider
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+
+// ErrBadName is returned by ValidateName.
+var ErrBadName = errors.New("invalid name")
+
+// ValidateName checks a user-supplied architecture, task or dataset name: 1–63
+// letters, digits, '-' or '_', starting with a letter or digit. Dots are
+// reserved for variant names and slashes for use-case IDs, so neither is
+// allowed, nor anything that could escape a path.
+func ValidateName(kind, s string) error {
+	if !nameRE.MatchString(s) {
+		return fmt.Errorf("%w: %s %q must be 1–63 letters, digits, '-' or '_', starting with a letter or digit", ErrBadName, kind, s)
+	}
+	return nil
+}

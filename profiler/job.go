@@ -1,0 +1,52 @@
+package profiler
+
+import (
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
+)
+
+// Job kinds.
+const (
+	KindInspect  = "inspect"  // load the model, report its input and output
+	KindOptimize = "optimize" // write ONNX Runtime's optimised graph
+	KindProfile  = "profile"  // measure a variant
+)
+
+// Job is what the parent asks a child to do. Paths name files the parent
+// wrote into a private temporary directory.
+type Job struct {
+	Kind      string           `json:"kind"`
+	ModelPath string           `json:"model_path"`
+	Options   executor.Options `json:"options"`
+
+	// Optimize: where to write the optimised graph.
+	OutPath string `json:"out_path,omitempty"`
+
+	// Profile: batch sizes to measure, ascending, and the measurement budget.
+	Batches   []int         `json:"batches,omitempty"`
+	Warmup    int           `json:"warmup,omitempty"`
+	MinIters  int           `json:"min_iters,omitempty"`
+	MaxIters  int           `json:"max_iters,omitempty"`
+	PerBatch  time.Duration `json:"per_batch,omitempty"`
+	InputPath string        `json:"input_path,omitempty"` // raw samples in the model's input datatype
+	Samples   int           `json:"samples,omitempty"`
+	// Labels, when set, make the child measure top-1 accuracy over all samples.
+	Labels []int `json:"labels,omitempty"`
+}
+
+// Result is a child's answer.
+type Result struct {
+	Error string      `json:"error,omitempty"`
+	IO    executor.IO `json:"io"`
+
+	LoadMs  float64                 `json:"load_ms,omitempty"`
+	Latency map[int]catalog.Latency `json:"latency,omitempty"`
+	// PeakMemory is, per batch size, the child's peak resident memory above
+	// its baseline (ONNX Runtime initialised, inputs read, no session yet)
+	// after running every batch size up to that one.
+	PeakMemory map[int]int64 `json:"peak_memory,omitempty"`
+	Accuracy   *float64      `json:"accuracy,omitempty"`
+	Hardware   string        `json:"hardware,omitempty"`
+}

@@ -1,0 +1,88 @@
+package validation
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/infaas/infaas/catalog"
+)
+
+// ErrMismatch is returned when validation data does not fit the model.
+var ErrMismatch = errors.New("validation data does not match the model")
+
+// Set is a labelled validation set in the use case's raw input domain.
+type Set struct {
+	N          int       // samples
+	SampleSize int       // values per sample
+	Inputs     []float64 // N*SampleSize raw values
+	Labels     []int
+}
+
+// Load decodes inputs and labels (both IDX) and checks they agree.
+func Load(inputs, labels []byte) (*Set, error) {
+	in, err := ParseIDX(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("validation inputs: %w", err)
+	}
+	lb, err := ParseIDX(labels)
+	if err != nil {
+		return nil, fmt.Errorf("validation labels: %w", err)
+	}
+	if len(lb.Dims) != 1 {
+		return nil, fmt.Errorf("%w: labels must be one-dimensional [N], got dims %v", ErrMismatch, lb.Dims)
+	}
+	if in.Dims[0] != lb.Dims[0] {
+		return nil, fmt.Errorf("%w: %d inputs but %d labels", ErrMismatch, in.Dims[0], lb.Dims[0])
+	}
+	s := &Set{N: in.Dims[0], SampleSize: len(in.Values) / in.Dims[0], Inputs: in.Values, Labels: make([]int, lb.Dims[0])}
+	for i, v := range lb.Values {
+		if v != math.Trunc(v) || v < 0 {
+			return nil, fmt.Errorf("%w: label %d is %v; labels must be class indices 0, 1, 2, ...", ErrMismatch, i, v)
+		}
+		s.Labels[i] = int(v)
+	}
+	return s, nil
+}
+
+// Check verifies the set fits a model with the given input and output.
+func (s *Set) Check(in, out catalog.TensorSpec) error {
+	if want := in.SampleElements(); want > 0 && int64(s.SampleSize) != want {
+		return fmt.Errorf("%w: each validation sample has %d values but the model's input %q takes %d per sample (shape %v)",
+			ErrMismatch, s.SampleSize, in.Name, want, in.Shape)
+	}
+	if in.DataType != "FP32" {
+		return fmt.Errorf("%w: validation needs a model with an FP32 input; %q is %s", ErrMismatch, in.Name, in.DataType)
+	}
+	classes := Classes(out)
+	if classes <= 0 {
+		return fmt.Errorf("%w: the model's output %q (shape %v) is not [batch, classes]; accuracy is measured as top-1 over class scores",
+			ErrMismatch, out.Name, out.Shape)
+	}
+	for i, l := range s.Labels {
+		if l >= classes {
+			return fmt.Errorf("%w: label %d of sample %d is out of range: the model's output %q has %d classes (0–%d)",
+				ErrMismatch, l, i, out.Name, classes, classes-1)
+		}
+	}
+	return nil
+}
+
+// Classes is the number of classes of a [batch, classes] output, or 0.
+func Classes(out catalog.TensorSpec) int {
+	if len(out.Shape) != 2 || out.Shape[1] <= 0 {
+		return 0
+	}
+	return int(out.Shape[1])
+}
+
+// FP32 returns the inputs as little-endian float32 bytes, multiplied by
+// scale (the architecture's declared preprocessing).
+func (s *Set) FP32(scale float64) []byte {
+	out := make([]byte, 4*len(s.Inputs))
+	for i, v := range s.Inputs {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(v*scale)))
+	}
+	return out
+}
