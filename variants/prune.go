@@ -47,6 +47,17 @@ func compareLow(x, y, rel, abs float64) cmp {
 	return equal
 }
 
+// compareHigh is compareLow for dimensions where larger is better.
+func compareHigh(x, y, rel, abs float64) cmp {
+	switch {
+	case x > y*(1+rel)+abs:
+		return better
+	case x < y*(1-rel)-abs:
+		return worse
+	}
+	return equal
+}
+
 type dimension struct {
 	name string
 	cmp  func(a, b Costed) cmp
@@ -55,13 +66,16 @@ type dimension struct {
 
 func dimensions(t Tolerance) []dimension {
 	return []dimension{
-		{"accuracy", func(a, b Costed) cmp { return compareLow(-a.Accuracy, -b.Accuracy, 0, 0.005) },
+		{"accuracy", func(a, b Costed) cmp { return compareHigh(a.Accuracy, b.Accuracy, 0, 0.005) },
 			func(v Costed) string { return fmt.Sprintf("%.2f%%", v.Accuracy) }},
 		{"p99 latency at batch 1", func(a, b Costed) cmp {
 			return compareLow(a.Profile.P99At(1), b.Profile.P99At(1), t.Latency, 0)
 		}, func(v Costed) string { return fmt.Sprintf("%.3f ms", v.Profile.P99At(1)) }},
+		{"p99 latency of a full batch", func(a, b Costed) cmp {
+			return compareLow(a.Profile.P99At(a.MaxBatch), b.Profile.P99At(b.MaxBatch), t.Latency, 0)
+		}, func(v Costed) string { return fmt.Sprintf("%.3f ms at batch %d", v.Profile.P99At(v.MaxBatch), v.MaxBatch) }},
 		{"throughput", func(a, b Costed) cmp {
-			return compareLow(-a.Profile.ThroughputQPS, -b.Profile.ThroughputQPS, t.Throughput, 0)
+			return compareHigh(a.Profile.ThroughputQPS, b.Profile.ThroughputQPS, t.Throughput, 0)
 		}, func(v Costed) string { return fmt.Sprintf("%.0f/s", v.Profile.ThroughputQPS) }},
 		{"peak memory", func(a, b Costed) cmp {
 			return compareLow(float64(a.Profile.PeakMemoryBytes), float64(b.Profile.PeakMemoryBytes), t.Memory, float64(t.MemoryBytes))
@@ -76,7 +90,8 @@ func dimensions(t Tolerance) []dimension {
 
 // Prune keeps the variants no other kept variant dominates. b dominates a
 // when b is at least as good on every dimension (accuracy, p99 latency at
-// batch 1, throughput, peak memory, file size, cost) and better on one by
+// batch 1, p99 latency of a full batch — the worst a request waits for its
+// batch —, throughput, peak memory, file size, cost) and better on one by
 // more than the tolerance. Variants equal on every dimension within the
 // tolerance are duplicates: the first in preference order (larger max
 // batch, fp32, lower optimisation level, fewer threads) is kept.

@@ -1,0 +1,45 @@
+# infaas — `make demo` runs the main job, `make test` the whole suite.
+SHELL := /bin/bash
+GO ?= go
+ORT_VERSION := 1.24.1
+ORT_DIR := .cache/onnxruntime
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
+BIN := bin/infaas
+export INFAAS_ORT_LIB := $(CURDIR)/$(ORT_LIB)
+
+.PHONY: all build ort demo test bench vet fmt clean
+
+all: build
+
+# ONNX Runtime's shared library, from the onnxruntime-node npm package
+# (`npm install` would run a script that downloads a GPU add-on; `npm pack`
+# only fetches the tarball).
+$(ORT_LIB):
+	@command -v npm >/dev/null || { echo "npm is needed to fetch ONNX Runtime (or set INFAAS_ORT_LIB)"; exit 1; }
+	mkdir -p $(ORT_DIR)
+	cd $(ORT_DIR) && npm pack onnxruntime-node@$(ORT_VERSION) --silent >/dev/null && \
+	  tar -xzf onnxruntime-node-$(ORT_VERSION).tgz --strip-components=5 package/bin/napi-v6/linux/x64/libonnxruntime.so.1 && \
+	  rm -f onnxruntime-node-$(ORT_VERSION).tgz
+	@test -s $(ORT_LIB) && echo "fetched ONNX Runtime $(ORT_VERSION) into $(ORT_LIB)"
+
+ort: $(ORT_LIB)
+
+build: $(ORT_LIB)
+	$(GO) build -o $(BIN) ./cmd/infaas
+
+demo: build
+	$(BIN) demo
+
+test: $(ORT_LIB)
+	@command -v redis-server >/dev/null || { echo "redis-server is needed by the test suite (apt-get install redis-server)"; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+bench: $(ORT_LIB)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .infaas-demo

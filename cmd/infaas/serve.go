@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/infaas/infaas/api"
+	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/metadata"
+	"github.com/infaas/infaas/profiler"
+	"github.com/infaas/infaas/registrar"
+	"github.com/infaas/infaas/repository"
+)
+
+// serveConfig is `infaas serve`'s configuration.
+type serveConfig struct {
+	Data       string
+	HTTPAddr   string
+	Store      string // "bolt" (in Data) or a redis:// URL
+	Repository string // bucket URL; default Data/models
+	MaxUpload  int64
+	LogLevel   string
+	Profile    profiler.Config
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Data:      "infaas-data",
+		HTTPAddr:  "127.0.0.1:8000",
+		Store:     "bolt",
+		MaxUpload: 256 << 20,
+		LogLevel:  "info",
+		Profile:   profiler.DefaultConfig(),
+	}
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", c.Data, "data `directory` (metadata and, by default, the model repository)")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen `address` (management API and Open Inference Protocol)")
+	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
+	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
+	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size of each variant")
+}
+
+func (c *serveConfig) validate() error {
+	if c.Data == "" {
+		return errors.New("--data must name a directory")
+	}
+	if c.MaxUpload <= 0 {
+		return errors.New("--max-upload must be positive")
+	}
+	if c.Store != "bolt" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
+		return fmt.Errorf("--store %q: want bolt or a redis:// URL", c.Store)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("--http %q: %v", c.HTTPAddr, err)
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, args []string) error {
+	cfg := defaultServeConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, nil)
+}
+
+// serve runs the all-in-one server until ctx ends. ready, if set, is
+// closed once the server accepts requests.
+func serve(ctx context.Context, cfg serveConfig, ready chan<- string) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if err := executor.Init(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	var store metadata.Store
+	if cfg.Store == "bolt" {
+		store, err = metadata.OpenBolt(filepath.Join(cfg.Data, "metadata.db"))
+	} else {
+		store, err = metadata.OpenRedis(ctx, cfg.Store)
+	}
+	if err != nil {
+		return fmt.Errorf("metadata store: %w", err)
+	}
+	defer store.Close()
+
+	repoURL := cfg.Repository
+	if repoURL == "" {
+		repoURL = filepath.Join(cfg.Data, "models")
+	}
+	repo, err := repository.Open(ctx, repoURL)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	prof := profiler.New(exe, cfg.Profile)
+	rcfg := registrar.DefaultConfig()
+	rcfg.MaxModelBytes = cfg.MaxUpload
+	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
+
+	mux := http.NewServeMux()
+	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log}).Register(mux)
+	api.RegisterHealth(mux)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --http)", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("infaas serving", "http", ln.Addr().String(), "data", cfg.Data, "store", cfg.Store,
+		"repository", repo.URL(), "onnxruntime", executor.Version(), "hardware", rcfg.Hardware.Name)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return reg.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	if ready != nil {
+		ready <- "http://" + ln.Addr().String()
+	}
+	err = g.Wait()
+	log.Info("infaas stopped")
+	return err
+}

@@ -1,0 +1,9 @@
+// Package registrar turns an uploaded ONNX model into a registered
+// architecture: it checks the upload, stores the file in the model
+// repository, derives variants, has the profiler measure each one, drops
+// dominated variants, and commits architecture, variants and use case to
+// the metadata store in one step. A registration that fails or is
+// interrupted — even by killing the process — leaves nothing behind: the
+// pending record and any blobs only it referenced are removed, at once or
+// when the registrar next starts.
+package registrar

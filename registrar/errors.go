@@ -1,0 +1,16 @@
+package registrar
+
+import "errors"
+
+// Sentinel errors; the API maps each to an HTTP status and a gRPC code.
+var (
+	ErrInvalid     = errors.New("invalid registration request") // 400
+	ErrNotONNX     = errors.New("not an ONNX model")            // 400
+	ErrTooLarge    = errors.New("upload too large")             // 413
+	ErrExists      = errors.New("architecture already exists")  // 409
+	ErrRejected    = errors.New("model rejected")               // 422
+	ErrContract    = errors.New("input contract mismatch")      // 422
+	ErrValidation  = errors.New("validation data mismatch")     // 422
+	ErrUnreachable = errors.New("model URL unreachable")        // 422
+	ErrNotFound    = errors.New("no such registration")         // 404
+)

@@ -1,0 +1,226 @@
+package registrar
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/profiler"
+	"github.com/infaas/infaas/repository"
+	"github.com/infaas/infaas/variants"
+)
+
+// generator derives and profiles one architecture's variants.
+type generator struct {
+	r   *Registrar
+	job *job
+}
+
+// graphFile is one derived ONNX graph.
+type graphFile struct {
+	variants.Graph
+	data   []byte
+	digest string
+}
+
+// run returns the kept variants, the graph files they need, the dropped
+// variants with reasons, and the fp32 graph's measured accuracy.
+func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []catalog.DroppedVariant, float64, error) {
+	arch, hw := g.job.arch, g.r.cfg.Hardware
+	var dropped []catalog.DroppedVariant
+
+	wd, err := profiler.NewWorkdir()
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	defer wd.Close()
+	origPath, err := wd.Write("original.onnx", g.job.model)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+
+	// 1. Precisions.
+	g.job.update(func(s *Status) { s.Phase = "quantising" })
+	sources := map[string]string{variants.FP32: origPath}
+	int8OK := false
+	switch {
+	case g.job.set == nil:
+		dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*",
+			Reason: "int8 not generated: without validation data its accuracy could not be measured"})
+	default:
+		q, rep, err := variants.QuantizeDynamic(g.job.model)
+		if err != nil {
+			dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*", Reason: "int8 not generated: " + err.Error()})
+			break
+		}
+		p, err := wd.Write("int8.onnx", q)
+		if err != nil {
+			return nil, nil, nil, 0, err
+		}
+		sources[variants.INT8] = p
+		int8OK = true
+		g.r.log.Debug("quantised", "architecture", arch.Name, "matmul", rep.MatMul, "gemm", rep.Gemm, "skipped", len(rep.Skipped), "weight_bytes_before", rep.WeightBytesBefore, "weight_bytes_after", rep.WeightBytesAfter)
+	}
+
+	// 2. Graph optimisation levels, each written by ONNX Runtime.
+	threads := variants.ThreadCounts(hw.Cores)
+	fixed := int64(0)
+	if !arch.DynamicBatch {
+		fixed = arch.Input.Shape[0]
+	}
+	batches := variants.MaxBatches(fixed)
+	planned := variants.Graphs(int8OK)
+	g.job.update(func(s *Status) { s.Phase, s.Done, s.Total = "optimising graphs", 0, len(planned)*(1+len(threads)) })
+
+	var graphs []graphFile
+	seen := map[string]string{}
+	for _, pg := range planned {
+		out := wd.Dir + "/" + pg.Precision + "." + pg.OptLevel + ".onnx"
+		_, err := g.r.prof.Run(ctx, profiler.Job{Kind: profiler.KindOptimize, ModelPath: sources[pg.Precision],
+			Options: optionsFor(pg.OptLevel, 1, hw.Provider), OutPath: out})
+		g.job.update(func(s *Status) { s.Done++ })
+		name := fmt.Sprintf("%s.%s.%s.*", arch.Name, pg.Precision, pg.OptLevel)
+		if err != nil {
+			if pg.Precision == variants.FP32 {
+				return nil, nil, nil, 0, fmt.Errorf("%w: optimising at level %s: %v", ErrRejected, pg.OptLevel, err)
+			}
+			dropped = append(dropped, catalog.DroppedVariant{Name: name, Reason: "ONNX Runtime could not optimise it: " + err.Error()})
+			g.job.update(func(s *Status) { s.Done += len(threads) })
+			continue
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			return nil, nil, nil, 0, err
+		}
+		d := repository.Digest(data)
+		if first, ok := seen[d]; ok {
+			dropped = append(dropped, catalog.DroppedVariant{Name: name, Reason: "identical graph to " + first + ": the optimisation level changed nothing more"})
+			g.job.update(func(s *Status) { s.Done += len(threads) })
+			continue
+		}
+		seen[d] = name
+		graphs = append(graphs, graphFile{Graph: pg, data: data, digest: d})
+	}
+
+	// 3. Profile every graph at every thread count; accuracy once per graph.
+	var inputPath string
+	var labels []int
+	samples := 0
+	if g.job.set != nil {
+		if inputPath, err = wd.Write("inputs.bin", g.job.set.FP32(arch.InputScale)); err != nil {
+			return nil, nil, nil, 0, err
+		}
+		labels, samples = g.job.set.Labels, g.job.set.N
+	} else {
+		// No validation data: time the model on deterministic synthetic
+		// inputs of the right shape (accuracy is the declared one).
+		samples = 8
+		if inputPath, err = wd.Write("inputs.bin", syntheticInputs(arch, samples)); err != nil {
+			return nil, nil, nil, 0, err
+		}
+	}
+	g.job.update(func(s *Status) { s.Phase = "profiling variants" })
+	var candidates []variants.Costed
+	var fp32Accuracy float64
+	blobByDigest := map[string][]byte{}
+	for _, gf := range graphs {
+		gpath, err := wd.Write("graph-"+gf.Precision+"-"+gf.OptLevel+".onnx", gf.data)
+		if err != nil {
+			return nil, nil, nil, 0, err
+		}
+		blobByDigest[gf.digest] = gf.data
+		accuracy, accSource := arch.Accuracy, catalog.AccuracyDeclared
+		for ti, t := range threads {
+			job := profiler.Job{Kind: profiler.KindProfile, ModelPath: gpath, Options: optionsFor(gf.OptLevel, t, hw.Provider),
+				Batches: batches, InputPath: inputPath, Samples: samples}
+			if ti == 0 && labels != nil {
+				job.Labels = labels
+			}
+			res, err := g.r.prof.Run(ctx, job)
+			g.job.update(func(s *Status) { s.Done++ })
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return nil, nil, nil, 0, err
+				}
+				dropped = append(dropped, catalog.DroppedVariant{Name: fmt.Sprintf("%s.%s.%s.t%d.*", arch.Name, gf.Precision, gf.OptLevel, t),
+					Reason: "profiling failed: " + err.Error()})
+				continue
+			}
+			if res.Accuracy != nil {
+				accuracy, accSource = *res.Accuracy, catalog.AccuracyMeasured
+				if gf.Precision == variants.FP32 && fp32Accuracy == 0 {
+					fp32Accuracy = accuracy
+				}
+			}
+			for _, mb := range batches {
+				v := catalog.Variant{
+					Name:         catalog.VariantName(arch.Name, gf.Precision, gf.OptLevel, t, mb, hw.Provider),
+					Architecture: arch.Name, Precision: gf.Precision, OptLevel: gf.OptLevel,
+					Provider: hw.Provider, Hardware: hw.Name, Threads: t, MaxBatch: mb,
+					FileDigest: gf.digest, FileBytes: int64(len(gf.data)),
+					Accuracy: accuracy, AccuracySource: accSource,
+					Profile: profileFor(res, mb, g.r.now()),
+				}
+				candidates = append(candidates, variants.Costed{Variant: v, CostPerHour: hw.CostPerHour(t)})
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, nil, nil, 0, fmt.Errorf("%w: no variant could be profiled (see the server log)", ErrRejected)
+	}
+
+	kept, pruned := variants.Prune(candidates, variants.DefaultTolerance)
+	dropped = append(dropped, pruned...)
+	out := make([]catalog.Variant, len(kept))
+	var blobs [][]byte
+	need := map[string]bool{}
+	for i, k := range kept {
+		out[i] = k.Variant
+		if !need[k.FileDigest] {
+			need[k.FileDigest] = true
+			blobs = append(blobs, blobByDigest[k.FileDigest])
+		}
+	}
+	return out, blobs, dropped, fp32Accuracy, nil
+}
+
+func optionsFor(level string, threads int, provider string) executor.Options {
+	return executor.Options{OptLevel: level, Threads: threads, Provider: provider}
+}
+
+// profileFor turns a child's measurements into the profile of the variant
+// with maximum batch mb.
+func profileFor(res profiler.Result, mb int, now time.Time) catalog.Profile {
+	p := catalog.Profile{LoadMs: res.LoadMs, LatencyMs: map[int]catalog.Latency{}, Hardware: res.Hardware, ProfiledAt: now.UTC()}
+	for b, l := range res.Latency {
+		if b > mb {
+			continue
+		}
+		p.LatencyMs[b] = l
+		if l.P50 > 0 {
+			p.ThroughputQPS = max(p.ThroughputQPS, float64(b)*1000/l.P50)
+		}
+	}
+	p.PeakMemoryBytes = res.PeakMemory[mb]
+	return p
+}
+
+// syntheticInputs makes n deterministic samples of arch's input.
+func syntheticInputs(arch catalog.Architecture, n int) []byte {
+	elems := int(arch.Input.SampleElements())
+	size := executor.ElementSize(arch.Input.DataType)
+	out := make([]byte, n*elems*size)
+	if arch.Input.DataType == "FP32" {
+		for i := 0; i < n*elems; i++ {
+			v := float32((i*7919)%1000) / 1000
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+		}
+	}
+	return out
+}
