@@ -73,7 +73,9 @@ func dimensions(t Tolerance) []dimension {
 		}, func(v Costed) string { return fmt.Sprintf("%.3f ms", v.Profile.P99At(1)) }},
 		{"p99 latency of a full batch", func(a, b Costed) cmp {
 			return compareLow(a.Profile.P99At(a.MaxBatch), b.Profile.P99At(b.MaxBatch), t.Latency, 0)
-		}, func(v Costed) string { return fmt.Sprintf("%.3f ms at batch %d", v.Profile.P99At(v.MaxBatch), v.MaxBatch) }},
+		}, func(v Costed) string {
+			return fmt.Sprintf("%.3f ms at batch %d", v.Profile.P99At(v.MaxBatch), v.MaxBatch)
+		}},
 		{"throughput", func(a, b Costed) cmp {
 			return compareHigh(a.Profile.ThroughputQPS, b.Profile.ThroughputQPS, t.Throughput, 0)
 		}, func(v Costed) string { return fmt.Sprintf("%.0f/s", v.Profile.ThroughputQPS) }},
