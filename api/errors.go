@@ -1,10 +1,15 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/registrar"
 )
@@ -24,10 +29,16 @@ func Status(err error) int {
 	case errors.As(err, &mbe), errors.Is(err, errTooLarge), errors.Is(err, registrar.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest), errors.Is(err, registrar.ErrInvalid), errors.Is(err, registrar.ErrNotONNX),
-		errors.Is(err, metadata.ErrInvalid):
+		errors.Is(err, metadata.ErrInvalid), errors.Is(err, controller.ErrBadInput), errors.Is(err, controller.ErrBadRequirements):
 		return http.StatusBadRequest
-	case errors.Is(err, registrar.ErrNotFound), errors.Is(err, metadata.ErrNotFound):
+	case errors.Is(err, registrar.ErrNotFound), errors.Is(err, metadata.ErrNotFound), errors.Is(err, controller.ErrUnknownModel):
 		return http.StatusNotFound
+	case errors.Is(err, controller.ErrOverloaded), errors.Is(err, controller.ErrNotReady):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, controller.ErrUnsatisfiable):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
 	case errors.Is(err, registrar.ErrExists), errors.Is(err, metadata.ErrExists), errors.Is(err, metadata.ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, registrar.ErrRejected), errors.Is(err, registrar.ErrContract),
@@ -35,6 +46,40 @@ func Status(err error) int {
 		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
+}
+
+// Code maps an error to its gRPC status code, consistently with Status.
+func Code(err error) codes.Code {
+	switch Status(err) {
+	case http.StatusOK:
+		return codes.OK
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusConflict:
+		return codes.AlreadyExists
+	case http.StatusRequestEntityTooLarge:
+		return codes.ResourceExhausted
+	case http.StatusUnprocessableEntity:
+		return codes.FailedPrecondition
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	}
+	if errors.Is(err, context.Canceled) {
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+// GRPCError converts err into a gRPC status error with its code.
+func GRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return status.Error(Code(err), err.Error())
 }
 
 // writeError answers {"error": "..."} (the Open Inference Protocol's error shape).
