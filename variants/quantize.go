@@ -1,0 +1,135 @@
+package variants
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/infaas/infaas/onnx"
+)
+
+// ErrNothingToQuantize is returned by QuantizeDynamic when the model has no
+// MatMul or Gemm node it can rewrite. The report that comes with it says why
+// each candidate was skipped.
+var ErrNothingToQuantize = errors.New("nothing to quantize")
+
+// minQuantOpset is the ai.onnx opset the rewrite needs: DynamicQuantizeLinear
+// arrived in opset 11 (MatMulInteger in 10).
+const minQuantOpset = 11
+
+// SkippedNode is a MatMul or Gemm node QuantizeDynamic left in float32.
+type SkippedNode struct {
+	Node   string // node name, or its first output when the node is unnamed
+	OpType string
+	Reason string
+}
+
+// QuantizeReport describes what QuantizeDynamic did.
+type QuantizeReport struct {
+	MatMul  int           // MatMul nodes rewritten to int8
+	Gemm    int           // Gemm nodes rewritten to int8
+	Skipped []SkippedNode // MatMul/Gemm nodes left in float32, with the reason
+
+	// Weights counts the distinct float32 weight initializers quantised.
+	Weights int
+	// WeightBytesBefore is the size of those float32 weights; WeightBytesAfter
+	// the size of what replaces them (int8 weights, float32 scales, int8 zero
+	// points).
+	WeightBytesBefore, WeightBytesAfter int64
+	// FloatWeightsKept counts quantised weights whose float32 initializer had
+	// to stay because some other node still reads it.
+	FloatWeightsKept int
+
+	// OpsetBefore and OpsetAfter are the ai.onnx opset versions; they differ
+	// when the opset had to be raised to 11 for DynamicQuantizeLinear.
+	OpsetBefore, OpsetAfter int64
+
+	ModelBytesBefore, ModelBytesAfter int
+}
+
+// Quantized returns the number of nodes rewritten.
+func (r QuantizeReport) Quantized() int { return r.MatMul + r.Gemm }
+
+// WeightRatio returns WeightBytesBefore / WeightBytesAfter (0 when nothing was
+// quantised).
+func (r QuantizeReport) WeightRatio() float64 {
+	if r.WeightBytesAfter == 0 {
+		return 0
+	}
+	return float64(r.WeightBytesBefore) / float64(r.WeightBytesAfter)
+}
+
+// QuantizeDynamic rewrites a float32 ONNX model so that its MatMul and Gemm
+// nodes with constant weights run in int8, the way ONNX Runtime's
+// quantize_dynamic does, using only standard ONNX operators:
+//
+//	MatMul(A, W)  →  DynamicQuantizeLinear(A) → (A_q uint8, A_scale, A_zp)
+//	                 MatMulInteger(A_q, W_q int8, A_zp, 0) → int32
+//	                 Cast(to=FLOAT) → Mul(·, A_scale × W_scale)
+//	Gemm(A, W, C) →  the same on W (transposed when transB=1, alpha folded
+//	                 into W_scale), then Add(·, C)
+//
+// Weights are quantised symmetrically (zero point 0) with one scale per output
+// column. The rewritten nodes write the original output names, so the rest of
+// the graph is untouched; float32 weights that nothing else reads are dropped.
+// The ai.onnx opset is raised to 11 when lower.
+//
+// Activations are quantised to uint8 and weights to int8 (ORT's u8s8 kernels).
+// On x86 CPUs with AVX2 but no VNNI, ORT's u8s8 kernel can saturate int16
+// intermediate sums, which costs accuracy on some models; CPUs with AVX-VNNI or
+// AVX512-VNNI are not affected.
+//
+// The report is filled in also when err is ErrNothingToQuantize.
+func QuantizeDynamic(model []byte) (out []byte, report QuantizeReport, err error) {
+	report.ModelBytesBefore = len(model)
+	m, err := onnx.Parse(model)
+	if err != nil {
+		return nil, report, fmt.Errorf("quantize: %w", err)
+	}
+	report.OpsetBefore = onnx.OpsetVersion(m, "")
+	report.OpsetAfter = report.OpsetBefore
+
+	q := newQuantizer(m)
+	q.rewrite()
+	report.MatMul, report.Gemm, report.Skipped = q.matmuls, q.gemms, q.skipped
+	if report.Quantized() == 0 {
+		return nil, report, nothingToQuantize(report.Skipped)
+	}
+	floatBytes := map[string]int64{}
+	for key, w := range q.weights {
+		floatBytes[key.name] = w.floatBytes
+		report.WeightBytesAfter += w.quantBytes
+	}
+	report.Weights = len(floatBytes)
+	for _, b := range floatBytes {
+		report.WeightBytesBefore += b
+	}
+	report.FloatWeightsKept = q.dropUnusedWeights()
+
+	if report.OpsetBefore < minQuantOpset {
+		onnx.SetOpsetVersion(m, "", minQuantOpset)
+		report.OpsetAfter = minQuantOpset
+	}
+	out, err = onnx.Marshal(m)
+	if err != nil {
+		return nil, report, fmt.Errorf("quantize: %w", err)
+	}
+	report.ModelBytesAfter = len(out)
+	return out, report, nil
+}
+
+func nothingToQuantize(skipped []SkippedNode) error {
+	if len(skipped) == 0 {
+		return fmt.Errorf("quantize: %w: the model has no MatMul or Gemm nodes", ErrNothingToQuantize)
+	}
+	reasons := make([]string, 0, len(skipped))
+	for i, s := range skipped {
+		if i == 3 {
+			reasons = append(reasons, fmt.Sprintf("and %d more", len(skipped)-i))
+			break
+		}
+		reasons = append(reasons, fmt.Sprintf("%s %q: %s", s.OpType, s.Node, s.Reason))
+	}
+	return fmt.Errorf("quantize: %w: all %d MatMul/Gemm nodes were skipped (%s)",
+		ErrNothingToQuantize, len(skipped), strings.Join(reasons, "; "))
+}
