@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/onnx/onnxtest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/infaas once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root := onnxtest.RepoRoot(t)
+		dir, err := os.MkdirTemp("", "infaas-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "infaas")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/infaas")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// zoo returns the path of a file in the repository's model zoo.
+func zoo(t *testing.T, rel string) string {
+	t.Helper()
+	p := filepath.Join(onnxtest.RepoRoot(t), "zoo", rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("zoo file missing: %v", err)
+	}
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// server is one `infaas serve` process.
+type server struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuffer
+	done chan struct{}
+	c    *client.Client
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer runs `infaas serve --data dir` plus args and waits until it
+// answers.
+func startServer(t *testing.T, dir string, args ...string) *server {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary(t), append([]string{"serve", "--data", dir, "--http", addr, "--profile-time", "40ms"}, args...)...)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, addr: addr, log: log, done: make(chan struct{}), c: client.New(addr)}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.kill)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("server exited before it was ready:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready after 30 s:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the server with SIGKILL — no chance to clean up.
+func (s *server) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// stop stops the server gracefully.
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.t.Errorf("server did not stop within 10 s of SIGINT:\n%s", s.log.String())
+		s.kill()
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+const pixelScale = 1.0 / 255
+
+// registerZoo registers zoo model name (mnist-* or fashion-*) with its
+// validation data and waits for it.
+func (s *server) registerZoo(t *testing.T, name string) {
+	t.Helper()
+	dataset := strings.SplitN(name, "-", 2)[0]
+	scale := pixelScale
+	if name == "mnist-8" {
+		scale = 1
+	}
+	c := ctx(t)
+	_, err := s.c.Register(c, client.Registration{
+		Name: name, Task: "classification", Dataset: dataset,
+		ModelPath: zoo(t, "models/"+name+".onnx"), ValidationDir: zoo(t, "data/"+dataset), InputScale: scale,
+	})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	if _, err := s.c.Wait(c, name, nil); err != nil {
+		t.Fatalf("register %s: %v\n%s", name, err, s.log.String())
+	}
+}
