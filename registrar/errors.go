@@ -1,11 +1,15 @@
 package registrar
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/infaas/infaas/onnx"
+)
 
 // Sentinel errors; the API maps each to an HTTP status and a gRPC code.
 var (
 	ErrInvalid     = errors.New("invalid registration request") // 400
-	ErrNotONNX     = errors.New("not an ONNX model")            // 400
+	ErrNotONNX     = onnx.ErrNotONNX                            // 400
 	ErrTooLarge    = errors.New("upload too large")             // 413
 	ErrExists      = errors.New("architecture already exists")  // 409
 	ErrRejected    = errors.New("model rejected")               // 422

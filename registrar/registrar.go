@@ -259,7 +259,7 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 		return zero, nil, nil, fmt.Errorf("%w: the model is %d bytes; this server accepts at most %d (see --max-upload)", ErrTooLarge, len(model), r.cfg.MaxModelBytes)
 	}
 	if _, err := onnx.Parse(model); err != nil {
-		return zero, nil, nil, fmt.Errorf("%w: %v", ErrNotONNX, err)
+		return zero, nil, nil, fmt.Errorf("%w; upload an ONNX file (for example from torch.onnx.export or tf2onnx)", err)
 	}
 
 	// Let ONNX Runtime load it, in a child process.

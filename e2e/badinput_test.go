@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/onnx"
+	"github.com/infaas/infaas/validation"
+)
+
+// TestRegistrationBadInput: every kind of bad registration gets a precise
+// status and a message that says what is wrong, and leaves nothing behind.
+func TestRegistrationBadInput(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, "--max-upload", "3000000")
+	s.registerZoo(t, "mnist-mlp-s")
+	c := ctx(t)
+	tmp := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mlpS, err := os.ReadFile(zoo(t, "models/mnist-mlp-s.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A model that parses as ONNX but that ONNX Runtime refuses: an unknown operator.
+	m, err := onnx.Parse(mlpS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Graph.Node[len(m.Graph.Node)-1].OpType = "NoSuchOperator"
+	broken, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Validation data whose labels go past the model's 10 classes.
+	badLabels := t.TempDir()
+	inputs, _ := os.ReadFile(zoo(t, "data/mnist/inputs.idx"))
+	_ = os.WriteFile(filepath.Join(badLabels, "inputs.idx"), inputs, 0o600)
+	labels := make([]byte, 1000)
+	labels[7] = 11
+	_ = os.WriteFile(filepath.Join(badLabels, "labels.idx"), validation.EncodeIDXUint8([]int{1000}, labels), 0o600)
+	// Validation samples of the wrong size.
+	badShape := t.TempDir()
+	_ = os.WriteFile(filepath.Join(badShape, "inputs.idx"), validation.EncodeIDXUint8([]int{2, 10, 10}, make([]byte, 200)), 0o600)
+	_ = os.WriteFile(filepath.Join(badShape, "labels.idx"), validation.EncodeIDXUint8([]int{2}, []byte{1, 2}), 0o600)
+	big := write("big.onnx", append(append([]byte{}, mlpS...), make([]byte, 3_100_000)...))
+
+	ok := func(r client.Registration) client.Registration {
+		if r.Task == "" {
+			r.Task = "classification"
+		}
+		if r.Dataset == "" {
+			r.Dataset = "mnist"
+		}
+		if r.ValidationDir == "" && r.Accuracy == nil {
+			r.ValidationDir = zoo(t, "data/mnist")
+		}
+		r.InputScale = pixelScale
+		return r
+	}
+	acc := 90.0
+	cases := []struct {
+		name   string
+		reg    client.Registration
+		status int
+		msg    string
+	}{
+		{"not onnx", ok(client.Registration{Name: "a1", ModelPath: write("notonnx.onnx", []byte("this is not a model, just text\n"))}), 400, "not an ONNX model"},
+		{"empty file", ok(client.Registration{Name: "a2", ModelPath: write("empty.onnx", nil)}), 400, "no model file"},
+		{"onnx runtime rejects", ok(client.Registration{Name: "a3", ModelPath: write("broken.onnx", broken)}), 422, "ONNX Runtime cannot load it"},
+		{"duplicate name, other content", ok(client.Registration{Name: "mnist-mlp-s", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 409, "registered with different content"},
+		{"path in name", ok(client.Registration{Name: "../../etc/passwd", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
+		{"dot in name", ok(client.Registration{Name: "a.b", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
+		{"slash in dataset", ok(client.Registration{Name: "a4", Dataset: "mnist/x", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "dataset"},
+		{"labels past the classes", ok(client.Registration{Name: "a5", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ValidationDir: badLabels}), 422, "label 11 of sample 7 is out of range"},
+		{"samples of the wrong size", ok(client.Registration{Name: "a6", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ValidationDir: badShape}), 422, "each validation sample has 100 values"},
+		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
+		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
+		{"upload over the limit", ok(client.Registration{Name: "a9", ModelPath: big}), 413, "accepts at most 3000000"},
+		{"unreachable bucket", ok(client.Registration{Name: "a10", ModelURL: "file:///nonexistent/infaas/model.onnx"}), 422, "unreachable"},
+		{"object not in bucket", ok(client.Registration{Name: "a11", ModelURL: "file://" + tmp + "/missing.onnx"}), 422, "not found"},
+		{"file and url", ok(client.Registration{Name: "a12", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ModelURL: "file:///x.onnx"}), 400, "not both"},
+		{"declared accuracy works", client.Registration{Name: "a13", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), Accuracy: &acc}, 202, ""},
+	}
+	blobs := len(listBlobs(t, dir))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := s.c.Register(c, tc.reg)
+			if tc.status == 202 {
+				if err != nil {
+					t.Fatalf("want accepted, got %v", err)
+				}
+				if _, err := s.c.Wait(c, st.Name, nil); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *client.Error
+			if !asError(err, &e) {
+				t.Fatalf("want HTTP %d, got %v (status %+v)", tc.status, err, st)
+			}
+			if e.Status != tc.status || !strings.Contains(e.Message, tc.msg) {
+				t.Fatalf("got HTTP %d %q; want %d containing %q", e.Status, e.Message, tc.status, tc.msg)
+			}
+			if n := len(listBlobs(t, dir)); n != blobs {
+				t.Fatalf("a refused registration changed the blob count from %d to %d", blobs, n)
+			}
+			if _, err := s.c.Architecture(c, tc.reg.Name); tc.reg.Name != "mnist-mlp-s" && !isStatus(err, 404) {
+				t.Fatalf("refused architecture %q is visible: %v", tc.reg.Name, err)
+			}
+		})
+	}
+	a, err := s.c.Architecture(c, "a13")
+	if err != nil || a.AccuracySource != "declared" || a.Accuracy != 90 {
+		t.Fatalf("declared accuracy: %+v, %v", a, err)
+	}
+	vs, _ := s.c.Variants(c, "a13")
+	for _, v := range vs {
+		if v.Precision != "fp32" || v.AccuracySource != "declared" {
+			t.Errorf("without validation data only fp32 variants with declared accuracy make sense; got %s (%s)", v.Name, v.AccuracySource)
+		}
+	}
+}
+
+// TestCLIRegisterErrorSaysWhatToDo: the CLI prints the server's message and
+// exits non-zero; without a server it says how to start one.
+func TestCLIRegisterErrorSaysWhatToDo(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	notONNX := filepath.Join(t.TempDir(), "x.onnx")
+	_ = os.WriteFile(notONNX, []byte("hello"), 0o600)
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(binary(t), args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	out, err := run("register", "--server", s.addr, "--name", "x", "--task", "classification", "--dataset", "mnist", "--file", notONNX, "--accuracy", "50")
+	if err == nil || !strings.Contains(out, "not an ONNX model") || !strings.Contains(out, "HTTP 400") {
+		t.Fatalf("err %v, output %q", err, out)
+	}
+	out, err = run("models", "--server", freeAddr(t))
+	if err == nil || !strings.Contains(out, "infaas serve") {
+		t.Fatalf("without a server: err %v, output %q; want a hint to start one", err, out)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func asError(err error, target **client.Error) bool {
+	e, ok := err.(*client.Error)
+	if ok {
+		*target = e
+	}
+	return ok
+}
