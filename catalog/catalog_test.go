@@ -1,0 +1,55 @@
+package catalog
+
+import (
+	"math"
+	"testing"
+)
+
+func TestP99At(t *testing.T) {
+	p := Profile{LatencyMs: map[int]Latency{1: {P99: 1}, 4: {P99: 2.5}, 8: {P99: 4.5}}}
+	for _, tc := range []struct {
+		b    int
+		want float64
+	}{{1, 1}, {2, 1.5}, {4, 2.5}, {6, 3.5}, {8, 4.5}, {16, 8.5}} {
+		if got := p.P99At(tc.b); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("P99At(%d) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+	one := Profile{LatencyMs: map[int]Latency{1: {P99: 2}}}
+	if got := one.P99At(3); got != 6 {
+		t.Errorf("single point: P99At(3) = %v, want 6 (linear through the origin)", got)
+	}
+	if got := (Profile{}).P99At(1); got != 0 {
+		t.Errorf("empty profile: %v", got)
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"mnist-cnn-m", "a", "A_1", "x-" + string(make([]byte, 0))} {
+		if err := ValidateName("name", ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "../x", "a/b", "a.b", "-a", "a b", "é", string(make([]byte, 64))} {
+		if err := ValidateName("name", bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestCostPerHour(t *testing.T) {
+	h := HardwareClass{Provider: "cpu", Cores: 4, PricePerHour: 0.2}
+	if got := h.CostPerHour(2); math.Abs(got-0.1) > 1e-12 {
+		t.Errorf("2 of 4 cores: %v", got)
+	}
+	if got := h.CostPerHour(9); math.Abs(got-0.2) > 1e-12 {
+		t.Errorf("more threads than cores pays for all cores: %v", got)
+	}
+	g := HardwareClass{Provider: "cuda", Cores: 8, PricePerHour: 3}
+	if got := g.CostPerHour(1); got != 3 {
+		t.Errorf("gpu pays the whole device: %v", got)
+	}
+	if got := h.CostPerQuery(4, 1000); math.Abs(got-0.2/3600/1000) > 1e-15 {
+		t.Errorf("cost per query: %v", got)
+	}
+}

@@ -1,0 +1,97 @@
+package profiler
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/validation"
+)
+
+func TestMain(m *testing.M) {
+	MaybeRunChild()
+	os.Exit(m.Run())
+}
+
+func zoo(t *testing.T, rel string) string {
+	t.Helper()
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "zoo", rel)
+}
+
+func newProfiler(t *testing.T) *Profiler {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.PerBatch = 20 * time.Millisecond
+	return New(exe, cfg)
+}
+
+func TestProfileMeasuresEverything(t *testing.T) {
+	p := newProfiler(t)
+	read := func(rel string) []byte {
+		b, err := os.ReadFile(zoo(t, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	set, err := validation.Load(read("data/mnist/inputs.idx"), read("data/mnist/labels.idx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := NewWorkdir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wd.Close()
+	in, _ := wd.Write("inputs.bin", set.FP32(1.0/255))
+	res, err := p.Run(context.Background(), Job{Kind: KindProfile, ModelPath: zoo(t, "models/mnist-mlp-m.onnx"),
+		Options: executor.Options{Threads: 1, OptLevel: executor.OptAll}, Batches: []int{1, 8},
+		InputPath: in, Samples: set.N, Labels: set.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LoadMs <= 0 || len(res.Latency) != 2 || res.PeakMemory[8] <= 0 || res.Accuracy == nil {
+		t.Fatalf("incomplete result: %+v", res)
+	}
+	if *res.Accuracy < 90 || *res.Accuracy > 100 {
+		t.Fatalf("accuracy %.2f%% on MNIST for an MLP", *res.Accuracy)
+	}
+	for b, l := range res.Latency {
+		if l.P50 <= 0 || l.P99 < l.P50 || l.Samples < DefaultConfig().MinIters {
+			t.Errorf("batch %d: %+v", b, l)
+		}
+	}
+	if res.PeakMemory[8] < res.PeakMemory[1] {
+		t.Errorf("peak memory fell from %d at batch 1 to %d at batch 8; it is a high-water mark", res.PeakMemory[1], res.PeakMemory[8])
+	}
+}
+
+func TestChildErrorsComeBackAsErrors(t *testing.T) {
+	p := newProfiler(t)
+	wd, _ := NewWorkdir()
+	defer wd.Close()
+	bad, _ := wd.Write("bad.onnx", []byte("garbage"))
+	_, err := p.Run(context.Background(), Job{Kind: KindInspect, ModelPath: bad})
+	if err == nil || !strings.Contains(err.Error(), "ONNX Runtime rejected the model") {
+		t.Fatalf("garbage model: %v", err)
+	}
+	_, err = p.Run(context.Background(), Job{Kind: "nonsense", ModelPath: bad})
+	if err == nil || !strings.Contains(err.Error(), "unknown job kind") {
+		t.Fatalf("unknown kind: %v", err)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if percentile(v, 50) != 5 || percentile(v, 99) != 10 || percentile(nil, 50) != 0 {
+		t.Fatalf("p50 %v p99 %v", percentile(v, 50), percentile(v, 99))
+	}
+}
