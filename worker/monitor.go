@@ -1,0 +1,224 @@
+package worker
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// Stats is one replica's recent behaviour over the monitor's sliding
+// window (10 s by default), plus its queue right now.
+type Stats struct {
+	Window time.Duration `json:"window"` // span the rates are computed over
+
+	Arrivals  int64 `json:"arrivals"`  // requests admitted
+	Refused   int64 `json:"refused"`   // requests refused by admission control
+	Dropped   int64 `json:"dropped"`   // requests cancelled while queued
+	Completed int64 `json:"completed"` // requests answered (including failures)
+	Failed    int64 `json:"failed"`    // requests whose batch failed
+
+	QPS                 float64 `json:"qps"`                   // completed requests per second
+	InferencesPerSecond float64 `json:"inferences_per_second"` // completed samples per second
+
+	Batches  int64   `json:"batches"`   // executed batches
+	AvgBatch float64 `json:"avg_batch"` // samples per executed batch
+	MaxBatch int     `json:"max_batch"` // largest executed batch
+
+	// Latency is end to end inside the worker (admission to answer);
+	// Compute is one ONNX Runtime run, per batch.
+	LatencyP50 time.Duration `json:"latency_p50"`
+	LatencyP99 time.Duration `json:"latency_p99"`
+	ComputeP50 time.Duration `json:"compute_p50"`
+	ComputeP99 time.Duration `json:"compute_p99"`
+
+	Queued    int `json:"queued"`     // samples waiting now
+	Executing int `json:"executing"`  // samples running now
+	MaxQueued int `json:"max_queued"` // most samples waiting at once in the window
+}
+
+// Outstanding is the work received and not finished, in samples (INFaaS's
+// received − completed).
+func (s Stats) Outstanding() int { return s.Queued + s.Executing }
+
+// monitor keeps a ring of time buckets; a snapshot sums the buckets of the
+// window. Safe for concurrent use.
+type monitor struct {
+	mu      sync.Mutex
+	now     func() time.Time
+	width   time.Duration
+	ring    []bucket
+	created time.Time
+}
+
+type bucket struct {
+	index                                         int64 // time / width; the slot is stale when it differs
+	arrivals, refused, dropped, completed, failed int64
+	samples, batches, batchSamples                int64
+	maxBatch, maxQueued                           int
+	latency, compute                              histogram
+}
+
+func newMonitor(now func() time.Time, window, width time.Duration) *monitor {
+	n := int((window + width - 1) / width)
+	return &monitor{now: now, width: width, ring: make([]bucket, n), created: now()}
+}
+
+// slot returns the current bucket, resetting it when it last held an
+// older period. Call with mu held.
+func (m *monitor) slot(t time.Time) *bucket {
+	idx := t.UnixNano() / int64(m.width)
+	b := &m.ring[int(idx%int64(len(m.ring)))]
+	if b.index != idx {
+		*b = bucket{index: idx}
+	}
+	return b
+}
+
+func (m *monitor) admitted(queued int) {
+	m.mu.Lock()
+	b := m.slot(m.now())
+	b.arrivals++
+	b.maxQueued = max(b.maxQueued, queued)
+	m.mu.Unlock()
+}
+
+func (m *monitor) refused() {
+	m.mu.Lock()
+	m.slot(m.now()).refused++
+	m.mu.Unlock()
+}
+
+func (m *monitor) dropped() {
+	m.mu.Lock()
+	m.slot(m.now()).dropped++
+	m.mu.Unlock()
+}
+
+// batch records one executed batch and its requests' end-to-end latencies.
+func (m *monitor) batch(samples int, compute time.Duration, latencies []time.Duration, failed bool) {
+	m.mu.Lock()
+	b := m.slot(m.now())
+	b.batches++
+	b.batchSamples += int64(samples)
+	b.maxBatch = max(b.maxBatch, samples)
+	b.compute.add(compute)
+	b.completed += int64(len(latencies))
+	b.samples += int64(samples)
+	if failed {
+		b.failed += int64(len(latencies))
+	}
+	for _, l := range latencies {
+		b.latency.add(l)
+	}
+	m.mu.Unlock()
+}
+
+// snapshot sums the window. queued and executing are the replica's
+// current queue, which the monitor does not track itself.
+func (m *monitor) snapshot(queued, executing int) Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	cur := now.UnixNano() / int64(m.width)
+	oldest := cur - int64(len(m.ring)) + 1
+	var s Stats
+	var lat, comp histogram
+	var samples, batchSamples int64
+	for i := range m.ring {
+		b := &m.ring[i]
+		if b.index < oldest || b.index > cur {
+			continue
+		}
+		s.Arrivals += b.arrivals
+		s.Refused += b.refused
+		s.Dropped += b.dropped
+		s.Completed += b.completed
+		s.Failed += b.failed
+		s.Batches += b.batches
+		samples += b.samples
+		batchSamples += b.batchSamples
+		s.MaxBatch = max(s.MaxBatch, b.maxBatch)
+		s.MaxQueued = max(s.MaxQueued, b.maxQueued)
+		lat.merge(&b.latency)
+		comp.merge(&b.compute)
+	}
+	// The window: the full buckets behind the current one plus the elapsed
+	// part of the current one, no longer than the replica has existed and
+	// never shorter than one bucket (a young replica's rates read low
+	// rather than absurdly high).
+	span := time.Duration(len(m.ring)-1)*m.width + time.Duration(now.UnixNano()-cur*int64(m.width))
+	span = min(span, now.Sub(m.created))
+	span = max(span, m.width)
+	s.Window = span
+	s.QPS = float64(s.Completed) / span.Seconds()
+	s.InferencesPerSecond = float64(samples) / span.Seconds()
+	if s.Batches > 0 {
+		s.AvgBatch = float64(batchSamples) / float64(s.Batches)
+	}
+	s.LatencyP50, s.LatencyP99 = lat.quantile(0.50), lat.quantile(0.99)
+	s.ComputeP50, s.ComputeP99 = comp.quantile(0.50), comp.quantile(0.99)
+	s.Queued, s.Executing = queued, executing
+	s.MaxQueued = max(s.MaxQueued, queued)
+	return s
+}
+
+// histogram counts durations in logarithmic bins 4% wide from 1 µs to
+// about 100 s, so quantiles are within 4% and merging is a sum.
+type histogram struct {
+	counts [histBins]uint32
+	total  uint64
+}
+
+const (
+	histBins   = 480
+	histGrowth = 1.04
+)
+
+var histLogGrowth = math.Log(histGrowth)
+
+func histBin(d time.Duration) int {
+	us := float64(d) / float64(time.Microsecond)
+	if us <= 1 {
+		return 0
+	}
+	i := int(math.Ceil(math.Log(us) / histLogGrowth))
+	return min(i, histBins-1)
+}
+
+// histUpper is the upper edge of bin i.
+func histUpper(i int) time.Duration {
+	return time.Duration(math.Pow(histGrowth, float64(i)) * float64(time.Microsecond))
+}
+
+func (h *histogram) add(d time.Duration) {
+	h.counts[histBin(d)]++
+	h.total++
+}
+
+func (h *histogram) merge(o *histogram) {
+	if o.total == 0 {
+		return
+	}
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.total += o.total
+}
+
+// quantile returns the upper edge of the bin holding quantile q (0 when
+// empty): an estimate that errs high by at most one bin.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(h.total)))
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += uint64(c)
+		if seen >= rank {
+			return histUpper(i)
+		}
+	}
+	return histUpper(histBins - 1)
+}

@@ -1,0 +1,361 @@
+package worker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
+)
+
+// Replica states.
+const (
+	StateLoading  = "loading"  // reserving memory, fetching and building the session
+	StateReady    = "ready"    // serving
+	StateDraining = "draining" // unloading: finishes its queue, takes no new requests
+)
+
+// Request is one inference on a replica.
+type Request struct {
+	// Input holds Batch samples of the model's input as raw little-endian
+	// bytes, in the use case's raw domain (for the image zoo: FP32 pixels
+	// 0–255); the worker applies the architecture's InputScale. The worker
+	// reads it until Infer returns; do not modify it meanwhile.
+	Input []byte
+	Batch int
+	// Deadline is when the answer should be back; zero means none.
+	Deadline time.Time
+}
+
+// Response is one request's share of an executed batch.
+type Response struct {
+	Output   []byte  // raw little-endian bytes of the output datatype
+	Shape    []int64 // output shape; the batch dimension is the request's Batch
+	DataType string  // Open Inference Protocol datatype of Output
+	// QueueTime is admission to the start of its batch; ComputeTime is the
+	// batch's ONNX Runtime run.
+	QueueTime   time.Duration
+	ComputeTime time.Duration
+	// BatchSize is the number of samples the executed batch held.
+	BatchSize int
+	Replica   string
+	Variant   string
+}
+
+type result struct {
+	resp Response
+	err  error
+}
+
+// pending is a request in a replica's queue.
+type pending struct {
+	ctx     context.Context
+	req     Request
+	arrived time.Time
+	done    chan result // buffered; receives exactly once unless the caller left first
+	taken   bool        // the batcher took it (guarded by replica.mu)
+}
+
+// replica is one loaded variant with its queue, batcher and monitor.
+type replica struct {
+	id      string
+	variant catalog.Variant
+	arch    catalog.Architecture
+	now     func() time.Time
+	mon     *monitor
+	wake    chan struct{} // buffered 1: "the queue changed"
+	done    chan struct{} // closed once the replica is finalised
+	once    sync.Once
+
+	mu        sync.Mutex
+	state     string
+	started   bool // its batcher goroutine was started (guarded by Worker.mu)
+	sess      *executor.Session
+	loadedAt  time.Time
+	loadTime  time.Duration
+	queue     []*pending
+	queued    int // samples in queue
+	executing int // samples in the running batch
+	health    Health
+
+	// Set once when the load completes, read-only afterwards.
+	io         executor.IO
+	maxBatch   int
+	fixedBatch int // > 0 when the model's batch dimension is fixed
+	inBytes    int // bytes per input sample
+	scale      float64
+	bound      int
+	cost       costModel
+}
+
+// ready installs a loaded session. Call with r.mu held.
+func (r *replica) ready(sess *executor.Session, queueBound int, loadTime time.Duration) {
+	r.sess = sess
+	r.io = sess.IO()
+	r.maxBatch = max(r.variant.MaxBatch, 1)
+	if b := r.io.Input.Shape[0]; b > 0 {
+		r.fixedBatch = int(b)
+		r.maxBatch = min(r.maxBatch, r.fixedBatch)
+	}
+	r.inBytes = int(r.io.Input.SampleElements()) * executor.ElementSize(r.io.Input.DataType)
+	r.scale = r.arch.InputScale
+	if r.scale == 0 {
+		r.scale = 1
+	}
+	r.bound = max(queueBound, r.maxBatch)
+	p := r.variant.Profile
+	r.cost = profileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
+	r.state = StateReady
+	r.loadedAt = r.now()
+	r.loadTime = loadTime
+}
+
+func (r *replica) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// infer admits req to the queue and waits for its answer.
+func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
+	if err := ctx.Err(); err != nil {
+		return Response{}, err
+	}
+	r.mu.Lock()
+	switch r.state {
+	case StateLoading:
+		r.mu.Unlock()
+		return Response{}, fmt.Errorf("%w: %s", ErrNotReady, r.id)
+	case StateDraining:
+		r.mu.Unlock()
+		return Response{}, fmt.Errorf("%w: %s", ErrDraining, r.id)
+	}
+	if req.Batch < 1 || req.Batch > r.maxBatch {
+		r.mu.Unlock()
+		return Response{}, fmt.Errorf("%w: batch %d is outside 1–%d, the max batch of %s", ErrBadInput, req.Batch, r.maxBatch, r.variant.Name)
+	}
+	if want := req.Batch * r.inBytes; len(req.Input) != want {
+		r.mu.Unlock()
+		return Response{}, fmt.Errorf("%w: %d samples of %s %v need %d bytes, got %d",
+			ErrBadInput, req.Batch, r.io.Input.DataType, r.io.Input.SampleShape(), want, len(req.Input))
+	}
+	now := r.now()
+	if err := admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.cost); err != nil {
+		r.mu.Unlock()
+		r.mon.refused()
+		return Response{}, err
+	}
+	p := &pending{ctx: ctx, req: req, arrived: now, done: make(chan result, 1)}
+	r.queue = append(r.queue, p)
+	r.queued += req.Batch
+	depth := r.queued
+	r.mu.Unlock()
+	r.mon.admitted(depth)
+	r.signal()
+
+	select {
+	case res := <-p.done:
+		return res.resp, res.err
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	dropped := !p.taken
+	if dropped {
+		r.remove(p)
+	}
+	r.mu.Unlock()
+	if dropped {
+		r.mon.dropped()
+		return Response{}, fmt.Errorf("request left the queue of %s: %w", r.id, ctx.Err())
+	}
+	select { // its batch finished as the caller gave up: answer anyway
+	case res := <-p.done:
+		return res.resp, res.err
+	default:
+		return Response{}, fmt.Errorf("request to %s abandoned while running: %w", r.id, ctx.Err())
+	}
+}
+
+// remove takes p out of the queue. Call with r.mu held.
+func (r *replica) remove(p *pending) {
+	for i, q := range r.queue {
+		if q == p {
+			r.queue = append(r.queue[:i], r.queue[i+1:]...)
+			r.queued -= p.req.Batch
+			return
+		}
+	}
+}
+
+// loop is the replica's batcher. It returns true when the replica drained
+// (draining and nothing left) and false when stop closed.
+func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var (
+		view  []queued
+		batch []*pending
+		in    []byte
+		lat   []time.Duration
+	)
+	for {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			draining := r.state == StateDraining
+			r.mu.Unlock()
+			if draining {
+				return true
+			}
+			select {
+			case <-r.wake:
+				continue
+			case <-stop:
+				return false
+			}
+		}
+		view = view[:0]
+		for _, p := range r.queue {
+			view = append(view, queued{Arrived: p.arrived, Deadline: p.req.Deadline, Samples: p.req.Batch})
+		}
+		pl := planBatch(r.now(), view, r.maxBatch, maxDelay, r.cost, r.state == StateDraining)
+		if pl.N == 0 {
+			r.mu.Unlock()
+			timer.Reset(pl.Wait)
+			select {
+			case <-r.wake:
+			case <-timer.C:
+			case <-stop:
+				return false
+			}
+			timer.Stop()
+			continue
+		}
+		batch = batch[:0]
+		dropped, samples := 0, 0
+		for _, p := range r.queue[:pl.N] {
+			p.taken = true
+			if p.ctx.Err() != nil { // cancelled while queued: drop without running
+				dropped++
+				continue
+			}
+			batch = append(batch, p)
+			samples += p.req.Batch
+		}
+		r.queue = append(r.queue[:0], r.queue[pl.N:]...)
+		r.queued -= pl.Samples
+		r.executing = samples
+		r.mu.Unlock()
+		for range dropped {
+			r.mon.dropped()
+		}
+		if len(batch) > 0 {
+			in, lat = r.run(batch, samples, in, lat)
+		}
+		r.mu.Lock()
+		r.executing = 0
+		r.mu.Unlock()
+	}
+}
+
+// run executes one batch and answers its requests. in and lat are scratch
+// buffers the batcher reuses.
+func (r *replica) run(batch []*pending, samples int, in []byte, lat []time.Duration) ([]byte, []time.Duration) {
+	exec := samples
+	if r.fixedBatch > 0 {
+		exec = r.fixedBatch
+	}
+	need := exec * r.inBytes
+	if cap(in) < need {
+		in = make([]byte, need)
+	}
+	in = in[:need]
+	off := 0
+	for _, p := range batch {
+		off += copyInput(in[off:], p.req.Input, r.scale)
+	}
+	clear(in[off:]) // padding up to a fixed batch dimension
+
+	start := r.now()
+	out, shape, err := r.sess.Run(in, exec, nil)
+	end := r.now()
+	compute := end.Sub(start)
+	per := 0
+	if err == nil {
+		if len(shape) == 0 || shape[0] != int64(exec) || len(out)%exec != 0 {
+			err = fmt.Errorf("output %v (%d bytes) does not have batch %d", shape, len(out), exec)
+		} else {
+			per = len(out) / exec
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("run batch of %d on %s: %w", samples, r.id, err)
+	}
+	// Record before answering, so a caller that reads the statistics after
+	// its answer sees its own batch.
+	lat = lat[:0]
+	for _, p := range batch {
+		lat = append(lat, end.Sub(p.arrived))
+	}
+	r.mon.batch(samples, compute, lat, err != nil)
+	off = 0
+	for _, p := range batch {
+		n := p.req.Batch
+		var res result
+		if err != nil {
+			res.err = err
+		} else {
+			oshape := append([]int64(nil), shape...)
+			oshape[0] = int64(n)
+			res.resp = Response{
+				Output:      out[off*per : (off+n)*per : (off+n)*per],
+				Shape:       oshape,
+				DataType:    r.io.Output.DataType,
+				QueueTime:   start.Sub(p.arrived),
+				ComputeTime: compute,
+				BatchSize:   samples,
+				Replica:     r.id,
+				Variant:     r.variant.Name,
+			}
+		}
+		off += n
+		p.done <- res
+	}
+	return in, lat
+}
+
+// copyInput copies one request's samples into the batch buffer, applying
+// the architecture's preprocessing (×scale on FP32 values) on the way.
+// The multiplication is done in float64 and rounded once, exactly as
+// validation.Set.FP32 prepares inputs for the profiler.
+func copyInput(dst, src []byte, scale float64) int {
+	if scale == 1 {
+		return copy(dst, src)
+	}
+	for i := 0; i+4 <= len(src); i += 4 {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(src[i:]))
+		binary.LittleEndian.PutUint32(dst[i:], math.Float32bits(float32(float64(v)*scale)))
+	}
+	return len(src)
+}
+
+// fail answers every queued request with err and empties the queue.
+// Call with r.mu held.
+func (r *replica) fail(err error) {
+	for _, p := range r.queue {
+		p.taken = true
+		p.done <- result{err: err}
+	}
+	r.queue = nil
+	r.queued = 0
+}
