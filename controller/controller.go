@@ -1,0 +1,260 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/metadata"
+	"github.com/infaas/infaas/selection"
+	"github.com/infaas/infaas/worker"
+)
+
+// Worker is the dispatcher-to-worker boundary. The in-process worker
+// (workerrpc.Local) and the gRPC client (workerrpc.Client) both satisfy it.
+type Worker interface {
+	ID() string
+	Load(ctx context.Context, v catalog.Variant, a catalog.Architecture) (string, error)
+	Unload(id string) error
+	Infer(ctx context.Context, id string, req worker.Request) (worker.Response, error)
+	State() worker.Status
+}
+
+// Config is the controller's part of the server configuration.
+type Config struct {
+	// Policy names the selection policy ("infaas", "fixed").
+	Policy       string
+	PolicyConfig selection.Config
+	// StateEvery is how often worker state is folded into the snapshot;
+	// CatalogEvery how often the metadata store is re-read.
+	StateEvery   time.Duration
+	CatalogEvery time.Duration
+	// Classes price the hardware classes variants run on.
+	Classes []catalog.HardwareClass
+	// DecisionLog is how many recent decisions GET /v1/decisions keeps.
+	DecisionLog int
+}
+
+// DefaultConfig: the infaas policy, state every 50 ms, catalog every second.
+func DefaultConfig() Config {
+	return Config{Policy: "infaas", StateEvery: 50 * time.Millisecond, CatalogEvery: time.Second,
+		Classes: []catalog.HardwareClass{catalog.LocalCPU()}, DecisionLog: 256}
+}
+
+// view is everything one query reads, swapped atomically.
+type view struct {
+	snap     *selection.Snapshot
+	archs    map[string]catalog.Architecture
+	useCases map[string]catalog.UseCase
+	variants map[string]catalog.Variant
+	version  string // catalog fingerprint
+}
+
+// Controller answers queries: it selects a variant and a replica from an
+// in-memory snapshot, starts loads off the critical path and forwards the
+// query to the worker.
+type Controller struct {
+	cfg     Config
+	store   metadata.Store
+	policy  selection.Policy
+	workers map[string]Worker
+	order   []Worker
+	log     *slog.Logger
+	now     func() time.Time
+
+	view    atomic.Pointer[view]
+	refresh chan struct{} // coalesced "state changed" trigger
+
+	mu       sync.Mutex
+	loads    map[string]*loadOp // variant@worker → in flight
+	inflight map[string]*atomic.Int64
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+
+	decisions *decisionLog
+}
+
+// New returns a controller over store and workers; it starts nothing.
+func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (*Controller, error) {
+	pol, err := selection.Lookup(cfg.Policy, cfg.PolicyConfig)
+	if err != nil {
+		return nil, err
+	}
+	if len(workers) == 0 {
+		return nil, errors.New("controller needs at least one worker")
+	}
+	c := &Controller{
+		cfg: cfg, store: store, policy: pol, workers: map[string]Worker{}, order: workers, log: log, now: time.Now,
+		refresh: make(chan struct{}, 1), loads: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
+		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
+	}
+	for _, w := range workers {
+		c.workers[w.ID()] = w
+	}
+	return c, nil
+}
+
+// Policy is the selection policy's name.
+func (c *Controller) Policy() string { return c.policy.Name() }
+
+// Run keeps the snapshot fresh until ctx ends, then waits for background loads.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.bgCtx = ctx
+	c.mu.Unlock()
+	if err := c.Refresh(ctx); err != nil {
+		return err
+	}
+	st := time.NewTicker(c.cfg.StateEvery)
+	ct := time.NewTicker(c.cfg.CatalogEvery)
+	defer st.Stop()
+	defer ct.Stop()
+	defer c.bg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ct.C:
+			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("refresh catalog", "err", err)
+			}
+		case <-st.C:
+			c.refreshState()
+		case <-c.refresh:
+			c.refreshState()
+		}
+	}
+}
+
+// Refresh re-reads the catalog from the metadata store and rebuilds the snapshot.
+func (c *Controller) Refresh(ctx context.Context) error {
+	archs, err := c.store.Architectures(ctx)
+	if err != nil {
+		return err
+	}
+	vs, err := c.store.AllVariants(ctx)
+	if err != nil {
+		return err
+	}
+	ucs, err := c.store.UseCases(ctx)
+	if err != nil {
+		return err
+	}
+	version := fmt.Sprint(len(archs), len(vs))
+	for _, a := range archs {
+		version += "|" + a.Name + a.ModelDigest
+	}
+	if old := c.view.Load(); old != nil && old.version == version {
+		c.refreshState()
+		return nil
+	}
+	snap, err := selection.NewSnapshot(selection.Catalog{Architectures: archs, Variants: vs, Classes: c.cfg.Classes}, c.state())
+	if err != nil {
+		return err
+	}
+	v := &view{snap: snap, archs: map[string]catalog.Architecture{}, useCases: map[string]catalog.UseCase{},
+		variants: map[string]catalog.Variant{}, version: version}
+	for _, a := range archs {
+		v.archs[a.Name] = a
+	}
+	for _, u := range ucs {
+		v.useCases[u.ID()] = u
+	}
+	for _, x := range vs {
+		v.variants[x.Name] = x
+	}
+	c.view.Store(v)
+	return nil
+}
+
+// refreshState folds the workers' current state into the snapshot.
+func (c *Controller) refreshState() {
+	old := c.view.Load()
+	if old == nil {
+		return
+	}
+	snap, err := old.snap.WithState(c.state())
+	if err != nil {
+		c.log.Error("refresh state", "err", err)
+		return
+	}
+	nv := *old
+	nv.snap = snap
+	c.view.Store(&nv)
+}
+
+// kick asks Run to refresh the state soon (coalesced).
+func (c *Controller) kick() {
+	select {
+	case c.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// state collects every worker's state for the selection snapshot.
+func (c *Controller) state() selection.State {
+	var st selection.State
+	c.mu.Lock()
+	loads := make([]*loadOp, 0, len(c.loads))
+	for _, l := range c.loads {
+		loads = append(loads, l)
+	}
+	c.mu.Unlock()
+	var variants map[string]catalog.Variant
+	if v := c.view.Load(); v != nil {
+		variants = v.variants
+	}
+	for _, w := range c.order {
+		ws := w.State()
+		free := ws.MemoryCapacity - ws.MemoryReserved
+		util := 0.0
+		for _, r := range ws.Replicas {
+			if r.State == worker.StateDraining {
+				continue
+			}
+			out := r.Stats.Queued + r.Stats.Executing + int(c.counter(r.ID).Load())
+			st.Replicas = append(st.Replicas, selection.Replica{
+				ID: r.ID, Variant: r.Variant, Worker: ws.ID,
+				Healthy: true, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
+				Loading: r.State == worker.StateLoading, QueuedSamples: out,
+			})
+			if v, ok := variants[r.Variant]; ok && v.Profile.ThroughputQPS > 0 {
+				util += r.Stats.InferencesPerSecond / v.Profile.ThroughputQPS * float64(v.Threads) / float64(max(ws.Hardware.Cores, 1))
+			}
+		}
+		// Loads the controller started that the worker does not show yet.
+		for _, l := range loads {
+			if l.worker == ws.ID && !l.visible(ws) {
+				free -= l.reserve
+				st.Replicas = append(st.Replicas, selection.Replica{ID: "loading:" + l.key, Variant: l.variant.Name, Worker: ws.ID,
+					Healthy: true, Loading: true, LoadStarted: l.started})
+			}
+		}
+		st.Workers = append(st.Workers, selection.Worker{
+			ID: ws.ID, Class: ws.Hardware, Cores: ws.Hardware.Cores, MemoryBytes: ws.MemoryCapacity,
+			FreeMemoryBytes: max(free, 0), Utilization: min(util, 1), Healthy: ws.Running,
+		})
+	}
+	return st
+}
+
+// counter is the controller's own count of samples dispatched to a replica
+// and not yet answered, so decisions between state refreshes see them.
+func (c *Controller) counter(replica string) *atomic.Int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.inflight[replica]
+	if !ok {
+		n = &atomic.Int64{}
+		c.inflight[replica] = n
+	}
+	return n
+}
+
+// Ready reports whether the controller has a snapshot.
+func (c *Controller) Ready(context.Context) bool { return c.view.Load() != nil }

@@ -1,0 +1,291 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
+	"github.com/infaas/infaas/selection"
+	"github.com/infaas/infaas/worker"
+)
+
+// resolve turns a protocol model name into what it names. A use case may
+// be written "task/dataset" or, where a path cannot hold a slash,
+// "task.dataset".
+func (v *view) resolve(name string) (string, selection.Kind, error) {
+	if k, ok := v.snap.Resolve(selection.KindAuto, name); ok {
+		return name, k, nil
+	}
+	if t, d, ok := strings.Cut(name, "."); ok && !strings.Contains(d, ".") {
+		uc := catalog.UseCaseID(t, d)
+		if k, ok := v.snap.Resolve(selection.KindUseCase, uc); ok {
+			return uc, k, nil
+		}
+	}
+	return "", 0, fmt.Errorf("%w: %q is no variant, architecture or use case (list them with `infaas models`; a use case is written task/dataset or task.dataset)",
+		ErrUnknownModel, name)
+}
+
+// useCaseOf is the input contract a request for name must meet.
+func (v *view) useCaseOf(name string, kind selection.Kind) (catalog.UseCase, bool) {
+	switch kind {
+	case selection.KindUseCase:
+		u, ok := v.useCases[name]
+		return u, ok
+	case selection.KindVariant:
+		x, ok := v.variants[name]
+		if !ok {
+			return catalog.UseCase{}, false
+		}
+		name = x.Architecture
+	}
+	a, ok := v.archs[name]
+	if !ok {
+		return catalog.UseCase{}, false
+	}
+	u, ok := v.useCases[a.UseCaseID()]
+	return u, ok
+}
+
+// checkInput validates the request's tensors against the use case's input
+// contract and returns the batch size.
+func checkInput(req *inference.InferRequest, uc catalog.UseCase) (int, error) {
+	if len(req.Inputs) != 1 {
+		return 0, fmt.Errorf("%w: %s takes exactly one input tensor, got %d", ErrBadInput, uc.ID(), len(req.Inputs))
+	}
+	in := req.Inputs[0]
+	if in.Datatype != uc.Input.DataType {
+		return 0, fmt.Errorf("%w: input %q is %s; %s takes %s", ErrBadInput, in.Name, in.Datatype, uc.ID(), uc.Input.DataType)
+	}
+	sample := uc.Input.SampleShape()
+	batch := 0
+	switch {
+	case len(in.Shape) == len(sample)+1 && slices.Equal(in.Shape[1:], sample):
+		batch = int(in.Shape[0])
+	case len(in.Shape) == len(sample) && slices.Equal(in.Shape, sample):
+		batch = 1
+	default:
+		return 0, fmt.Errorf("%w: input %q has shape %v; %s takes [batch %s] (or one sample %v)",
+			ErrBadInput, in.Name, in.Shape, uc.ID(), strings.Trim(fmt.Sprint(sample), "[]"), sample)
+	}
+	if batch < 1 {
+		return 0, fmt.Errorf("%w: input %q has an empty batch (shape %v); send at least one sample", ErrBadInput, in.Name, in.Shape)
+	}
+	want := batch * int(uc.Input.SampleElements()) * executor.ElementSize(in.Datatype)
+	if len(in.Data) != want {
+		return 0, fmt.Errorf("%w: input %q holds %d bytes but shape %v of %s needs %d", ErrBadInput, in.Name, len(in.Data), in.Shape, in.Datatype, want)
+	}
+	return batch, nil
+}
+
+func checkRequirements(r inference.Requirements) error {
+	switch {
+	case r.LatencyMs < 0 || math.IsNaN(r.LatencyMs) || r.LatencyMs > 3_600_000:
+		return fmt.Errorf("%w: latency_ms must be between 0 and 3600000 milliseconds, got %v", ErrBadRequirements, r.LatencyMs)
+	case r.MinAccuracy < 0 || r.MinAccuracy > 100 || math.IsNaN(r.MinAccuracy):
+		return fmt.Errorf("%w: min_accuracy is a percentage between 0 and 100, got %v", ErrBadRequirements, r.MinAccuracy)
+	case r.MaxCost < 0 || math.IsNaN(r.MaxCost):
+		return fmt.Errorf("%w: max_cost (USD per 1,000 queries) must not be negative, got %v", ErrBadRequirements, r.MaxCost)
+	}
+	return nil
+}
+
+// Infer answers one query: select, (load,) forward, report.
+func (c *Controller) Infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
+	arrival := c.now()
+	v := c.view.Load()
+	if v == nil {
+		return nil, fmt.Errorf("%w: the controller is starting", ErrNotReady)
+	}
+	if err := checkRequirements(req.Requirements); err != nil {
+		return nil, err
+	}
+	name, kind, err := v.resolve(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := v.useCaseOf(name, kind)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q has no use case", ErrUnknownModel, req.Model)
+	}
+	batch, err := checkInput(req, uc)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Outputs) > 1 {
+		return nil, fmt.Errorf("%w: %q has one output; %d were requested", ErrBadInput, req.Model, len(req.Outputs))
+	}
+
+	r := req.Requirements
+	sr := selection.Request{Kind: kind, Name: name, Batch: batch, LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy,
+		MaxCostPer1k: r.MaxCost, Strict: r.Strict}
+	var d selection.Decision
+	t0 := time.Now()
+	c.policy.Select(v.snap, &sr, arrival, &d)
+	decisionNs := time.Since(t0).Nanoseconds()
+
+	rec := DecisionRecord{At: arrival, Model: req.Model, Batch: batch, LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy,
+		MaxCost: r.MaxCost, Strict: r.Strict, Action: d.Action.String(), Reason: d.Reason.String(),
+		Message: d.Message(v.snap), EstimateMs: d.EstimateMs, Met: d.Met, DecisionNs: decisionNs}
+	var explanation string
+	if r.Explain {
+		explanation = c.policy.Explain(v.snap, &sr, arrival).String()
+	}
+	resp, err := c.act(ctx, v, &d, req, batch, arrival, &rec)
+	if err != nil {
+		rec.Error = err.Error()
+		c.decisions.add(rec)
+		if explanation != "" {
+			err = fmt.Errorf("%w\n%s", err, explanation)
+		}
+		return nil, err
+	}
+	c.decisions.add(rec)
+	if explanation != "" {
+		resp.Parameters["explanation"] = explanation
+	}
+	return resp, nil
+}
+
+// act carries out a decision.
+func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, req *inference.InferRequest, batch int, arrival time.Time, rec *DecisionRecord) (*inference.InferResponse, error) {
+	s := v.snap
+	if d.Load >= 0 {
+		lv := *s.Variant(d.Load)
+		rec.Load = lv.Name
+	}
+	var load *loadOp
+	if d.Load >= 0 && d.LoadWorker >= 0 {
+		lv := *s.Variant(d.Load)
+		w := c.workers[s.Worker(d.LoadWorker).ID]
+		if w != nil {
+			load = c.startLoad(lv, v.archs[lv.Architecture], w, d.Message(s))
+		}
+	}
+	if d.Action == selection.Refuse {
+		return nil, refusal(d, rec.Message)
+	}
+
+	var replica string
+	var w Worker
+	var vname string
+	switch d.Action {
+	case selection.LoadAndServe:
+		if load == nil {
+			return nil, fmt.Errorf("%w: no worker to load %s on", ErrNotReady, s.Variant(d.Load).Name)
+		}
+		id, err := load.wait(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+		}
+		replica, w, vname = id, c.workers[load.worker], load.variant.Name
+	default:
+		rp := s.Replica(d.Replica)
+		replica, w, vname = rp.ID, c.workers[rp.Worker], rp.Variant
+		if strings.HasPrefix(replica, "loading:") {
+			// A load the controller started and the worker does not show yet.
+			c.mu.Lock()
+			l := c.loads[strings.TrimPrefix(replica, "loading:")]
+			c.mu.Unlock()
+			if l == nil {
+				return nil, fmt.Errorf("%w: %s is loading; try again", ErrNotReady, vname)
+			}
+			id, err := l.wait(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+			}
+			replica = id
+		}
+	}
+	if w == nil {
+		return nil, fmt.Errorf("%w: worker of replica %s is gone", ErrNotReady, replica)
+	}
+	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
+
+	wreq := worker.Request{Input: req.Inputs[0].Data, Batch: batch}
+	if req.Requirements.LatencyMs > 0 {
+		wreq.Deadline = arrival.Add(time.Duration(req.Requirements.LatencyMs * float64(time.Millisecond)))
+	}
+	n := c.counter(replica)
+	n.Add(int64(batch))
+	out, err := w.Infer(ctx, replica, wreq)
+	n.Add(-int64(batch))
+	if err != nil {
+		return nil, workerError(err, vname)
+	}
+	elapsed := c.now().Sub(arrival)
+	rec.ObservedMs = ms(elapsed)
+	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
+	rec.Met = met
+
+	x := v.variants[vname]
+	a := v.archs[x.Architecture]
+	outName := a.Output.Name
+	if len(req.Outputs) == 1 {
+		outName = req.Outputs[0]
+	}
+	params := map[string]any{
+		"variant":      vname,
+		"architecture": x.Architecture,
+		"worker":       w.ID(),
+		"replica":      replica,
+		"accuracy":     x.Accuracy,
+		"action":       d.Action.String(),
+		"reason":       d.Reason.String(),
+		"decision":     rec.Message,
+		"estimate_ms":  round3(d.EstimateMs),
+		"latency_ms":   round3(rec.ObservedMs),
+		"queue_ms":     round3(ms(out.QueueTime)),
+		"compute_ms":   round3(ms(out.ComputeTime)),
+		"batch_size":   int64(out.BatchSize),
+		"met":          met,
+		"cost_per_1k":  d.CostPer1k,
+	}
+	if rec.Load != "" && d.Action != selection.LoadAndServe {
+		params["loading"] = rec.Load
+	}
+	return &inference.InferResponse{
+		Model: req.Model, Version: req.Version, ID: req.ID, Parameters: params,
+		Outputs: []inference.Tensor{{Name: outName, Datatype: out.DataType, Shape: out.Shape, Data: out.Output}},
+	}, nil
+}
+
+func refusal(d *selection.Decision, msg string) error {
+	switch d.Reason {
+	case selection.ReasonUnknown, selection.ReasonNotConfigured:
+		return fmt.Errorf("%w: %s", ErrUnknownModel, msg)
+	case selection.ReasonNotReady, selection.ReasonNoCapacity:
+		return fmt.Errorf("%w: %s; try again shortly", ErrNotReady, msg)
+	}
+	return fmt.Errorf("%w: %s", ErrUnsatisfiable, msg)
+}
+
+// workerError maps the worker's errors onto the controller's.
+func workerError(err error, variant string) error {
+	switch {
+	case errors.Is(err, worker.ErrOverloaded):
+		return fmt.Errorf("%w: %s cannot take this request within its latency target now; try later (%v)", ErrOverloaded, variant, err)
+	case errors.Is(err, worker.ErrNotReady), errors.Is(err, worker.ErrDraining), errors.Is(err, worker.ErrStopped),
+		errors.Is(err, worker.ErrUnknownReplica), errors.Is(err, worker.ErrNoMemory):
+		return fmt.Errorf("%w: %v; try again", ErrNotReady, err)
+	case errors.Is(err, worker.ErrBadInput):
+		return fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	return err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+func round3(v float64) float64 {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return -1
+	}
+	return math.Round(v*1000) / 1000
+}

@@ -1,0 +1,82 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/worker"
+)
+
+// loadOp is one load the controller started; concurrent requests for the
+// same variant on the same worker share it.
+type loadOp struct {
+	key     string
+	variant catalog.Variant
+	worker  string
+	reserve int64
+	started time.Time
+	done    chan struct{}
+	replica string
+	err     error
+}
+
+// visible reports whether the worker already shows this load as a replica
+// in the loading state (then its memory is in the worker's ledger).
+func (l *loadOp) visible(ws worker.Status) bool {
+	for _, r := range ws.Replicas {
+		if r.Variant == l.variant.Name && r.State == worker.StateLoading {
+			return true
+		}
+	}
+	return false
+}
+
+// startLoad loads v on worker w off the request path, or joins a load of
+// the same variant on the same worker already in flight.
+func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Worker, reason string) *loadOp {
+	key := v.Name + "@" + w.ID()
+	c.mu.Lock()
+	if l, ok := c.loads[key]; ok {
+		c.mu.Unlock()
+		return l
+	}
+	l := &loadOp{key: key, variant: v, worker: w.ID(), reserve: v.Profile.PeakMemoryBytes + v.FileBytes,
+		started: c.now(), done: make(chan struct{})}
+	c.loads[key] = l
+	ctx := c.bgCtx
+	c.bg.Add(1)
+	c.mu.Unlock()
+	c.log.Info("loading variant", "variant", v.Name, "worker", w.ID(), "reason", reason)
+	c.kick()
+	go func() {
+		defer c.bg.Done()
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		id, err := w.Load(lctx, v, a)
+		if err != nil {
+			err = fmt.Errorf("load %s on %s: %w", v.Name, w.ID(), err)
+			c.log.Error("load failed", "variant", v.Name, "worker", w.ID(), "err", err)
+		} else {
+			c.log.Info("variant loaded", "variant", v.Name, "worker", w.ID(), "replica", id, "elapsed", c.now().Sub(l.started).Round(time.Millisecond))
+		}
+		c.mu.Lock()
+		l.replica, l.err = id, err
+		delete(c.loads, key)
+		c.mu.Unlock()
+		close(l.done)
+		c.refreshState()
+	}()
+	return l
+}
+
+// wait blocks until the load finishes or ctx ends.
+func (l *loadOp) wait(ctx context.Context) (string, error) {
+	select {
+	case <-l.done:
+		return l.replica, l.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("waiting for %s to load: %w", l.variant.Name, ctx.Err())
+	}
+}
