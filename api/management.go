@@ -30,6 +30,9 @@ type Management struct {
 	// MaxUploadBytes bounds a registration's whole body.
 	MaxUploadBytes int64
 	Log            *slog.Logger
+	// Decisions and Workers, when set, serve /v1/decisions and /v1/workers.
+	Decisions func() any
+	Workers   func() any
 }
 
 // Register adds the management routes to mux.
@@ -43,6 +46,12 @@ func (m *Management) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/usecases", m.useCases)
 	mux.HandleFunc("GET /v1/registrations", m.registrations)
 	mux.HandleFunc("GET /v1/registrations/{name}", m.registration)
+	if m.Decisions != nil {
+		mux.HandleFunc("GET /v1/decisions", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Decisions()) })
+	}
+	if m.Workers != nil {
+		mux.HandleFunc("GET /v1/workers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Workers()) })
+	}
 }
 
 // Listing is GET /v1/models's answer.

@@ -210,7 +210,10 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
 
 	wreq := worker.Request{Input: req.Inputs[0].Data, Batch: batch}
-	if req.Requirements.LatencyMs > 0 {
+	// The worker enforces the deadline (admission control, batching slack)
+	// only when selection expects to meet it: a cold start or a best-effort
+	// pick is served as well as it can be and reported as not met.
+	if req.Requirements.LatencyMs > 0 && d.Met && d.Action != selection.LoadAndServe {
 		wreq.Deadline = arrival.Add(time.Duration(req.Requirements.LatencyMs * float64(time.Millisecond)))
 	}
 	n := c.counter(replica)

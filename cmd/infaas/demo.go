@@ -93,12 +93,13 @@ func runDemo(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ready := make(chan string, 1)
+	ready := make(chan serverAddrs, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, ready) }()
 	var base string
 	select {
-	case base = <-ready:
+	case a := <-ready:
+		base = a.HTTP
 	case err := <-done:
 		return err
 	}

@@ -14,19 +14,30 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/infaas/infaas/api"
+	"github.com/infaas/infaas/api/inferencepb"
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/profiler"
 	"github.com/infaas/infaas/registrar"
 	"github.com/infaas/infaas/repository"
+	"github.com/infaas/infaas/selection"
+	"github.com/infaas/infaas/worker"
+	"github.com/infaas/infaas/workerrpc"
+	"github.com/infaas/infaas/workerrpc/workerpb"
 )
 
 // serveConfig is `infaas serve`'s configuration.
 type serveConfig struct {
 	Data       string
 	HTTPAddr   string
+	GRPCAddr   string
+	Policy     string
+	WorkerMem  int64
 	Store      string // "bolt" (in Data) or a redis:// URL
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
@@ -38,6 +49,9 @@ func defaultServeConfig() serveConfig {
 	return serveConfig{
 		Data:      "infaas-data",
 		HTTPAddr:  "127.0.0.1:8000",
+		GRPCAddr:  "127.0.0.1:8001",
+		Policy:    "infaas",
+		WorkerMem: 4 << 30,
 		Store:     "bolt",
 		MaxUpload: 256 << 20,
 		LogLevel:  "info",
@@ -48,6 +62,9 @@ func defaultServeConfig() serveConfig {
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data `directory` (metadata and, by default, the model repository)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen `address` (management API and Open Inference Protocol)")
+	fs.StringVar(&c.GRPCAddr, "grpc", c.GRPCAddr, "gRPC listen `address` (Open Inference Protocol and the worker service)")
+	fs.StringVar(&c.Policy, "policy", c.Policy, "selection `policy`: "+strings.Join(selection.Names(), ", "))
+	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` the local worker may fill with replicas")
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
@@ -67,6 +84,12 @@ func (c *serveConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("--http %q: %v", c.HTTPAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		return fmt.Errorf("--grpc %q: %v", c.GRPCAddr, err)
+	}
+	if c.WorkerMem <= 0 {
+		return errors.New("--worker-memory must be positive")
 	}
 	return nil
 }
@@ -91,7 +114,7 @@ func runServe(ctx context.Context, args []string) error {
 
 // serve runs the all-in-one server until ctx ends. ready, if set, is
 // closed once the server accepts requests.
-func serve(ctx context.Context, cfg serveConfig, ready chan<- string) error {
+func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
@@ -136,36 +159,67 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- string) error {
 	rcfg.MaxModelBytes = cfg.MaxUpload
 	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
 
+	wk, err := worker.New(worker.Config{ID: "local", Hardware: rcfg.Hardware, MemoryBytes: cfg.WorkerMem,
+		Logger: log.With("component", "worker")}, repo)
+	if err != nil {
+		return err
+	}
+	ccfg := controller.DefaultConfig()
+	ccfg.Policy = cfg.Policy
+	ccfg.Classes = []catalog.HardwareClass{rcfg.Hardware}
+	ctrl, err := controller.New(ccfg, store, []controller.Worker{workerrpc.Local{Worker: wk}}, log.With("component", "controller"))
+	if err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
-	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log}).Register(mux)
+	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
+		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
 	api.RegisterHealth(mux)
+	api.RegisterInference(mux, ctrl, 64<<20)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --http)", cfg.HTTPAddr, err)
 	}
+	gln, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --grpc)", cfg.GRPCAddr, err)
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
+	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
+
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("infaas serving", "http", ln.Addr().String(), "data", cfg.Data, "store", cfg.Store,
-		"repository", repo.URL(), "onnxruntime", executor.Version(), "hardware", rcfg.Hardware.Name)
+	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "data", cfg.Data, "store", cfg.Store,
+		"repository", repo.URL(), "onnxruntime", executor.Version(), "hardware", rcfg.Hardware.Name, "policy", ctrl.Policy())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reg.Run(gctx) })
+	g.Go(func() error { return wk.Run(gctx) })
+	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
+	g.Go(func() error { return gs.Serve(gln) })
 	g.Go(func() error {
 		<-gctx.Done()
+		gs.GracefulStop()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
 	if ready != nil {
-		ready <- "http://" + ln.Addr().String()
+		ready <- serverAddrs{HTTP: "http://" + ln.Addr().String(), GRPC: gln.Addr().String()}
 	}
 	err = g.Wait()
 	log.Info("infaas stopped")
 	return err
 }
+
+// serverAddrs are where a started server listens.
+type serverAddrs struct{ HTTP, GRPC string }

@@ -1,0 +1,82 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// InferInput is one tensor of an Open Inference Protocol request, sent as JSON.
+type InferInput struct {
+	Name     string    `json:"name"`
+	Shape    []int64   `json:"shape"`
+	Datatype string    `json:"datatype"`
+	Data     []float32 `json:"data"`
+}
+
+// InferOutput is one tensor of the answer.
+type InferOutput struct {
+	Name     string    `json:"name"`
+	Shape    []int64   `json:"shape"`
+	Datatype string    `json:"datatype"`
+	Data     []float64 `json:"data"`
+}
+
+// InferResult is the answer to an inference request.
+type InferResult struct {
+	ModelName  string         `json:"model_name"`
+	ID         string         `json:"id"`
+	Parameters map[string]any `json:"parameters"`
+	Outputs    []InferOutput  `json:"outputs"`
+}
+
+// ModelInfo is GET /v2/models/{name}.
+type ModelInfo struct {
+	Name     string   `json:"name"`
+	Platform string   `json:"platform"`
+	Versions []string `json:"versions"`
+	Inputs   []struct {
+		Name     string  `json:"name"`
+		Datatype string  `json:"datatype"`
+		Shape    []int64 `json:"shape"`
+	} `json:"inputs"`
+	Outputs []struct {
+		Name     string  `json:"name"`
+		Datatype string  `json:"datatype"`
+		Shape    []int64 `json:"shape"`
+	} `json:"outputs"`
+}
+
+// Model returns a model's metadata (variant, architecture or use case
+// written task.dataset).
+func (c *Client) Model(ctx context.Context, name string) (ModelInfo, error) {
+	var m ModelInfo
+	_, err := c.do(ctx, http.MethodGet, "/v2/models/"+url.PathEscape(name), "", nil, &m)
+	return m, err
+}
+
+// Infer sends one inference request over the Open Inference Protocol's
+// HTTP/JSON binding; params carry the requirements (latency_ms,
+// min_accuracy, max_cost, strict, explain).
+func (c *Client) Infer(ctx context.Context, model string, in InferInput, params map[string]any) (InferResult, error) {
+	body := map[string]any{"inputs": []InferInput{in}}
+	if len(params) > 0 {
+		body["parameters"] = params
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return InferResult{}, err
+	}
+	var r InferResult
+	_, err = c.do(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(model)+"/infer", "application/json", bytes.NewReader(b), &r)
+	return r, err
+}
+
+// Decisions returns the server's recent routing decisions, newest first.
+func (c *Client) Decisions(ctx context.Context) ([]map[string]any, error) {
+	var out []map[string]any
+	_, err := c.do(ctx, http.MethodGet, "/v1/decisions", "", nil, &out)
+	return out, err
+}
