@@ -42,8 +42,9 @@ type plan struct {
 // the replica is draining (nothing more will come), or when no request in
 // it has a deadline (requests without a deadline batch with what is
 // there). Otherwise it waits for more requests, but only while every
-// request's slack allows it — slack = deadline − now − predicted p99 of the
-// batch one sample larger — and never beyond maxDelay after the oldest
+// request's slack allows it — it spends at most half of slack = deadline −
+// arrival − predicted p99 of the batch one sample larger, keeping the other
+// half for wake-up jitter and the way back — and never beyond maxDelay after the oldest
 // request arrived. Each arrival re-plans, so the batch grows while slack
 // lasts.
 func planBatch(now time.Time, q []queued, maxBatch int, maxDelay time.Duration, cost costModel, draining bool) plan {
@@ -77,7 +78,10 @@ func planBatch(now time.Time, q []queued, maxBatch int, maxDelay time.Duration, 
 			continue
 		}
 		hasDeadline = true
-		if latest := r.Deadline.Add(-grown); latest.Before(until) {
+		// Spend at most half of the request's slack waiting: the rest
+		// absorbs wake-up jitter and the answer's way back to the client.
+		slack := r.Deadline.Sub(r.Arrived) - grown
+		if latest := r.Arrived.Add(slack / 2); latest.Before(until) {
 			until, why = latest, "no slack left"
 		}
 	}

@@ -125,9 +125,55 @@ func runDemo(ctx context.Context, args []string) error {
 			a.Name, a.UseCaseID(), a.Accuracy, a.AccuracySource, a.ValidationSamples, len(vs), len(a.Dropped))
 		printVariants(os.Stdout, vs)
 	}
+	if err := demoQueries(ctx, c, *zooDir); err != nil {
+		cancel()
+		<-done
+		return err
+	}
 	fmt.Printf("\nServing at %s — try: bin/infaas models; bin/infaas variants mnist-cnn-m --dropped. Ctrl-C stops.\n", base)
 	if *exit {
 		cancel()
 	}
 	return <-done
+}
+
+// demoQueries runs model-less queries with different requirements and
+// shows what infaas chose and why.
+func demoQueries(ctx context.Context, c *client.Client, zooDir string) error {
+	in, err := readInput(filepath.Join(zooDir, "data/mnist/inputs.idx"), []int64{-1, 1, 28, 28}, 0, 1)
+	if err != nil {
+		return err
+	}
+	in.Name, in.Datatype = "input", "FP32"
+	sets := []struct {
+		what   string
+		params map[string]any
+	}{
+		{"tight latency, any accuracy", map[string]any{"latency_ms": 0.5}},
+		{"high accuracy, relaxed latency", map[string]any{"latency_ms": 50.0, "min_accuracy": 98.5}},
+		{"middle ground", map[string]any{"latency_ms": 2.0, "min_accuracy": 97.0}},
+		{"impossible accuracy, strict", map[string]any{"latency_ms": 10.0, "min_accuracy": 99.9, "strict": true}},
+	}
+	fmt.Printf("\n== Model-less queries on classification/mnist (one MNIST digit each; the first query of a set may load a variant)\n")
+	for _, set := range sets {
+		fmt.Printf("\n-- %s: %v\n", set.what, set.params)
+		var res client.InferResult
+		for i := 0; i < 3; i++ { // the first may cold-start; show a warm one
+			res, err = c.Infer(ctx, "classification.mnist", in, set.params)
+			if err != nil {
+				break
+			}
+			if i == 0 && res.Parameters["action"] != "serve" {
+				fmt.Printf("   first query: %v — %v (%.2f ms)\n", res.Parameters["action"], res.Parameters["variant"], num(res.Parameters["latency_ms"]))
+			}
+		}
+		if err != nil {
+			fmt.Printf("   refused: %v\n", err)
+			continue
+		}
+		p := res.Parameters
+		fmt.Printf("   chose %v (accuracy %.2f%%), %.3f ms in infaas, met: %v\n   why: %v\n",
+			p["variant"], num(p["accuracy"]), num(p["latency_ms"]), p["met"], p["decision"])
+	}
+	return nil
 }
