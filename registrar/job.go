@@ -82,6 +82,9 @@ func (r *Registrar) process(ctx context.Context, j *job) {
 		})
 		return
 	}
+	if r.OnCommit != nil {
+		r.OnCommit(ctx)
+	}
 	log.Info("registered", "variants", len(variants), "dropped", len(arch.Dropped), "elapsed", time.Since(start).Round(time.Millisecond))
 	j.update(func(s *Status) {
 		s.State, s.Phase, s.Done = StateReady, "registered", s.Total

@@ -65,6 +65,11 @@ type Registrar struct {
 	queue chan *job
 	mu    sync.Mutex
 	jobs  map[string]*job
+
+	// OnCommit, when set, runs after each registration is committed and
+	// before its status turns ready, so that whoever serves queries (the
+	// controller's snapshot) knows the new model by then.
+	OnCommit func(ctx context.Context)
 }
 
 // New returns a registrar; it starts nothing.

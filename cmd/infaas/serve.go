@@ -172,6 +172,12 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		return err
 	}
 
+	reg.OnCommit = func(ctx context.Context) {
+		if err := ctrl.Refresh(ctx); err != nil {
+			log.Error("refresh after registration", "err", err)
+		}
+	}
+
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
