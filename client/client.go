@@ -201,3 +201,10 @@ func (c *Client) Architecture(ctx context.Context, name string) (catalog.Archite
 	_, err := c.do(ctx, http.MethodGet, "/v1/models/"+url.PathEscape(name), "", nil, &a)
 	return a, err
 }
+
+// Variant returns one variant.
+func (c *Client) Variant(ctx context.Context, name string) (catalog.Variant, error) {
+	var v catalog.Variant
+	_, err := c.do(ctx, http.MethodGet, "/v1/variants/"+url.PathEscape(name), "", nil, &v)
+	return v, err
+}

@@ -210,10 +210,13 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
 
 	wreq := worker.Request{Input: req.Inputs[0].Data, Batch: batch}
-	// The worker enforces the deadline (admission control, batching slack)
-	// only when selection expects to meet it: a cold start or a best-effort
-	// pick is served as well as it can be and reported as not met.
-	if req.Requirements.LatencyMs > 0 && d.Met && d.Action != selection.LoadAndServe {
+	// The worker enforces the deadline (admission control, batching slack,
+	// shedding) whenever the variant itself can meet it: a replica that is
+	// merely too busy then refuses the excess with "try later" instead of
+	// queueing it. A cold start, or a best-effort pick that is too slow even
+	// when idle, is served as well as it can be and reported as not met.
+	x := v.variants[vname]
+	if req.Requirements.LatencyMs > 0 && d.Action != selection.LoadAndServe && x.Profile.P99At(batch) <= req.Requirements.LatencyMs {
 		wreq.Deadline = arrival.Add(time.Duration(req.Requirements.LatencyMs * float64(time.Millisecond)))
 	}
 	n := c.counter(replica)
@@ -228,7 +231,6 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
 	rec.Met = met
 
-	x := v.variants[vname]
 	a := v.archs[x.Architecture]
 	outName := a.Output.Name
 	if len(req.Outputs) == 1 {

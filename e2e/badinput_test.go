@@ -139,7 +139,7 @@ func TestCLIRegisterErrorSaysWhatToDo(t *testing.T) {
 	notONNX := filepath.Join(t.TempDir(), "x.onnx")
 	_ = os.WriteFile(notONNX, []byte("hello"), 0o600)
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(binary(t), args...)
+		cmd := exec.Command(infaasBinary(t), args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()

@@ -25,8 +25,8 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/infaas once per test run.
-func binary(t *testing.T) string {
+// infaasBinary builds cmd/infaas once per test run.
+func infaasBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root := onnxtest.RepoRoot(t)
@@ -74,6 +74,7 @@ type server struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
+	grpc string
 	log  *syncBuffer
 	done chan struct{}
 	c    *client.Client
@@ -101,15 +102,15 @@ func (b *syncBuffer) String() string {
 // answers.
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary(t), append([]string{"serve", "--data", dir, "--http", addr, "--profile-time", "40ms"}, args...)...)
+	addr, gaddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--profile-time", "40ms"}, args...)...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, addr: addr, log: log, done: make(chan struct{}), c: client.New(addr)}
+	s := &server{t: t, cmd: cmd, addr: addr, grpc: gaddr, log: log, done: make(chan struct{}), c: client.New(addr)}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.kill)
 	deadline := time.Now().Add(30 * time.Second)

@@ -47,6 +47,9 @@ type plan struct {
 // half for wake-up jitter and the way back — and never beyond maxDelay after the oldest
 // request arrived. Each arrival re-plans, so the batch grows while slack
 // lasts.
+// timerSlack is how late a timer may fire.
+const timerSlack = time.Millisecond
+
 func planBatch(now time.Time, q []queued, maxBatch int, maxDelay time.Duration, cost costModel, draining bool) plan {
 	if len(q) == 0 {
 		return plan{}
@@ -80,8 +83,11 @@ func planBatch(now time.Time, q []queued, maxBatch int, maxDelay time.Duration, 
 		hasDeadline = true
 		// Spend at most half of the request's slack waiting: the rest
 		// absorbs wake-up jitter and the answer's way back to the client.
+		// Go's timers can fire up to a millisecond late on an idle
+		// process (the scheduler sleeps with millisecond resolution), so
+		// that much is kept back too.
 		slack := r.Deadline.Sub(r.Arrived) - grown
-		if latest := r.Arrived.Add(slack / 2); latest.Before(until) {
+		if latest := r.Arrived.Add(slack/2 - timerSlack); latest.Before(until) {
 			until, why = latest, "no slack left"
 		}
 	}

@@ -44,15 +44,18 @@ func TestPlanBatch(t *testing.T) {
 			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{Wait: 4 * time.Millisecond, Why: "waiting for more"}},
 		{name: "max delay reached", now: 5 * time.Millisecond, q: []queued{req(0, 1, 100*time.Millisecond)},
 			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{N: 1, Samples: 1, Why: "max queue delay reached"}},
-		// deadline 3 ms, exec(2) = 1.2 ms: slack 1.8 ms, half of it waited: until 0.9 ms.
-		{name: "slack shorter than the max delay", now: 500 * time.Microsecond, q: []queued{req(0, 1, 3*time.Millisecond)},
+		// deadline 5 ms, exec(2) = 1.2 ms: slack 3.8 ms, half of it less the
+		// timer slack waited: until 0.9 ms.
+		{name: "slack shorter than the max delay", now: 500 * time.Microsecond, q: []queued{req(0, 1, 5*time.Millisecond)},
 			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{Wait: 400 * time.Microsecond, Why: "waiting for more"}},
-		{name: "slack used up", now: 900 * time.Microsecond, q: []queued{req(0, 1, 3*time.Millisecond)},
+		{name: "slack used up", now: 900 * time.Microsecond, q: []queued{req(0, 1, 5*time.Millisecond)},
 			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{N: 1, Samples: 1, Why: "no slack left"}},
-		// The tightest request decides: deadlines 50 ms and 2 ms (arrived at
-		// 0.1 ms), exec(3) = 1.3 ms: slack 0.6 ms, half waited: until 0.4 ms.
+		{name: "slack under the timer's resolution", now: 0, q: []queued{req(0, 1, 3*time.Millisecond)},
+			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{N: 1, Samples: 1, Why: "no slack left"}},
+		// The tightest request decides: deadlines 50 ms and 4 ms (arrived at
+		// 0.1 ms), exec(3) = 1.3 ms: slack 2.6 ms, half less 1 ms waited: until 0.4 ms.
 		{name: "tightest deadline decides", now: 200 * time.Microsecond,
-			q:        []queued{req(0, 1, 50*time.Millisecond), req(100*time.Microsecond, 1, 2*time.Millisecond)},
+			q:        []queued{req(0, 1, 50*time.Millisecond), req(100*time.Microsecond, 1, 4*time.Millisecond)},
 			maxBatch: 8, maxDelay: 5 * time.Millisecond, want: plan{Wait: 200 * time.Microsecond, Why: "waiting for more"}},
 		{name: "a request without deadline does not relax others", now: 1900 * time.Microsecond,
 			q:        []queued{req(0, 1, 0), req(0, 1, 3*time.Millisecond)},

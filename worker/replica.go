@@ -244,7 +244,6 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 		batch = batch[:0]
 		dropped, shed, samples := 0, 0, 0
 		now := r.now()
-		finish := now.Add(r.cost.exec(pl.Samples))
 		for _, p := range r.queue[:pl.N] {
 			p.taken = true
 			if p.ctx.Err() != nil { // cancelled while queued: drop without running
@@ -254,10 +253,10 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 			// Shed a request that can no longer make its deadline (the
 			// replica ran slower than its profile): answering it late
 			// helps nobody, refusing it lets the client retry elsewhere.
-			if !p.req.Deadline.IsZero() && finish.After(p.req.Deadline) {
+			if !p.req.Deadline.IsZero() && now.After(p.req.Deadline) {
 				shed++
-				p.done <- result{err: fmt.Errorf("%w: its deadline passed while it was queued (%s late by the profile)",
-					ErrOverloaded, ms(finish.Sub(p.req.Deadline)))}
+				p.done <- result{err: fmt.Errorf("%w: its deadline passed %s ago while it was queued",
+					ErrOverloaded, ms(now.Sub(p.req.Deadline)))}
 				continue
 			}
 			batch = append(batch, p)
