@@ -26,7 +26,7 @@ var (
 )
 
 // infaasBinary builds cmd/infaas once per test run.
-func infaasBinary(t *testing.T) string {
+func infaasBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root := onnxtest.RepoRoot(t)
@@ -50,7 +50,7 @@ func infaasBinary(t *testing.T) string {
 }
 
 // zoo returns the path of a file in the repository's model zoo.
-func zoo(t *testing.T, rel string) string {
+func zoo(t testing.TB, rel string) string {
 	t.Helper()
 	p := filepath.Join(onnxtest.RepoRoot(t), "zoo", rel)
 	if _, err := os.Stat(p); err != nil {
@@ -59,7 +59,7 @@ func zoo(t *testing.T, rel string) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +71,7 @@ func freeAddr(t *testing.T) string {
 
 // server is one `infaas serve` process.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	addr string
 	grpc string
@@ -100,7 +100,7 @@ func (b *syncBuffer) String() string {
 
 // startServer runs `infaas serve --data dir` plus args and waits until it
 // answers.
-func startServer(t *testing.T, dir string, args ...string) *server {
+func startServer(t testing.TB, dir string, args ...string) *server {
 	t.Helper()
 	addr, gaddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--profile-time", "40ms"}, args...)...)
@@ -156,7 +156,7 @@ func (s *server) stop() {
 	}
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c
@@ -166,7 +166,7 @@ const pixelScale = 1.0 / 255
 
 // registerZoo registers zoo model name (mnist-* or fashion-*) with its
 // validation data and waits for it.
-func (s *server) registerZoo(t *testing.T, name string) {
+func (s *server) registerZoo(t testing.TB, name string) {
 	t.Helper()
 	dataset := strings.SplitN(name, "-", 2)[0]
 	scale := pixelScale

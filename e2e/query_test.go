@@ -25,7 +25,7 @@ import (
 )
 
 // mnist is the zoo's MNIST validation set in raw 0–255 pixels.
-func mnist(t *testing.T) *validation.Set {
+func mnist(t testing.TB) *validation.Set {
 	t.Helper()
 	in, err := os.ReadFile(zoo(t, "data/mnist/inputs.idx"))
 	if err != nil {
@@ -64,7 +64,7 @@ func argmaxRows(data []float64, classes int) []int {
 	return out
 }
 
-func grpcClient(t *testing.T, s *server) pb.GRPCInferenceServiceClient {
+func grpcClient(t testing.TB, s *server) pb.GRPCInferenceServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

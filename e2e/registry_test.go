@@ -177,7 +177,7 @@ func TestKilledMidRegistrationLeavesNothing(t *testing.T) {
 	s2.registerZoo(t, "mnist-cnn-s")
 }
 
-func listBlobs(t *testing.T, dir string) []string {
+func listBlobs(t testing.TB, dir string) []string {
 	t.Helper()
 	var out []string
 	root := filepath.Join(dir, "models", "sha256")
