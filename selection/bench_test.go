@@ -98,9 +98,6 @@ func BenchmarkWithState(b *testing.B) {
 // TestBenchmarkMix reports which rules the BenchmarkSelect requests hit
 // (go test -run BenchmarkMix -v), so the numbers can be read.
 func TestBenchmarkMix(t *testing.T) {
-	if testing.Short() {
-		t.Skip()
-	}
 	for _, nv := range benchSizes.variants {
 		rng := rand.New(rand.NewPCG(1, uint64(nv)<<16|100))
 		w := genWorld(rng, nv, 100, false)
