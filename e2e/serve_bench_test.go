@@ -97,6 +97,62 @@ func BenchmarkServe(b *testing.B) {
 		}
 		report(b, lat)
 	})
+	b.Run("http-binary", func(b *testing.B) {
+		// Triton's binary tensor extension, what its HTTP clients send by default.
+		hdr := []byte(fmt.Sprintf(`{"inputs":[{"name":"x","shape":[1,1,28,28],"datatype":"FP32","parameters":{"binary_data_size":%d}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`, len(raw)))
+		body := append(append([]byte{}, hdr...), raw...)
+		url := "http://" + s.addr + "/v2/models/" + v.Name + "/infer"
+		hc := &http.Client{}
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/octet-stream")
+			req.Header.Set("Inference-Header-Content-Length", fmt.Sprint(len(hdr)))
+			t0 := time.Now()
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("HTTP %d", resp.StatusCode)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		report(b, lat)
+	})
+	// The protocols' own floor on this machine: a request that does no work.
+	b.Run("http-live", func(b *testing.B) {
+		hc := &http.Client{}
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			resp, err := hc.Get("http://" + s.addr + "/v2/health/live")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+		}
+		report(b, lat)
+	})
+	b.Run("grpc-live", func(b *testing.B) {
+		gc := grpcClient(b, s)
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			if _, err := gc.ServerLive(c, &pb.ServerLiveRequest{}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		report(b, lat)
+	})
 	b.Run("grpc", func(b *testing.B) {
 		gc := grpcClient(b, s)
 		req := &pb.ModelInferRequest{ModelName: v.Name, Inputs: []*pb.ModelInferRequest_InferInputTensor{

@@ -80,7 +80,15 @@ type replica struct {
 	queue     []*pending
 	queued    int // samples in queue
 	executing int // samples in the running batch
+	inline    bool // a request is running on its caller's goroutine (the idle fast path)
+	live      bool // the batcher goroutine is running: the worker serves
 	health    Health
+
+	// runMu is held by an inline run; finalize takes it before closing the
+	// session, so a session never closes under a running request.
+	runMu    sync.Mutex
+	inlineIn []byte // scratch for inline runs (one at a time)
+	inlineLt []time.Duration
 
 	// Set once when the load completes, read-only afterwards.
 	io         executor.IO
@@ -151,6 +159,13 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	p := &pending{ctx: ctx, req: req, arrived: now, done: make(chan result, 1)}
+	// Fast path: an idle replica and a request that would not wait for
+	// company (no deadline, or a full batch) run at once on the caller's
+	// goroutine, saving two goroutine hand-offs.
+	if r.live && len(r.queue) == 0 && r.executing == 0 && !r.inline && r.sess != nil &&
+		(req.Deadline.IsZero() || req.Batch >= r.maxBatch) {
+		return r.runInline(p)
+	}
 	r.queue = append(r.queue, p)
 	r.queued += req.Batch
 	depth := r.queued
@@ -181,6 +196,27 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	}
 }
 
+// runInline runs p alone on the caller's goroutine. Call with r.mu held;
+// it returns with r.mu released.
+func (r *replica) runInline(p *pending) (Response, error) {
+	p.taken = true
+	r.inline = true
+	r.executing = p.req.Batch
+	sess := r.sess
+	r.runMu.Lock()
+	r.mu.Unlock()
+	r.mon.admitted(0)
+	r.inlineIn, r.inlineLt = r.run(sess, []*pending{p}, p.req.Batch, r.inlineIn, r.inlineLt)
+	r.runMu.Unlock()
+	r.mu.Lock()
+	r.inline = false
+	r.executing = 0
+	r.mu.Unlock()
+	r.signal() // requests may have queued meanwhile
+	res := <-p.done
+	return res.resp, res.err
+}
+
 // remove takes p out of the queue. Call with r.mu held.
 func (r *replica) remove(p *pending) {
 	for i, q := range r.queue {
@@ -195,6 +231,14 @@ func (r *replica) remove(p *pending) {
 // loop is the replica's batcher. It returns true when the replica drained
 // (draining and nothing left) and false when stop closed.
 func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
+	r.mu.Lock()
+	r.live = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.live = false
+		r.mu.Unlock()
+	}()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -212,11 +256,20 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 		}
 		r.mu.Lock()
 		if len(r.queue) == 0 {
-			draining := r.state == StateDraining
+			draining := r.state == StateDraining && !r.inline
 			r.mu.Unlock()
 			if draining {
 				return true
 			}
+			select {
+			case <-r.wake:
+				continue
+			case <-stop:
+				return false
+			}
+		}
+		if r.inline { // the inline run signals when it is done
+			r.mu.Unlock()
 			select {
 			case <-r.wake:
 				continue
@@ -273,7 +326,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 			r.mon.refused()
 		}
 		if len(batch) > 0 {
-			in, lat = r.run(batch, samples, in, lat)
+			in, lat = r.run(r.sess, batch, samples, in, lat)
 		}
 		r.mu.Lock()
 		r.executing = 0
@@ -283,7 +336,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 
 // run executes one batch and answers its requests. in and lat are scratch
 // buffers the batcher reuses.
-func (r *replica) run(batch []*pending, samples int, in []byte, lat []time.Duration) ([]byte, []time.Duration) {
+func (r *replica) run(sess *executor.Session, batch []*pending, samples int, in []byte, lat []time.Duration) ([]byte, []time.Duration) {
 	exec := samples
 	if r.fixedBatch > 0 {
 		exec = r.fixedBatch
@@ -300,7 +353,7 @@ func (r *replica) run(batch []*pending, samples int, in []byte, lat []time.Durat
 	clear(in[off:]) // padding up to a fixed batch dimension
 
 	start := r.now()
-	out, shape, err := r.sess.Run(in, exec, nil)
+	out, shape, err := sess.Run(in, exec, nil)
 	end := r.now()
 	compute := end.Sub(start)
 	per := 0

@@ -294,6 +294,8 @@ func (w *Worker) finalize(r *replica, err error) {
 		r.state = StateDraining
 		r.mu.Unlock()
 		if sess != nil {
+			r.runMu.Lock() // an inline run finishes first
+			defer r.runMu.Unlock()
 			if cerr := sess.Close(); cerr != nil {
 				w.log.Warn("close session", "replica", r.id, "err", cerr)
 			}

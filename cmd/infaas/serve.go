@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -38,6 +40,7 @@ type serveConfig struct {
 	GRPCAddr   string
 	Policy     string
 	WorkerMem  int64
+	Pprof      bool
 	Store      string // "bolt" (in Data) or a redis:// URL
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
@@ -65,6 +68,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc", c.GRPCAddr, "gRPC listen `address` (Open Inference Protocol and the worker service)")
 	fs.StringVar(&c.Policy, "policy", c.Policy, "selection `policy`: "+strings.Join(selection.Names(), ", "))
 	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` the local worker may fill with replicas")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address")
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
@@ -183,6 +187,12 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
 	api.RegisterHealth(mux)
 	api.RegisterInference(mux, ctrl, 64<<20)
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -193,7 +203,8 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		ln.Close()
 		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --grpc)", cfg.GRPCAddr, err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	// Stream workers reuse goroutines (and their grown stacks) across calls.
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())))
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
 	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
 
