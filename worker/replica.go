@@ -78,8 +78,8 @@ type replica struct {
 	loadedAt  time.Time
 	loadTime  time.Duration
 	queue     []*pending
-	queued    int // samples in queue
-	executing int // samples in the running batch
+	queued    int  // samples in queue
+	executing int  // samples in the running batch
 	inline    bool // a request is running on its caller's goroutine (the idle fast path)
 	live      bool // the batcher goroutine is running: the worker serves
 	health    Health
