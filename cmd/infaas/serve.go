@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
-	api.RegisterHealth(mux)
+	api.RegisterHealth(mux, ctrl)
 	api.RegisterInference(mux, ctrl, 64<<20)
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
