@@ -19,6 +19,7 @@ import (
 	"github.com/infaas/infaas/api"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/registrar"
+	"github.com/infaas/infaas/worker"
 )
 
 // DefaultServer is where the CLI looks for a server (Triton's HTTP port).
@@ -207,4 +208,12 @@ func (c *Client) Variant(ctx context.Context, name string) (catalog.Variant, err
 	var v catalog.Variant
 	_, err := c.do(ctx, http.MethodGet, "/v1/variants/"+url.PathEscape(name), "", nil, &v)
 	return v, err
+}
+
+// Workers returns the workers' state: memory, replicas, their statistics
+// and health.
+func (c *Client) Workers(ctx context.Context) ([]worker.Status, error) {
+	var ws []worker.Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/workers", "", nil, &ws)
+	return ws, err
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
@@ -151,3 +152,38 @@ func reorder(args []string, bools ...string) []string {
 	}
 	return append(flags, pos...)
 }
+
+func runWorkers(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("workers", flag.ContinueOnError)
+	server := serverFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ws, err := client.New(*server).Workers(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(ws)
+	}
+	for _, w := range ws {
+		fmt.Printf("worker %s (%s, %d cores, $%.3f/h): %s of %s reserved, running %v\n", w.ID, w.Hardware.Name, w.Hardware.Cores,
+			w.Hardware.PricePerHour, bytesHuman(w.MemoryReserved), bytesHuman(w.MemoryCapacity), w.Running)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  REPLICA\tSTATE\tMAXB\tQPS\tP50/P99 ms\tAVG BATCH\tQUEUED\tREFUSED\tHEALTH")
+		for _, r := range w.Replicas {
+			health := "ok"
+			if !r.Health.Healthy() {
+				health = strings.Join(r.Health.Reasons, "; ")
+			}
+			s := r.Stats
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%.0f\t%s/%s\t%.1f\t%d\t%d\t%s\n", r.ID, r.State, r.MaxBatch, s.QPS,
+				ms(durMs(s.LatencyP50)), ms(durMs(s.LatencyP99)), s.AvgBatch, s.Queued, s.Refused, health)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"models":   {"list use cases and architectures", runModels},
 	"variants": {"list an architecture's variants and their profiles", runVariants},
 	"version":  {"print versions", runVersion},
+	"workers":  {"list workers with their replicas, load and health", runWorkers},
 	"query":    {"send a query: a variant, an architecture, or a task and dataset with requirements", runQuery},
 }
 

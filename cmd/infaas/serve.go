@@ -204,7 +204,8 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --grpc)", cfg.GRPCAddr, err)
 	}
 	// Stream workers reuse goroutines (and their grown stacks) across calls.
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+		grpc.ChainUnaryInterceptor(api.RecoverUnary(log)))
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
 	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
 
