@@ -21,6 +21,7 @@ type Registrar interface {
 	Submit(ctx context.Context, req registrar.Request) (registrar.Status, error)
 	Status(ctx context.Context, name string) (registrar.Status, error)
 	Jobs() []registrar.Status
+	Delete(ctx context.Context, name string) error
 }
 
 // Management serves /v1.
@@ -87,7 +88,7 @@ func (m *Management) architecture(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Management) delete(w http.ResponseWriter, r *http.Request) {
-	if err := m.Store.DeleteArchitecture(r.Context(), r.PathValue("name")); err != nil {
+	if err := m.Registrar.Delete(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, fmt.Errorf("delete architecture %q: %w", r.PathValue("name"), err))
 		return
 	}

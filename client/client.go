@@ -217,3 +217,9 @@ func (c *Client) Workers(ctx context.Context) ([]worker.Status, error) {
 	_, err := c.do(ctx, http.MethodGet, "/v1/workers", "", nil, &ws)
 	return ws, err
 }
+
+// Delete removes an architecture, its variants, replicas and blobs.
+func (c *Client) Delete(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/models/"+url.PathEscape(name), "", nil, nil)
+	return err
+}

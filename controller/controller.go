@@ -258,3 +258,21 @@ func (c *Controller) counter(replica string) *atomic.Int64 {
 
 // Ready reports whether the controller has a snapshot.
 func (c *Controller) Ready(context.Context) bool { return c.view.Load() != nil }
+
+// UnloadArchitecture unloads every replica of an architecture's variants
+// (after it was deleted); replicas drain their queues first.
+func (c *Controller) UnloadArchitecture(name string) {
+	for _, w := range c.order {
+		for _, r := range w.State().Replicas {
+			if r.Architecture != name || r.State == worker.StateDraining {
+				continue
+			}
+			if err := w.Unload(r.ID); err != nil {
+				c.log.Warn("unload", "replica", r.ID, "err", err)
+			} else {
+				c.log.Info("unloading replica of a deleted architecture", "replica", r.ID, "architecture", name)
+			}
+		}
+	}
+	c.refreshState()
+}

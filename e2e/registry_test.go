@@ -208,3 +208,47 @@ func isStatus(err error, code int) bool {
 	var e *client.Error
 	return errors.As(err, &e) && e.Status == code
 }
+
+// TestDeleteUnloadsAndCollects: deleting an architecture unloads its
+// replicas, removes the blobs only it referenced, and makes its name unknown
+// to queries — while another architecture keeps serving.
+func TestDeleteUnloadsAndCollects(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	s.registerZoo(t, "mnist-mlp-s")
+	blobsOne := len(listBlobs(t, dir))
+	s.registerZoo(t, "mnist-mlp-m")
+	c := ctx(t)
+	set := mnist(t)
+	for _, m := range []string{"mnist-mlp-s", "mnist-mlp-m"} {
+		if _, err := s.c.Infer(c, m, samples(set, 0, 1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.c.Delete(c, "mnist-mlp-m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Delete(c, "mnist-mlp-m"); !isStatus(err, 404) {
+		t.Fatalf("deleting twice: %v, want 404", err)
+	}
+	if _, err := s.c.Infer(c, "mnist-mlp-m", samples(set, 0, 1), nil); !isStatus(err, 404) {
+		t.Fatalf("query of a deleted architecture: %v, want 404", err)
+	}
+	if n := len(listBlobs(t, dir)); n != blobsOne {
+		t.Fatalf("%d blobs after the delete, %d before the second registration", n, blobsOne)
+	}
+	ws, err := s.c.Workers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		for _, r := range w.Replicas {
+			if r.Architecture == "mnist-mlp-m" && r.State != "draining" {
+				t.Fatalf("replica %s of the deleted architecture is %s", r.ID, r.State)
+			}
+		}
+	}
+	if _, err := s.c.Infer(c, "mnist-mlp-s", samples(set, 0, 1), nil); err != nil {
+		t.Fatalf("the other architecture stopped serving: %v", err)
+	}
+}

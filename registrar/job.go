@@ -118,6 +118,8 @@ func (r *Registrar) build(ctx context.Context, j *job) (catalog.Architecture, []
 		return arch, nil, err
 	}
 	j.update(func(s *Status) { s.Phase = "storing variants" })
+	r.gcMu.RLock() // the graphs are unreferenced until the commit
+	defer r.gcMu.RUnlock()
 	for _, b := range blobs {
 		if _, err := r.repo.Put(ctx, b); err != nil {
 			return arch, nil, fmt.Errorf("store variant graph: %w", err)

@@ -66,6 +66,15 @@ type Registrar struct {
 	mu    sync.Mutex
 	jobs  map[string]*job
 
+	// gcMu keeps the garbage collector out while a registration writes
+	// blobs that no record references yet (its variant graphs, just before
+	// the commit that references them).
+	gcMu sync.RWMutex
+
+	// OnDelete, when set, runs after an architecture is deleted, so that
+	// whoever serves queries forgets it and unloads its replicas.
+	OnDelete func(ctx context.Context, name string)
+
 	// OnCommit, when set, runs after each registration is committed and
 	// before its status turns ready, so that whoever serves queries (the
 	// controller's snapshot) knows the new model by then.
@@ -112,6 +121,8 @@ func (r *Registrar) Recover(ctx context.Context) error {
 // record's model digest, or are only written after profiling, so the
 // collector runs when nothing is in flight or for one failed registration.
 func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
+	r.gcMu.Lock()
+	defer r.gcMu.Unlock()
 	refs, err := r.store.Digests(ctx)
 	if err != nil {
 		return 0, err
@@ -330,6 +341,28 @@ func useCaseOf(a catalog.Architecture) catalog.UseCase {
 	in.Name = "input"
 	in.Shape = append([]int64{-1}, a.Input.SampleShape()...)
 	return catalog.UseCase{Task: a.Task, Dataset: a.Dataset, Input: in, Classes: validation.Classes(a.Output)}
+}
+
+// Delete removes a ready architecture, its variants and every blob only
+// they referenced.
+func (r *Registrar) Delete(ctx context.Context, name string) error {
+	if err := r.store.DeleteArchitecture(ctx, name); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			return fmt.Errorf("%w: %q", ErrNotFound, name)
+		}
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	r.mu.Lock()
+	delete(r.jobs, name)
+	r.mu.Unlock()
+	if r.OnDelete != nil {
+		r.OnDelete(ctx, name)
+	}
+	if _, err := r.collectGarbage(ctx); err != nil {
+		return fmt.Errorf("delete %s: collect blobs: %w", name, err)
+	}
+	r.log.Info("deleted", "architecture", name)
+	return nil
 }
 
 // Jobs lists the registrations this process knows, by name.

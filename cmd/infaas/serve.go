@@ -182,6 +182,13 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		}
 	}
 
+	reg.OnDelete = func(ctx context.Context, name string) {
+		if err := ctrl.Refresh(ctx); err != nil {
+			log.Error("refresh after delete", "err", err)
+		}
+		ctrl.UnloadArchitecture(name)
+	}
+
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
