@@ -11,6 +11,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/metadata"
+	"github.com/infaas/infaas/metrics"
 	"github.com/infaas/infaas/selection"
 	"github.com/infaas/infaas/worker"
 )
@@ -38,6 +39,8 @@ type Config struct {
 	Classes []catalog.HardwareClass
 	// DecisionLog is how many recent decisions GET /v1/decisions keeps.
 	DecisionLog int
+	// Metrics, when set, records every query (Prometheus).
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig: the infaas policy, state every 50 ms, catalog every second.

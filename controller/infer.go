@@ -99,6 +99,33 @@ func checkRequirements(r inference.Requirements) error {
 
 // Infer answers one query: select, (load,) forward, report.
 func (c *Controller) Infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
+	resp, err := c.infer(ctx, req)
+	if err != nil {
+		c.cfg.Metrics.Failed(failureReason(err))
+	}
+	return resp, err
+}
+
+// failureReason is a short label for an error, for metrics.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownModel):
+		return "unknown_model"
+	case errors.Is(err, ErrBadInput), errors.Is(err, ErrBadRequirements):
+		return "bad_request"
+	case errors.Is(err, ErrUnsatisfiable):
+		return "unsatisfiable"
+	case errors.Is(err, ErrOverloaded):
+		return "overloaded"
+	case errors.Is(err, ErrNotReady):
+		return "not_ready"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	}
+	return "internal"
+}
+
+func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
 	arrival := c.now()
 	v := c.view.Load()
 	if v == nil {
@@ -138,6 +165,7 @@ func (c *Controller) Infer(ctx context.Context, req *inference.InferRequest) (*i
 	if r.Explain {
 		explanation = c.policy.Explain(v.snap, &sr, arrival).String()
 	}
+	c.cfg.Metrics.Decision(rec.Action, rec.Reason)
 	resp, err := c.act(ctx, v, &d, req, batch, arrival, &rec)
 	if err != nil {
 		rec.Error = err.Error()
@@ -230,6 +258,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	rec.ObservedMs = ms(elapsed)
 	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
 	rec.Met = met
+	c.cfg.Metrics.Served(vname, elapsed, out.QueueTime, out.ComputeTime, met)
 
 	a := v.archs[x.Architecture]
 	outName := a.Output.Name

@@ -71,13 +71,14 @@ func freeAddr(t testing.TB) string {
 
 // server is one `infaas serve` process.
 type server struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	addr string
-	grpc string
-	log  *syncBuffer
-	done chan struct{}
-	c    *client.Client
+	t       testing.TB
+	cmd     *exec.Cmd
+	addr    string
+	grpc    string
+	metrics string
+	log     *syncBuffer
+	done    chan struct{}
+	c       *client.Client
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.
@@ -102,15 +103,16 @@ func (b *syncBuffer) String() string {
 // answers.
 func startServer(t testing.TB, dir string, args ...string) *server {
 	t.Helper()
-	addr, gaddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--profile-time", "40ms"}, args...)...)
+	addr, gaddr, maddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--metrics", maddr,
+		"--profile-time", "40ms"}, args...)...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, addr: addr, grpc: gaddr, log: log, done: make(chan struct{}), c: client.New(addr)}
+	s := &server{t: t, cmd: cmd, addr: addr, grpc: gaddr, metrics: maddr, log: log, done: make(chan struct{}), c: client.New(addr)}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.kill)
 	deadline := time.Now().Add(30 * time.Second)

@@ -190,6 +190,19 @@ func TestQueryThreeWays(t *testing.T) {
 	if ds, err := s.c.Decisions(c); err != nil || len(ds) < 5 {
 		t.Fatalf("decision log: %d entries, %v", len(ds), err)
 	}
+	// Prometheus sees the queries.
+	resp, err := http.Get("http://" + s.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`infaas_inference_request_success{variant="` + vs[0].Name + `"}`, "infaas_decisions_total{action=",
+		"infaas_request_duration_ms_bucket", `infaas_worker_memory_reserved_bytes{worker="local"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func countEqual(a, b []int) int {

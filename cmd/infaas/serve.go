@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/metadata"
+	"github.com/infaas/infaas/metrics"
 	"github.com/infaas/infaas/profiler"
 	"github.com/infaas/infaas/registrar"
 	"github.com/infaas/infaas/repository"
@@ -38,6 +41,7 @@ type serveConfig struct {
 	Data       string
 	HTTPAddr   string
 	GRPCAddr   string
+	Metrics    string
 	Policy     string
 	WorkerMem  int64
 	Pprof      bool
@@ -53,6 +57,7 @@ func defaultServeConfig() serveConfig {
 		Data:      "infaas-data",
 		HTTPAddr:  "127.0.0.1:8000",
 		GRPCAddr:  "127.0.0.1:8001",
+		Metrics:   "127.0.0.1:8002",
 		Policy:    "infaas",
 		WorkerMem: 4 << 30,
 		Store:     "bolt",
@@ -66,6 +71,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data `directory` (metadata and, by default, the model repository)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen `address` (management API and Open Inference Protocol)")
 	fs.StringVar(&c.GRPCAddr, "grpc", c.GRPCAddr, "gRPC listen `address` (Open Inference Protocol and the worker service)")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Prometheus metrics listen `address` (/metrics); empty disables")
 	fs.StringVar(&c.Policy, "policy", c.Policy, "selection `policy`: "+strings.Join(selection.Names(), ", "))
 	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` the local worker may fill with replicas")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address")
@@ -171,6 +177,8 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	ccfg := controller.DefaultConfig()
 	ccfg.Policy = cfg.Policy
 	ccfg.Classes = []catalog.HardwareClass{rcfg.Hardware}
+	promReg := prometheus.NewRegistry()
+	ccfg.Metrics = metrics.New(promReg, func() []worker.Status { return []worker.Status{wk.State()} })
 	ctrl, err := controller.New(ccfg, store, []controller.Worker{workerrpc.Local{Worker: wk}}, log.With("component", "controller"))
 	if err != nil {
 		return err
@@ -217,26 +225,46 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "data", cfg.Data, "store", cfg.Store,
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
+	if cfg.Metrics != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics)
+		if err != nil {
+			ln.Close()
+			gln.Close()
+			return fmt.Errorf("listen on %s: %w (pick another address with --metrics, or --metrics '' to disable)", cfg.Metrics, err)
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second})
+		listeners = append(listeners, mln)
+	}
+	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "metrics", cfg.Metrics, "data", cfg.Data, "store", cfg.Store,
 		"repository", repo.URL(), "onnxruntime", executor.Version(), "hardware", rcfg.Hardware.Name, "policy", ctrl.Policy())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reg.Run(gctx) })
 	g.Go(func() error { return wk.Run(gctx) })
 	g.Go(func() error { return ctrl.Run(gctx) })
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	for i, hs := range servers {
+		g.Go(func() error {
+			if err := hs.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return gs.Serve(gln) })
 	g.Go(func() error {
 		<-gctx.Done()
 		gs.GracefulStop()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		var err error
+		for _, hs := range servers {
+			err = errors.Join(err, hs.Shutdown(sctx))
+		}
+		return err
 	})
 	if ready != nil {
 		ready <- serverAddrs{HTTP: "http://" + ln.Addr().String(), GRPC: gln.Addr().String()}

@@ -1,0 +1,39 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/infaas/infaas/worker"
+)
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, func() []worker.Status {
+		return []worker.Status{{ID: "w1", MemoryCapacity: 100, MemoryReserved: 40,
+			Replicas: []worker.ReplicaInfo{{ID: "r1", Variant: "v", State: worker.StateReady}}}}
+	})
+	m.Decision("serve", "loaded")
+	m.Served("v", 2*time.Millisecond, time.Millisecond, time.Millisecond, false)
+	m.Failed("overloaded")
+	if got := testutil.ToFloat64(m.success.WithLabelValues("v")); got != 1 {
+		t.Fatalf("success %v", got)
+	}
+	if got := testutil.ToFloat64(m.unmet.WithLabelValues("v")); got != 1 {
+		t.Fatalf("unmet %v", got)
+	}
+	err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP infaas_worker_memory_reserved_bytes Memory reserved by a worker's replicas.
+# TYPE infaas_worker_memory_reserved_bytes gauge
+infaas_worker_memory_reserved_bytes{worker="w1"} 40
+`), "infaas_worker_memory_reserved_bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilM *Metrics
+	nilM.Served("v", 0, 0, 0, true) // a nil Metrics records nothing and does not panic
+}
