@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,7 +221,7 @@ func (c *Controller) state() selection.State {
 			if r.State == worker.StateDraining {
 				continue
 			}
-			out := r.Stats.Queued + r.Stats.Executing + int(c.counter(r.ID).Load())
+			out := r.Stats.Queued + r.Stats.Executing + int(c.counter(ws.ID, r.ID).Load())
 			st.Replicas = append(st.Replicas, selection.Replica{
 				ID: r.ID, Variant: r.Variant, Worker: ws.ID,
 				Healthy: true, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
@@ -238,6 +239,11 @@ func (c *Controller) state() selection.State {
 					Healthy: true, Loading: true, LoadStarted: l.started})
 			}
 		}
+		seen := make(map[string]bool, len(ws.Replicas))
+		for _, r := range ws.Replicas {
+			seen[r.ID] = true
+		}
+		c.pruneCounters(ws.ID, seen)
 		st.Workers = append(st.Workers, selection.Worker{
 			ID: ws.ID, Class: ws.Hardware, Cores: ws.Hardware.Cores, MemoryBytes: ws.MemoryCapacity,
 			FreeMemoryBytes: max(free, 0), Utilization: min(util, 1), Healthy: ws.Running,
@@ -246,15 +252,29 @@ func (c *Controller) state() selection.State {
 	return st
 }
 
-// counter is the controller's own count of samples dispatched to a replica
-// and not yet answered, so decisions between state refreshes see them.
-func (c *Controller) counter(replica string) *atomic.Int64 {
+// pruneCounters forgets the in-flight counters of a worker's replicas
+// that are gone and idle.
+func (c *Controller) pruneCounters(workerID string, present map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.inflight[replica]
+	for key, n := range c.inflight {
+		w, id, _ := strings.Cut(key, "/")
+		if w == workerID && !present[id] && n.Load() == 0 {
+			delete(c.inflight, key)
+		}
+	}
+}
+
+// counter is the controller's own count of samples dispatched to a replica
+// and not yet answered, so decisions between state refreshes see them.
+func (c *Controller) counter(workerID, replica string) *atomic.Int64 {
+	key := workerID + "/" + replica
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.inflight[key]
 	if !ok {
 		n = &atomic.Int64{}
-		c.inflight[replica] = n
+		c.inflight[key] = n
 	}
 	return n
 }

@@ -185,16 +185,14 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 // act carries out a decision.
 func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, req *inference.InferRequest, batch int, arrival time.Time, rec *DecisionRecord) (*inference.InferResponse, error) {
 	s := v.snap
+	var load *loadOp
 	if d.Load >= 0 {
 		lv := *s.Variant(d.Load)
 		rec.Load = lv.Name
-	}
-	var load *loadOp
-	if d.Load >= 0 && d.LoadWorker >= 0 {
-		lv := *s.Variant(d.Load)
-		w := c.workers[s.Worker(d.LoadWorker).ID]
-		if w != nil {
-			load = c.startLoad(lv, v.archs[lv.Architecture], w, d.Message(s))
+		if d.LoadWorker >= 0 {
+			if w := c.workers[s.Worker(d.LoadWorker).ID]; w != nil {
+				load = c.startLoad(lv, v.archs[lv.Architecture], w, rec.Message)
+			}
 		}
 	}
 	if d.Action == selection.Refuse {
@@ -247,7 +245,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	if req.Requirements.LatencyMs > 0 && d.Action != selection.LoadAndServe && x.Profile.P99At(batch) <= req.Requirements.LatencyMs {
 		wreq.Deadline = arrival.Add(time.Duration(req.Requirements.LatencyMs * float64(time.Millisecond)))
 	}
-	n := c.counter(replica)
+	n := c.counter(w.ID(), replica)
 	n.Add(int64(batch))
 	out, err := w.Infer(ctx, replica, wreq)
 	n.Add(-int64(batch))
