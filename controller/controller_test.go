@@ -274,3 +274,35 @@ func BenchmarkInfer(b *testing.B) {
 		}
 	}
 }
+
+// TestConcurrentColdStart: many first queries at once share one load and
+// all get answers, also those routed to the replica while it loads.
+func TestConcurrentColdStart(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func() {
+			_, err := r.c.Infer(ctx, r.request("mnist-cnn-m.fp32.all.t1.b1.cpu", i, 1, inference.Requirements{}))
+			errs <- err
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	loads := 0
+	for _, d := range r.c.Decisions() {
+		if d.Action == "load-and-serve" {
+			loads++
+		}
+	}
+	var replicas int
+	for _, w := range r.c.order {
+		replicas += len(w.State().Replicas)
+	}
+	if replicas != 1 {
+		t.Fatalf("%d replicas after 16 concurrent first queries (%d load-and-serve decisions); want one shared load", replicas, loads)
+	}
+}

@@ -248,6 +248,11 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	n := c.counter(w.ID(), replica)
 	n.Add(int64(batch))
 	out, err := w.Infer(ctx, replica, wreq)
+	if errors.Is(err, worker.ErrNotReady) {
+		// Selection may pick a replica still loading (its estimate counts
+		// the load time left): wait for the load, then send.
+		out, err = c.retryWhileLoading(ctx, w, replica, vname, wreq)
+	}
 	n.Add(-int64(batch))
 	if err != nil {
 		return nil, workerError(err, vname)
@@ -287,6 +292,37 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		Model: req.Model, Version: req.Version, ID: req.ID, Parameters: params,
 		Outputs: []inference.Tensor{{Name: outName, Datatype: out.DataType, Shape: out.Shape, Data: out.Output}},
 	}, nil
+}
+
+// retryWhileLoading waits for a loading replica — on the controller's own
+// load when it started it, else by polling briefly — and sends again.
+func (c *Controller) retryWhileLoading(ctx context.Context, w Worker, replica, variant string, req worker.Request) (worker.Response, error) {
+	c.mu.Lock()
+	l := c.loads[variant+"@"+w.ID()]
+	c.mu.Unlock()
+	if l != nil {
+		if _, err := l.wait(ctx); err != nil {
+			return worker.Response{}, err
+		}
+		return w.Infer(ctx, replica, req)
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.NewTimer(30 * time.Second)
+	defer limit.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return worker.Response{}, ctx.Err()
+		case <-limit.C:
+			return worker.Response{}, fmt.Errorf("%w: %s is still loading after 30 s", worker.ErrNotReady, replica)
+		case <-tick.C:
+		}
+		out, err := w.Infer(ctx, replica, req)
+		if !errors.Is(err, worker.ErrNotReady) {
+			return out, err
+		}
+	}
 }
 
 func refusal(d *selection.Decision, msg string) error {
