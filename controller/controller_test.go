@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/inference"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
@@ -52,8 +52,6 @@ var profiles = map[string]struct {
 		LatencyMs: map[int]catalog.Latency{1: {P50: 0.08, P99: 0.4}, 8: {P50: 0.3, P99: 1}}}},
 }
 
-func zooPath(rel string) string { return filepath.Join("..", "zoo", rel) }
-
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	ctx := context.Background()
@@ -69,10 +67,7 @@ func newRig(t testing.TB) *rig {
 	hw := catalog.LocalCPU()
 	r := &rig{archs: map[string]catalog.Architecture{}}
 	for name, pr := range profiles {
-		data, err := os.ReadFile(zooPath("models/" + name + ".onnx"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := zootest.Model(t, name)
 		d, err := repo.Put(ctx, data)
 		if err != nil {
 			t.Fatal(err)
@@ -126,11 +121,7 @@ func newRig(t testing.TB) *rig {
 	for !c.Ready(ctx) {
 		time.Sleep(time.Millisecond)
 	}
-	in, _ := os.ReadFile(zooPath("data/mnist/inputs.idx"))
-	lb, _ := os.ReadFile(zooPath("data/mnist/labels.idx"))
-	if r.set, err = validation.Load(in, lb); err != nil {
-		t.Fatal(err)
-	}
+	r.set = zootest.Validation(t, "mnist")
 	r.pix = r.set.FP32(1)
 	r.c = c
 	return r

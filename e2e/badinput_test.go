@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/onnx"
 	"github.com/infaas/infaas/validation"
 )
@@ -28,7 +29,7 @@ func TestRegistrationBadInput(t *testing.T) {
 		}
 		return p
 	}
-	mlpS, err := os.ReadFile(zoo(t, "models/mnist-mlp-s.onnx"))
+	mlpS, err := os.ReadFile(zootest.Path(t, "models/mnist-mlp-s.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestRegistrationBadInput(t *testing.T) {
 	}
 	// Validation data whose labels go past the model's 10 classes.
 	badLabels := t.TempDir()
-	inputs, _ := os.ReadFile(zoo(t, "data/mnist/inputs.idx"))
+	inputs, _ := os.ReadFile(zootest.Path(t, "data/mnist/inputs.idx"))
 	_ = os.WriteFile(filepath.Join(badLabels, "inputs.idx"), inputs, 0o600)
 	labels := make([]byte, 1000)
 	labels[7] = 11
@@ -63,7 +64,7 @@ func TestRegistrationBadInput(t *testing.T) {
 			r.Dataset = "mnist"
 		}
 		if r.ValidationDir == "" && r.Accuracy == nil {
-			r.ValidationDir = zoo(t, "data/mnist")
+			r.ValidationDir = zootest.Path(t, "data/mnist")
 		}
 		r.InputScale = pixelScale
 		return r
@@ -78,19 +79,19 @@ func TestRegistrationBadInput(t *testing.T) {
 		{"not onnx", ok(client.Registration{Name: "a1", ModelPath: write("notonnx.onnx", []byte("this is not a model, just text\n"))}), 400, "not an ONNX model"},
 		{"empty file", ok(client.Registration{Name: "a2", ModelPath: write("empty.onnx", nil)}), 400, "no model file"},
 		{"onnx runtime rejects", ok(client.Registration{Name: "a3", ModelPath: write("broken.onnx", broken)}), 422, "ONNX Runtime cannot load it"},
-		{"duplicate name, other content", ok(client.Registration{Name: "mnist-mlp-s", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 409, "registered with different content"},
-		{"path in name", ok(client.Registration{Name: "../../etc/passwd", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
-		{"dot in name", ok(client.Registration{Name: "a.b", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
-		{"slash in dataset", ok(client.Registration{Name: "a4", Dataset: "mnist/x", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}), 400, "dataset"},
-		{"labels past the classes", ok(client.Registration{Name: "a5", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ValidationDir: badLabels}), 422, "label 11 of sample 7 is out of range"},
-		{"samples of the wrong size", ok(client.Registration{Name: "a6", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ValidationDir: badShape}), 422, "each validation sample has 100 values"},
-		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
-		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
+		{"duplicate name, other content", ok(client.Registration{Name: "mnist-mlp-s", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 409, "registered with different content"},
+		{"path in name", ok(client.Registration{Name: "../../etc/passwd", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
+		{"dot in name", ok(client.Registration{Name: "a.b", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
+		{"slash in dataset", ok(client.Registration{Name: "a4", Dataset: "mnist/x", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "dataset"},
+		{"labels past the classes", ok(client.Registration{Name: "a5", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badLabels}), 422, "label 11 of sample 7 is out of range"},
+		{"samples of the wrong size", ok(client.Registration{Name: "a6", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badShape}), 422, "each validation sample has 100 values"},
+		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
+		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
 		{"upload over the limit", ok(client.Registration{Name: "a9", ModelPath: big}), 413, "accepts at most 3000000"},
 		{"unreachable bucket", ok(client.Registration{Name: "a10", ModelURL: "file:///nonexistent/infaas/model.onnx"}), 422, "unreachable"},
 		{"object not in bucket", ok(client.Registration{Name: "a11", ModelURL: "file://" + tmp + "/missing.onnx"}), 422, "not found"},
-		{"file and url", ok(client.Registration{Name: "a12", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), ModelURL: "file:///x.onnx"}), 400, "not both"},
-		{"declared accuracy works", client.Registration{Name: "a13", Task: "classification", Dataset: "mnist", ModelPath: zoo(t, "models/mnist-mlp-m.onnx"), Accuracy: &acc}, 202, ""},
+		{"file and url", ok(client.Registration{Name: "a12", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ModelURL: "file:///x.onnx"}), 400, "not both"},
+		{"declared accuracy works", client.Registration{Name: "a13", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: &acc}, 202, ""},
 	}
 	blobs := len(listBlobs(t, dir))
 	for _, tc := range cases {

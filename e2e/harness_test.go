@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/onnx/onnxtest"
 )
 
@@ -47,16 +48,6 @@ func infaasBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-// zoo returns the path of a file in the repository's model zoo.
-func zoo(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(onnxtest.RepoRoot(t), "zoo", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("zoo file missing: %v", err)
-	}
-	return p
 }
 
 func freeAddr(t testing.TB) string {
@@ -178,7 +169,7 @@ func (s *server) registerZoo(t testing.TB, name string) {
 	c := ctx(t)
 	_, err := s.c.Register(c, client.Registration{
 		Name: name, Task: "classification", Dataset: dataset,
-		ModelPath: zoo(t, "models/"+name+".onnx"), ValidationDir: zoo(t, "data/"+dataset), InputScale: scale,
+		ModelPath: zootest.Path(t, "models/"+name+".onnx"), ValidationDir: zootest.Path(t, "data/"+dataset), InputScale: scale,
 	})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -21,26 +20,12 @@ import (
 
 	pb "github.com/infaas/infaas/api/inferencepb"
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/validation"
 )
 
 // mnist is the zoo's MNIST validation set in raw 0–255 pixels.
-func mnist(t testing.TB) *validation.Set {
-	t.Helper()
-	in, err := os.ReadFile(zoo(t, "data/mnist/inputs.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb, err := os.ReadFile(zoo(t, "data/mnist/labels.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := validation.Load(in, lb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func mnist(t testing.TB) *validation.Set { return zootest.Validation(t, "mnist") }
 
 func samples(s *validation.Set, from, n int) client.InferInput {
 	vals := make([]float32, 0, n*784)

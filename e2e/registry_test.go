@@ -10,6 +10,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/registrar"
 )
 
@@ -121,7 +122,7 @@ func TestRestartKeepsRegistry(t *testing.T) {
 	}
 	// Registering identical content again is a no-op that says so.
 	st, err := s2.c.Register(c, client.Registration{Name: "mnist-mlp-s", Task: "classification", Dataset: "mnist",
-		ModelPath: zoo(t, "models/mnist-mlp-s.onnx"), ValidationDir: zoo(t, "data/mnist"), InputScale: pixelScale})
+		ModelPath: zootest.Path(t, "models/mnist-mlp-s.onnx"), ValidationDir: zootest.Path(t, "data/mnist"), InputScale: pixelScale})
 	if err != nil || st.State != registrar.StateReady || !strings.Contains(st.Phase, "already registered") {
 		t.Fatalf("re-registering identical content: %+v, %v; want ready, already registered", st, err)
 	}
@@ -138,7 +139,7 @@ func TestKilledMidRegistrationLeavesNothing(t *testing.T) {
 	blobsBefore := listBlobs(t, dir)
 
 	if _, err := s.c.Register(c, client.Registration{Name: "mnist-cnn-s", Task: "classification", Dataset: "mnist",
-		ModelPath: zoo(t, "models/mnist-cnn-s.onnx"), ValidationDir: zoo(t, "data/mnist"), InputScale: pixelScale}); err != nil {
+		ModelPath: zootest.Path(t, "models/mnist-cnn-s.onnx"), ValidationDir: zootest.Path(t, "data/mnist"), InputScale: pixelScale}); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until it is profiling: the model blob has been written by then.

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/infaas/infaas/api/inferencepb"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/internal/zootest"
 )
 
 // BenchmarkServe measures a batch-1 query end to end on loopback — HTTP and
@@ -49,7 +50,7 @@ func BenchmarkServe(b *testing.B) {
 	}
 
 	b.Run("inprocess", func(b *testing.B) {
-		model, err := os.ReadFile(zoo(b, "models/mnist-cnn-m.onnx"))
+		model, err := os.ReadFile(zootest.Path(b, "models/mnist-cnn-m.onnx"))
 		if err != nil {
 			b.Fatal(err)
 		}

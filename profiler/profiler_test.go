@@ -3,24 +3,17 @@ package profiler
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/infaas/infaas/executor"
-	"github.com/infaas/infaas/validation"
+	"github.com/infaas/infaas/internal/zootest"
 )
 
 func TestMain(m *testing.M) {
 	MaybeRunChild()
 	os.Exit(m.Run())
-}
-
-func zoo(t *testing.T, rel string) string {
-	t.Helper()
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "zoo", rel)
 }
 
 func newProfiler(t *testing.T) *Profiler {
@@ -35,24 +28,14 @@ func newProfiler(t *testing.T) *Profiler {
 
 func TestProfileMeasuresEverything(t *testing.T) {
 	p := newProfiler(t)
-	read := func(rel string) []byte {
-		b, err := os.ReadFile(zoo(t, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	set, err := validation.Load(read("data/mnist/inputs.idx"), read("data/mnist/labels.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := zootest.Validation(t, "mnist")
 	wd, err := NewWorkdir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wd.Close()
 	in, _ := wd.Write("inputs.bin", set.FP32(1.0/255))
-	res, err := p.Run(context.Background(), Job{Kind: KindProfile, ModelPath: zoo(t, "models/mnist-mlp-m.onnx"),
+	res, err := p.Run(context.Background(), Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"),
 		Options: executor.Options{Threads: 1, OptLevel: executor.OptAll}, Batches: []int{1, 8},
 		InputPath: in, Samples: set.N, Labels: set.Labels})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
 )
@@ -29,8 +29,6 @@ func TestMain(m *testing.M) {
 	}
 	goleak.VerifyTestMain(m)
 }
-
-const zooDir = "../zoo"
 
 // zooProfiles are generous hand-written profiles (p99 ms per batch size) for
 // the zoo models, a few times what a 2-core machine measures, so
@@ -62,28 +60,14 @@ func newZoo(t testing.TB) *zoo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { repo.Close() })
-	in, err := os.ReadFile(filepath.Join(zooDir, "data/mnist/inputs.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb, err := os.ReadFile(filepath.Join(zooDir, "data/mnist/labels.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := validation.Load(in, lb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := zootest.Validation(t, "mnist")
 	return &zoo{repo: repo, mnist: set, pix: set.FP32(1)}
 }
 
 // model returns a zoo model's bytes, stored in the repository.
 func (z *zoo) model(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(zooDir, "models", name+".onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := zootest.Model(t, name)
 	if _, err := z.repo.Put(context.Background(), data); err != nil {
 		t.Fatal(err)
 	}

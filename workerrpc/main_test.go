@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
 	"github.com/infaas/infaas/worker"
@@ -32,8 +32,6 @@ func TestMain(m *testing.M) {
 	}
 	goleak.VerifyTestMain(m)
 }
-
-const zooDir = "../zoo"
 
 // mlpProfile is a generous hand-written profile of mnist-mlp-m (p99 ms per
 // batch size, a few times what a 2-core machine measures), as in the
@@ -58,18 +56,8 @@ func newZoo(t testing.TB) *zoo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { repo.Close() })
-	read := func(rel string) []byte {
-		b, err := os.ReadFile(filepath.Join(zooDir, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	set, err := validation.Load(read("data/mnist/inputs.idx"), read("data/mnist/labels.idx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := read("models/mnist-mlp-m.onnx")
+	set := zootest.Validation(t, "mnist")
+	model := zootest.Model(t, "mnist-mlp-m")
 	if _, err := repo.Put(ctx, model); err != nil {
 		t.Fatal(err)
 	}
