@@ -211,8 +211,11 @@ func (r *replica) runInline(p *pending) (Response, error) {
 	r.mu.Lock()
 	r.inline = false
 	r.executing = 0
+	waiting := len(r.queue) > 0 || r.state == StateDraining
 	r.mu.Unlock()
-	r.signal() // requests may have queued meanwhile
+	if waiting { // requests queued meanwhile, or the batcher waits to finish draining
+		r.signal()
+	}
 	res := <-p.done
 	return res.resp, res.err
 }
