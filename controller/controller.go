@@ -279,8 +279,27 @@ func (c *Controller) counter(workerID, replica string) *atomic.Int64 {
 	return n
 }
 
-// Ready reports whether the controller has a snapshot.
-func (c *Controller) Ready(context.Context) bool { return c.view.Load() != nil }
+// Ready reports whether the controller can take queries: it has a
+// snapshot and a worker is running — and the snapshot knows it (a worker
+// that started after the last refresh is folded in at once).
+func (c *Controller) Ready(context.Context) bool {
+	v := c.view.Load()
+	if v == nil {
+		return false
+	}
+	for i := range v.snap.NumWorkers() {
+		if v.snap.Worker(int32(i)).Healthy {
+			return true
+		}
+	}
+	for _, w := range c.order {
+		if w.State().Running {
+			c.refreshState()
+			return true
+		}
+	}
+	return false
+}
 
 // UnloadArchitecture unloads every replica of an architecture's variants
 // (after it was deleted); replicas drain their queues first.

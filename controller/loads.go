@@ -65,8 +65,10 @@ func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Work
 		l.replica, l.err = id, err
 		delete(c.loads, key)
 		c.mu.Unlock()
-		close(l.done)
+		// Fold the new replica into the snapshot before waking the waiters,
+		// so the queries after theirs see it loaded.
 		c.refreshState()
+		close(l.done)
 	}()
 	return l
 }
