@@ -121,7 +121,49 @@ type Variant struct {
 
 	Accuracy       float64 `json:"accuracy"`
 	AccuracySource string  `json:"accuracy_source"`
-	Profile        Profile `json:"profile"`
+	// Profile is the reference profile, measured at registration on
+	// hardware class Hardware; dominance pruning used it.
+	Profile Profile `json:"profile"`
+	// Profiles holds what the variant costs on other hardware classes,
+	// keyed by class name, measured later on a worker of each class. The
+	// reference class may be listed too; Profile wins for it.
+	Profiles map[string]Profile `json:"profiles,omitempty"`
+}
+
+// ProfileOn returns the variant's profile on hardware class class and
+// whether it was measured there.
+func (v Variant) ProfileOn(class string) (Profile, bool) {
+	if class == v.Hardware {
+		return v.Profile, true
+	}
+	p, ok := v.Profiles[class]
+	return p, ok
+}
+
+// OnClass returns the variant as it runs on hardware class class: Hardware
+// is class and Profile its profile there; false when the variant was never
+// profiled on class.
+func (v Variant) OnClass(class string) (Variant, bool) {
+	p, ok := v.ProfileOn(class)
+	if !ok {
+		return Variant{}, false
+	}
+	v.Hardware, v.Profile = class, p
+	return v, true
+}
+
+// ProfiledClasses lists the hardware classes the variant has a profile
+// for: the reference class first, then the others by name.
+func (v Variant) ProfiledClasses() []string {
+	out := []string{v.Hardware}
+	rest := make([]string, 0, len(v.Profiles))
+	for c := range v.Profiles {
+		if c != v.Hardware {
+			rest = append(rest, c)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
 }
 
 // Profile is what a variant costs, measured by the profiler.
