@@ -42,12 +42,24 @@ type Config struct {
 	DecisionLog int
 	// Metrics, when set, records every query (Prometheus).
 	Metrics *metrics.Metrics
+	// ID names this controller to the workers that join it.
+	ID string
+	// HeartbeatTimeout: a joined worker that reports nothing for this long
+	// leaves routing (its stream ending does so at once).
+	HeartbeatTimeout time.Duration
+	// Dial connects to a joining worker's Worker service; nil refuses
+	// remote workers.
+	Dial func(ctx context.Context, addr string) (RemoteWorker, error)
 }
+
+// RemoteWorker is a worker reached over the network (workerrpc.Client).
+type RemoteWorker = remoteClient
 
 // DefaultConfig: the infaas policy, state every 50 ms, catalog every second.
 func DefaultConfig() Config {
 	return Config{Policy: "infaas", StateEvery: 50 * time.Millisecond, CatalogEvery: time.Second,
-		Classes: []catalog.HardwareClass{catalog.LocalCPU()}, DecisionLog: 256}
+		Classes: []catalog.HardwareClass{catalog.LocalCPU()}, DecisionLog: 256, ID: "controller",
+		HeartbeatTimeout: time.Second}
 }
 
 // view is everything one query reads, swapped atomically.
@@ -66,9 +78,10 @@ type Controller struct {
 	cfg     Config
 	store   metadata.Store
 	policy  selection.Policy
-	workers map[string]Worker
-	order   []Worker
+	set     atomic.Pointer[workerSet]
 	log     *slog.Logger
+	// onJoin, when set, hears every worker that joins (by class).
+	onJoin func(catalog.HardwareClass)
 	now     func() time.Time
 
 	view    atomic.Pointer[view]
@@ -83,23 +96,32 @@ type Controller struct {
 	decisions *decisionLog
 }
 
-// New returns a controller over store and workers; it starts nothing.
+// New returns a controller over store and the in-process workers (more
+// join over the Registry service); it starts nothing.
 func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (*Controller, error) {
 	pol, err := selection.Lookup(cfg.Policy, cfg.PolicyConfig)
 	if err != nil {
 		return nil, err
 	}
-	if len(workers) == 0 {
-		return nil, errors.New("controller needs at least one worker")
+	if cfg.HeartbeatTimeout <= 0 {
+		return nil, errors.New("controller: the heartbeat timeout must be positive")
+	}
+	if cfg.StateEvery <= 0 || cfg.CatalogEvery <= 0 {
+		return nil, errors.New("controller: the state and catalog refresh periods must be positive")
 	}
 	c := &Controller{
-		cfg: cfg, store: store, policy: pol, workers: map[string]Worker{}, order: workers, log: log, now: time.Now,
+		cfg: cfg, store: store, policy: pol, log: log, now: time.Now,
 		refresh: make(chan struct{}, 1), loads: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
 		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
 	}
+	set := &workerSet{byID: map[string]Worker{}}
 	for _, w := range workers {
-		c.workers[w.ID()] = w
+		if _, dup := set.byID[w.ID()]; dup {
+			return nil, fmt.Errorf("controller: worker %s is listed twice", w.ID())
+		}
+		set = set.with(w)
 	}
+	c.set.Store(set)
 	return c, nil
 }
 
@@ -128,6 +150,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				c.log.Error("refresh catalog", "err", err)
 			}
 		case <-st.C:
+			c.checkHeartbeats()
 			c.refreshState()
 		case <-c.refresh:
 			c.refreshState()
@@ -213,7 +236,7 @@ func (c *Controller) state() selection.State {
 	if v := c.view.Load(); v != nil {
 		variants = v.variants
 	}
-	for _, w := range c.order {
+	for _, w := range c.workersNow() {
 		ws := w.State()
 		free := ws.MemoryCapacity - ws.MemoryReserved
 		util := 0.0
@@ -292,7 +315,7 @@ func (c *Controller) Ready(context.Context) bool {
 			return true
 		}
 	}
-	for _, w := range c.order {
+	for _, w := range c.workersNow() {
 		if w.State().Running {
 			c.refreshState()
 			return true
@@ -304,7 +327,7 @@ func (c *Controller) Ready(context.Context) bool {
 // UnloadArchitecture unloads every replica of an architecture's variants
 // (after it was deleted); replicas drain their queues first.
 func (c *Controller) UnloadArchitecture(name string) {
-	for _, w := range c.order {
+	for _, w := range c.workersNow() {
 		for _, r := range w.State().Replicas {
 			if r.Architecture != name || r.State == worker.StateDraining {
 				continue

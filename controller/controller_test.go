@@ -290,7 +290,7 @@ func TestConcurrentColdStart(t *testing.T) {
 		}
 	}
 	var replicas int
-	for _, w := range r.c.order {
+	for _, w := range r.c.workersNow() {
 		replicas += len(w.State().Replicas)
 	}
 	if replicas != 1 {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/inference"
@@ -127,6 +130,70 @@ func failureReason(err error) string {
 
 func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
 	arrival := c.now()
+	resp, err := c.attempt(ctx, req, arrival, "")
+	var gone *workerGoneError
+	if !errors.As(err, &gone) {
+		return resp, err
+	}
+	// The worker failed under the request (killed, restarted, cut off).
+	// Inference is idempotent: try once more elsewhere if the budget
+	// allows; the worker is out of routing until it reports again.
+	r := *req
+	if lat := req.Requirements.LatencyMs; lat > 0 {
+		left := lat - ms(c.now().Sub(arrival))
+		if left <= 0 {
+			return nil, fmt.Errorf("%w: worker %s failed during the request and its %v ms budget is spent; try again (%v)",
+				ErrNotReady, gone.worker, lat, gone.err)
+		}
+		r.Requirements.LatencyMs = left
+	}
+	resp, err = c.attempt(ctx, &r, c.now(), gone.worker)
+	if errors.As(err, &gone) {
+		return nil, fmt.Errorf("%w: two workers failed during the request; try again (%v)", ErrNotReady, gone.err)
+	}
+	if err == nil {
+		resp.Model = req.Model
+		resp.Parameters["retried_after"] = gone.worker
+	}
+	return resp, err
+}
+
+// workerGoneError is a call that failed because its worker went away;
+// infer retries it once on another replica.
+type workerGoneError struct {
+	worker string
+	err    error
+}
+
+func (e *workerGoneError) Error() string {
+	return fmt.Sprintf("worker %s failed during the request: %v", e.worker, e.err)
+}
+
+// goneWorker reports whether err, from a call to a worker under ctx,
+// means the worker (not the request) failed: the transport broke, the
+// worker is stopping, or the replica vanished with a restart.
+func goneWorker(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	switch {
+	case errors.Is(err, worker.ErrStopped), errors.Is(err, worker.ErrUnknownReplica):
+		return true
+	case errors.Is(err, worker.ErrNotReady), errors.Is(err, worker.ErrDraining), errors.Is(err, worker.ErrOverloaded),
+		errors.Is(err, worker.ErrNoMemory), errors.Is(err, worker.ErrBadInput), errors.Is(err, worker.ErrIncompatible):
+		return false
+	}
+	// No worker sentinel: a transport failure (Unavailable), or the
+	// connection closed under the call because the worker left (Canceled
+	// while the caller's context is live).
+	code := status.Code(err)
+	return code == codes.Unavailable || code == codes.Canceled
+}
+
+// attempt answers a query once. exclude names a worker that just failed
+// this request (its replicas are out of the snapshot already, or last
+// resort).
+func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, arrival time.Time, exclude string) (*inference.InferResponse, error) {
 	v := c.view.Load()
 	if v == nil {
 		return nil, fmt.Errorf("%w: the controller is starting", ErrNotReady)
@@ -190,7 +257,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		lv := *s.Variant(d.Load)
 		rec.Load = lv.Name
 		if d.LoadWorker >= 0 {
-			if w := c.workers[s.Worker(d.LoadWorker).ID]; w != nil {
+			if w := c.worker(s.Worker(d.LoadWorker).ID); w != nil {
 				load = c.startLoad(lv, v.archs[lv.Architecture], w, rec.Message)
 			}
 		}
@@ -211,10 +278,10 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
 		}
-		replica, w, vname = id, c.workers[load.worker], load.variant.Name
+		replica, w, vname = id, c.worker(load.worker), load.variant.Name
 	default:
 		rp := s.Replica(d.Replica)
-		replica, w, vname = rp.ID, c.workers[rp.Worker], rp.Variant
+		replica, w, vname = rp.ID, c.worker(rp.Worker), rp.Variant
 		if strings.HasPrefix(replica, "loading:") {
 			// A load the controller started and the worker does not show yet.
 			c.mu.Lock()
@@ -254,6 +321,10 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		out, err = c.retryWhileLoading(ctx, w, replica, vname, wreq)
 	}
 	n.Add(-int64(batch))
+	if goneWorker(ctx, err) {
+		c.suspectWorker(w, err)
+		return nil, &workerGoneError{worker: w.ID(), err: err}
+	}
 	if err != nil {
 		return nil, workerError(err, vname)
 	}

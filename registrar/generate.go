@@ -2,12 +2,9 @@ package registrar
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"os"
-	"time"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
@@ -121,7 +118,7 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 		// No validation data: time the model on deterministic synthetic
 		// inputs of the right shape (accuracy is the declared one).
 		samples = 8
-		if inputPath, err = wd.Write("inputs.bin", syntheticInputs(arch, samples)); err != nil {
+		if inputPath, err = wd.Write("inputs.bin", profiler.SyntheticInputs(arch, samples)); err != nil {
 			return nil, nil, nil, 0, err
 		}
 	}
@@ -165,7 +162,7 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 					Provider: hw.Provider, Hardware: hw.Name, Threads: t, MaxBatch: mb,
 					FileDigest: gf.digest, FileBytes: int64(len(gf.data)),
 					Accuracy: accuracy, AccuracySource: accSource,
-					Profile: profileFor(res, mb, g.r.now()),
+					Profile: profiler.VariantProfile(res, mb, g.r.now()),
 				}
 				candidates = append(candidates, variants.Costed{Variant: v, CostPerHour: hw.CostPerHour(t)})
 			}
@@ -194,33 +191,3 @@ func optionsFor(level string, threads int, provider string) executor.Options {
 	return executor.Options{OptLevel: level, Threads: threads, Provider: provider}
 }
 
-// profileFor turns a child's measurements into the profile of the variant
-// with maximum batch mb.
-func profileFor(res profiler.Result, mb int, now time.Time) catalog.Profile {
-	p := catalog.Profile{LoadMs: res.LoadMs, LatencyMs: map[int]catalog.Latency{}, Hardware: res.Hardware, ProfiledAt: now.UTC()}
-	for b, l := range res.Latency {
-		if b > mb {
-			continue
-		}
-		p.LatencyMs[b] = l
-		if l.P50 > 0 {
-			p.ThroughputQPS = max(p.ThroughputQPS, float64(b)*1000/l.P50)
-		}
-	}
-	p.PeakMemoryBytes = res.PeakMemory[mb]
-	return p
-}
-
-// syntheticInputs makes n deterministic samples of arch's input.
-func syntheticInputs(arch catalog.Architecture, n int) []byte {
-	elems := int(arch.Input.SampleElements())
-	size := executor.ElementSize(arch.Input.DataType)
-	out := make([]byte, n*elems*size)
-	if arch.Input.DataType == "FP32" {
-		for i := 0; i < n*elems; i++ {
-			v := float32((i*7919)%1000) / 1000
-			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
-		}
-	}
-	return out
-}

@@ -125,7 +125,10 @@ func (c *Client) Infer(ctx context.Context, id string, req worker.Request) (work
 	}
 	in := &workerpb.InferRequest{ReplicaId: id, Input: req.Input, Batch: int32(req.Batch)}
 	if !req.Deadline.IsZero() {
-		in.DeadlineUnixNano = req.Deadline.UnixNano()
+		// The wire carries what is left of the budget, not the instant:
+		// the worker's clock is not ours. A spent budget still travels
+		// (1 ns), so the worker sheds it instead of serving it late.
+		in.BudgetNs = max(time.Until(req.Deadline).Nanoseconds(), 1)
 	}
 	out, err := c.rpc.Infer(ctx, in)
 	if err != nil {
@@ -141,6 +144,27 @@ func (c *Client) Infer(ctx context.Context, id string, req worker.Request) (work
 		Replica:     out.GetReplica(),
 		Variant:     out.GetVariant(),
 	}, nil
+}
+
+// Profile measures variant v on the worker's hardware.
+func (c *Client) Profile(ctx context.Context, v catalog.Variant, a catalog.Architecture) (catalog.Profile, error) {
+	vj, err := json.Marshal(v)
+	if err != nil {
+		return catalog.Profile{}, fmt.Errorf("profile %s: encode variant: %w", v.Name, err)
+	}
+	aj, err := json.Marshal(a)
+	if err != nil {
+		return catalog.Profile{}, fmt.Errorf("profile %s: encode architecture: %w", v.Name, err)
+	}
+	resp, err := c.rpc.Profile(ctx, &workerpb.ProfileRequest{VariantJson: vj, ArchitectureJson: aj})
+	if err != nil {
+		return catalog.Profile{}, fromStatus(err)
+	}
+	var p catalog.Profile
+	if err := json.Unmarshal(resp.GetProfileJson(), &p); err != nil {
+		return catalog.Profile{}, fmt.Errorf("profile %s: decode profile: %w", v.Name, err)
+	}
+	return p, nil
 }
 
 // State snapshots the worker (within CallTimeout). When the worker cannot

@@ -30,6 +30,9 @@ func ServerOptions() []grpc.ServerOption {
 type Server struct {
 	workerpb.UnimplementedWorkerServer
 	w *worker.Worker
+	// Profiler, when set, answers Profile: it measures a variant on this
+	// worker's hardware. Without it Profile is Unimplemented.
+	Profiler func(ctx context.Context, v catalog.Variant, a catalog.Architecture) (catalog.Profile, error)
 }
 
 var _ workerpb.WorkerServer = (*Server)(nil)
@@ -69,8 +72,8 @@ func (s *Server) Unload(_ context.Context, req *workerpb.UnloadRequest) (*worker
 // without copying.
 func (s *Server) Infer(ctx context.Context, req *workerpb.InferRequest) (*workerpb.InferResponse, error) {
 	wr := worker.Request{Input: req.GetInput(), Batch: int(req.GetBatch())}
-	if d := req.GetDeadlineUnixNano(); d != 0 {
-		wr.Deadline = time.Unix(0, d)
+	if b := req.GetBudgetNs(); b > 0 {
+		wr.Deadline = time.Now().Add(time.Duration(b))
 	}
 	resp, err := s.w.Infer(ctx, req.GetReplicaId(), wr)
 	if err != nil {
@@ -95,4 +98,30 @@ func (s *Server) State(context.Context, *workerpb.StateRequest) (*workerpb.State
 		return nil, status.Error(codes.Internal, fmt.Sprintf("state: encode status: %v", err))
 	}
 	return &workerpb.StateResponse{StatusJson: b}, nil
+}
+
+// Profile measures a variant with the server's Profiler.
+func (s *Server) Profile(ctx context.Context, req *workerpb.ProfileRequest) (*workerpb.ProfileResponse, error) {
+	if s.Profiler == nil {
+		return nil, status.Error(codes.Unimplemented, "this worker does not profile")
+	}
+	var (
+		v catalog.Variant
+		a catalog.Architecture
+	)
+	if err := json.Unmarshal(req.GetVariantJson(), &v); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "profile: decode variant_json: %v", err)
+	}
+	if err := json.Unmarshal(req.GetArchitectureJson(), &a); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "profile %s: decode architecture_json: %v", v.Name, err)
+	}
+	p, err := s.Profiler(ctx, v, a)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "profile %s: encode: %v", v.Name, err)
+	}
+	return &workerpb.ProfileResponse{ProfileJson: b}, nil
 }

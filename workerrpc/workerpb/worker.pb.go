@@ -36,6 +36,278 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WorkerReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hello         *Hello                 `protobuf:"bytes,1,opt,name=hello,proto3" json:"hello,omitempty"`                             // first message only
+	StatusJson    []byte                 `protobuf:"bytes,2,opt,name=status_json,json=statusJson,proto3" json:"status_json,omitempty"` // worker.Status
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerReport) Reset() {
+	*x = WorkerReport{}
+	mi := &file_workerrpc_worker_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerReport) ProtoMessage() {}
+
+func (x *WorkerReport) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerReport.ProtoReflect.Descriptor instead.
+func (*WorkerReport) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WorkerReport) GetHello() *Hello {
+	if x != nil {
+		return x.Hello
+	}
+	return nil
+}
+
+func (x *WorkerReport) GetStatusJson() []byte {
+	if x != nil {
+		return x.StatusJson
+	}
+	return nil
+}
+
+type Hello struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// address the controller dials for the Worker service.
+	Address   string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	ClassJson []byte `protobuf:"bytes,3,opt,name=class_json,json=classJson,proto3" json:"class_json,omitempty"` // catalog.HardwareClass
+	// incarnation is new every time the worker process starts, so a
+	// controller tells a restarted worker from a reconnecting one.
+	Incarnation   string `protobuf:"bytes,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hello) Reset() {
+	*x = Hello{}
+	mi := &file_workerrpc_worker_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hello) ProtoMessage() {}
+
+func (x *Hello) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hello.ProtoReflect.Descriptor instead.
+func (*Hello) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Hello) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Hello) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Hello) GetClassJson() []byte {
+	if x != nil {
+		return x.ClassJson
+	}
+	return nil
+}
+
+func (x *Hello) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+type JoinReply struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ControllerId string                 `protobuf:"bytes,1,opt,name=controller_id,json=controllerId,proto3" json:"controller_id,omitempty"`
+	// report_every_ms is how often the controller wants state.
+	ReportEveryMs int64 `protobuf:"varint,2,opt,name=report_every_ms,json=reportEveryMs,proto3" json:"report_every_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinReply) Reset() {
+	*x = JoinReply{}
+	mi := &file_workerrpc_worker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinReply) ProtoMessage() {}
+
+func (x *JoinReply) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinReply.ProtoReflect.Descriptor instead.
+func (*JoinReply) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JoinReply) GetControllerId() string {
+	if x != nil {
+		return x.ControllerId
+	}
+	return ""
+}
+
+func (x *JoinReply) GetReportEveryMs() int64 {
+	if x != nil {
+		return x.ReportEveryMs
+	}
+	return 0
+}
+
+type ProfileRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	VariantJson      []byte                 `protobuf:"bytes,1,opt,name=variant_json,json=variantJson,proto3" json:"variant_json,omitempty"`                // catalog.Variant
+	ArchitectureJson []byte                 `protobuf:"bytes,2,opt,name=architecture_json,json=architectureJson,proto3" json:"architecture_json,omitempty"` // catalog.Architecture
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ProfileRequest) Reset() {
+	*x = ProfileRequest{}
+	mi := &file_workerrpc_worker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileRequest) ProtoMessage() {}
+
+func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
+func (*ProfileRequest) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProfileRequest) GetVariantJson() []byte {
+	if x != nil {
+		return x.VariantJson
+	}
+	return nil
+}
+
+func (x *ProfileRequest) GetArchitectureJson() []byte {
+	if x != nil {
+		return x.ArchitectureJson
+	}
+	return nil
+}
+
+type ProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProfileJson   []byte                 `protobuf:"bytes,1,opt,name=profile_json,json=profileJson,proto3" json:"profile_json,omitempty"` // catalog.Profile
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileResponse) Reset() {
+	*x = ProfileResponse{}
+	mi := &file_workerrpc_worker_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileResponse) ProtoMessage() {}
+
+func (x *ProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileResponse.ProtoReflect.Descriptor instead.
+func (*ProfileResponse) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProfileResponse) GetProfileJson() []byte {
+	if x != nil {
+		return x.ProfileJson
+	}
+	return nil
+}
+
 type LoadRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	VariantJson      []byte                 `protobuf:"bytes,1,opt,name=variant_json,json=variantJson,proto3" json:"variant_json,omitempty"`                // catalog.Variant
@@ -46,7 +318,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[0]
+	mi := &file_workerrpc_worker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -58,7 +330,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[0]
+	mi := &file_workerrpc_worker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -71,7 +343,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{0}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoadRequest) GetVariantJson() []byte {
@@ -97,7 +369,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[1]
+	mi := &file_workerrpc_worker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -109,7 +381,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[1]
+	mi := &file_workerrpc_worker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -122,7 +394,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{1}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoadResponse) GetReplicaId() string {
@@ -141,7 +413,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[2]
+	mi := &file_workerrpc_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +425,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[2]
+	mi := &file_workerrpc_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +438,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{2}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UnloadRequest) GetReplicaId() string {
@@ -184,7 +456,7 @@ type UnloadResponse struct {
 
 func (x *UnloadResponse) Reset() {
 	*x = UnloadResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[3]
+	mi := &file_workerrpc_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +468,7 @@ func (x *UnloadResponse) String() string {
 func (*UnloadResponse) ProtoMessage() {}
 
 func (x *UnloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[3]
+	mi := &file_workerrpc_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +481,7 @@ func (x *UnloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadResponse.ProtoReflect.Descriptor instead.
 func (*UnloadResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{3}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{8}
 }
 
 type InferRequest struct {
@@ -219,16 +491,17 @@ type InferRequest struct {
 	// use case's raw domain (the worker applies the input scale).
 	Input []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
 	Batch int32  `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
-	// When the answer should be back, Unix nanoseconds on the worker's
-	// clock; 0 means none.
-	DeadlineUnixNano int64 `protobuf:"varint,4,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// budget_ns is how long the request may still take, counted from when
+	// the controller sent it; the worker's deadline is its arrival plus
+	// this. 0 means none.
+	BudgetNs      int64 `protobuf:"varint,5,opt,name=budget_ns,json=budgetNs,proto3" json:"budget_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[4]
+	mi := &file_workerrpc_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +513,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[4]
+	mi := &file_workerrpc_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +526,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{4}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InferRequest) GetReplicaId() string {
@@ -277,9 +550,9 @@ func (x *InferRequest) GetBatch() int32 {
 	return 0
 }
 
-func (x *InferRequest) GetDeadlineUnixNano() int64 {
+func (x *InferRequest) GetBudgetNs() int64 {
 	if x != nil {
-		return x.DeadlineUnixNano
+		return x.BudgetNs
 	}
 	return 0
 }
@@ -300,7 +573,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[5]
+	mi := &file_workerrpc_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +585,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[5]
+	mi := &file_workerrpc_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +598,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{5}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InferResponse) GetOutput() []byte {
@@ -392,7 +665,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[6]
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +677,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[6]
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +690,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{6}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{11}
 }
 
 type StateResponse struct {
@@ -429,7 +702,7 @@ type StateResponse struct {
 
 func (x *StateResponse) Reset() {
 	*x = StateResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[7]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +714,7 @@ func (x *StateResponse) String() string {
 func (*StateResponse) ProtoMessage() {}
 
 func (x *StateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[7]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +727,7 @@ func (x *StateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateResponse.ProtoReflect.Descriptor instead.
 func (*StateResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{7}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StateResponse) GetStatusJson() []byte {
@@ -468,7 +741,25 @@ var File_workerrpc_worker_proto protoreflect.FileDescriptor
 
 const file_workerrpc_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x16workerrpc/worker.proto\x12\x10infaas.worker.v1\"]\n" +
+	"\x16workerrpc/worker.proto\x12\x10infaas.worker.v1\"^\n" +
+	"\fWorkerReport\x12-\n" +
+	"\x05hello\x18\x01 \x01(\v2\x17.infaas.worker.v1.HelloR\x05hello\x12\x1f\n" +
+	"\vstatus_json\x18\x02 \x01(\fR\n" +
+	"statusJson\"\x7f\n" +
+	"\x05Hello\x12\x1b\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
+	"\n" +
+	"class_json\x18\x03 \x01(\fR\tclassJson\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\tR\vincarnation\"X\n" +
+	"\tJoinReply\x12#\n" +
+	"\rcontroller_id\x18\x01 \x01(\tR\fcontrollerId\x12&\n" +
+	"\x0freport_every_ms\x18\x02 \x01(\x03R\rreportEveryMs\"`\n" +
+	"\x0eProfileRequest\x12!\n" +
+	"\fvariant_json\x18\x01 \x01(\fR\vvariantJson\x12+\n" +
+	"\x11architecture_json\x18\x02 \x01(\fR\x10architectureJson\"4\n" +
+	"\x0fProfileResponse\x12!\n" +
+	"\fprofile_json\x18\x01 \x01(\fR\vprofileJson\"]\n" +
 	"\vLoadRequest\x12!\n" +
 	"\fvariant_json\x18\x01 \x01(\fR\vvariantJson\x12+\n" +
 	"\x11architecture_json\x18\x02 \x01(\fR\x10architectureJson\"-\n" +
@@ -478,13 +769,13 @@ const file_workerrpc_worker_proto_rawDesc = "" +
 	"\rUnloadRequest\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\"\x10\n" +
-	"\x0eUnloadResponse\"\x87\x01\n" +
+	"\x0eUnloadResponse\"|\n" +
 	"\fInferRequest\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x14\n" +
 	"\x05input\x18\x02 \x01(\fR\x05input\x12\x14\n" +
-	"\x05batch\x18\x03 \x01(\x05R\x05batch\x12,\n" +
-	"\x12deadline_unix_nano\x18\x04 \x01(\x03R\x10deadlineUnixNano\"\xe6\x01\n" +
+	"\x05batch\x18\x03 \x01(\x05R\x05batch\x12\x1b\n" +
+	"\tbudget_ns\x18\x05 \x01(\x03R\bbudgetNsJ\x04\b\x04\x10\x05\"\xe6\x01\n" +
 	"\rInferResponse\x12\x16\n" +
 	"\x06output\x18\x01 \x01(\fR\x06output\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x1a\n" +
@@ -499,12 +790,15 @@ const file_workerrpc_worker_proto_rawDesc = "" +
 	"\fStateRequest\"0\n" +
 	"\rStateResponse\x12\x1f\n" +
 	"\vstatus_json\x18\x01 \x01(\fR\n" +
-	"statusJson2\xb0\x02\n" +
+	"statusJson2\x80\x03\n" +
 	"\x06Worker\x12E\n" +
 	"\x04Load\x12\x1d.infaas.worker.v1.LoadRequest\x1a\x1e.infaas.worker.v1.LoadResponse\x12K\n" +
 	"\x06Unload\x12\x1f.infaas.worker.v1.UnloadRequest\x1a .infaas.worker.v1.UnloadResponse\x12H\n" +
 	"\x05Infer\x12\x1e.infaas.worker.v1.InferRequest\x1a\x1f.infaas.worker.v1.InferResponse\x12H\n" +
-	"\x05State\x12\x1e.infaas.worker.v1.StateRequest\x1a\x1f.infaas.worker.v1.StateResponseB-Z+github.com/infaas/infaas/workerrpc/workerpbb\x06proto3"
+	"\x05State\x12\x1e.infaas.worker.v1.StateRequest\x1a\x1f.infaas.worker.v1.StateResponse\x12N\n" +
+	"\aProfile\x12 .infaas.worker.v1.ProfileRequest\x1a!.infaas.worker.v1.ProfileResponse2S\n" +
+	"\bRegistry\x12G\n" +
+	"\x04Join\x12\x1e.infaas.worker.v1.WorkerReport\x1a\x1b.infaas.worker.v1.JoinReply(\x010\x01B-Z+github.com/infaas/infaas/workerrpc/workerpbb\x06proto3"
 
 var (
 	file_workerrpc_worker_proto_rawDescOnce sync.Once
@@ -518,31 +812,41 @@ func file_workerrpc_worker_proto_rawDescGZIP() []byte {
 	return file_workerrpc_worker_proto_rawDescData
 }
 
-var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_workerrpc_worker_proto_goTypes = []any{
-	(*LoadRequest)(nil),    // 0: infaas.worker.v1.LoadRequest
-	(*LoadResponse)(nil),   // 1: infaas.worker.v1.LoadResponse
-	(*UnloadRequest)(nil),  // 2: infaas.worker.v1.UnloadRequest
-	(*UnloadResponse)(nil), // 3: infaas.worker.v1.UnloadResponse
-	(*InferRequest)(nil),   // 4: infaas.worker.v1.InferRequest
-	(*InferResponse)(nil),  // 5: infaas.worker.v1.InferResponse
-	(*StateRequest)(nil),   // 6: infaas.worker.v1.StateRequest
-	(*StateResponse)(nil),  // 7: infaas.worker.v1.StateResponse
+	(*WorkerReport)(nil),    // 0: infaas.worker.v1.WorkerReport
+	(*Hello)(nil),           // 1: infaas.worker.v1.Hello
+	(*JoinReply)(nil),       // 2: infaas.worker.v1.JoinReply
+	(*ProfileRequest)(nil),  // 3: infaas.worker.v1.ProfileRequest
+	(*ProfileResponse)(nil), // 4: infaas.worker.v1.ProfileResponse
+	(*LoadRequest)(nil),     // 5: infaas.worker.v1.LoadRequest
+	(*LoadResponse)(nil),    // 6: infaas.worker.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 7: infaas.worker.v1.UnloadRequest
+	(*UnloadResponse)(nil),  // 8: infaas.worker.v1.UnloadResponse
+	(*InferRequest)(nil),    // 9: infaas.worker.v1.InferRequest
+	(*InferResponse)(nil),   // 10: infaas.worker.v1.InferResponse
+	(*StateRequest)(nil),    // 11: infaas.worker.v1.StateRequest
+	(*StateResponse)(nil),   // 12: infaas.worker.v1.StateResponse
 }
 var file_workerrpc_worker_proto_depIdxs = []int32{
-	0, // 0: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
-	2, // 1: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
-	4, // 2: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
-	6, // 3: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
-	1, // 4: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
-	3, // 5: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
-	5, // 6: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
-	7, // 7: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1,  // 0: infaas.worker.v1.WorkerReport.hello:type_name -> infaas.worker.v1.Hello
+	5,  // 1: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
+	7,  // 2: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
+	9,  // 3: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
+	11, // 4: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
+	3,  // 5: infaas.worker.v1.Worker.Profile:input_type -> infaas.worker.v1.ProfileRequest
+	0,  // 6: infaas.worker.v1.Registry.Join:input_type -> infaas.worker.v1.WorkerReport
+	6,  // 7: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
+	8,  // 8: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
+	10, // 9: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
+	12, // 10: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
+	4,  // 11: infaas.worker.v1.Worker.Profile:output_type -> infaas.worker.v1.ProfileResponse
+	2,  // 12: infaas.worker.v1.Registry.Join:output_type -> infaas.worker.v1.JoinReply
+	7,  // [7:13] is the sub-list for method output_type
+	1,  // [1:7] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_workerrpc_worker_proto_init() }
@@ -556,9 +860,9 @@ func file_workerrpc_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workerrpc_worker_proto_rawDesc), len(file_workerrpc_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_workerrpc_worker_proto_goTypes,
 		DependencyIndexes: file_workerrpc_worker_proto_depIdxs,

@@ -34,10 +34,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Worker_Load_FullMethodName   = "/infaas.worker.v1.Worker/Load"
-	Worker_Unload_FullMethodName = "/infaas.worker.v1.Worker/Unload"
-	Worker_Infer_FullMethodName  = "/infaas.worker.v1.Worker/Infer"
-	Worker_State_FullMethodName  = "/infaas.worker.v1.Worker/State"
+	Worker_Load_FullMethodName    = "/infaas.worker.v1.Worker/Load"
+	Worker_Unload_FullMethodName  = "/infaas.worker.v1.Worker/Unload"
+	Worker_Infer_FullMethodName   = "/infaas.worker.v1.Worker/Infer"
+	Worker_State_FullMethodName   = "/infaas.worker.v1.Worker/State"
+	Worker_Profile_FullMethodName = "/infaas.worker.v1.Worker/Profile"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -52,6 +53,10 @@ type WorkerClient interface {
 	Infer(ctx context.Context, in *InferRequest, opts ...grpc.CallOption) (*InferResponse, error)
 	// State snapshots the worker: memory, replicas, statistics, health.
 	State(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*StateResponse, error)
+	// Profile measures a variant on this worker's hardware in a child
+	// process (load time, latency per batch size, peak memory) and returns
+	// the profile; nothing stays loaded.
+	Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (*ProfileResponse, error)
 }
 
 type workerClient struct {
@@ -102,6 +107,16 @@ func (c *workerClient) State(ctx context.Context, in *StateRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *workerClient) Profile(ctx context.Context, in *ProfileRequest, opts ...grpc.CallOption) (*ProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProfileResponse)
+	err := c.cc.Invoke(ctx, Worker_Profile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -114,6 +129,10 @@ type WorkerServer interface {
 	Infer(context.Context, *InferRequest) (*InferResponse, error)
 	// State snapshots the worker: memory, replicas, statistics, health.
 	State(context.Context, *StateRequest) (*StateResponse, error)
+	// Profile measures a variant on this worker's hardware in a child
+	// process (load time, latency per batch size, peak memory) and returns
+	// the profile; nothing stays loaded.
+	Profile(context.Context, *ProfileRequest) (*ProfileResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -135,6 +154,9 @@ func (UnimplementedWorkerServer) Infer(context.Context, *InferRequest) (*InferRe
 }
 func (UnimplementedWorkerServer) State(context.Context, *StateRequest) (*StateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method State not implemented")
+}
+func (UnimplementedWorkerServer) Profile(context.Context, *ProfileRequest) (*ProfileResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Profile not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -229,6 +251,24 @@ func _Worker_State_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Profile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Profile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Profile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Profile(ctx, req.(*ProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,7 +292,123 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "State",
 			Handler:    _Worker_State_Handler,
 		},
+		{
+			MethodName: "Profile",
+			Handler:    _Worker_Profile_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
+	Metadata: "workerrpc/worker.proto",
+}
+
+const (
+	Registry_Join_FullMethodName = "/infaas.worker.v1.Registry/Join"
+)
+
+// RegistryClient is the client API for Registry service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Registry is served by the controller on its cluster address: workers
+// join it. A worker opens one Join stream per controller; its first
+// message carries a Hello, every message its current state. The messages
+// are the heartbeat: a controller that hears nothing for its heartbeat
+// timeout, or sees the stream end, takes the worker out of routing. The
+// controller answers the Hello once (JoinReply) and then only closes the
+// stream when it shuts down; the worker then reconnects.
+type RegistryClient interface {
+	Join(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WorkerReport, JoinReply], error)
+}
+
+type registryClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRegistryClient(cc grpc.ClientConnInterface) RegistryClient {
+	return &registryClient{cc}
+}
+
+func (c *registryClient) Join(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WorkerReport, JoinReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Registry_ServiceDesc.Streams[0], Registry_Join_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WorkerReport, JoinReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Registry_JoinClient = grpc.BidiStreamingClient[WorkerReport, JoinReply]
+
+// RegistryServer is the server API for Registry service.
+// All implementations must embed UnimplementedRegistryServer
+// for forward compatibility.
+//
+// Registry is served by the controller on its cluster address: workers
+// join it. A worker opens one Join stream per controller; its first
+// message carries a Hello, every message its current state. The messages
+// are the heartbeat: a controller that hears nothing for its heartbeat
+// timeout, or sees the stream end, takes the worker out of routing. The
+// controller answers the Hello once (JoinReply) and then only closes the
+// stream when it shuts down; the worker then reconnects.
+type RegistryServer interface {
+	Join(grpc.BidiStreamingServer[WorkerReport, JoinReply]) error
+	mustEmbedUnimplementedRegistryServer()
+}
+
+// UnimplementedRegistryServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRegistryServer struct{}
+
+func (UnimplementedRegistryServer) Join(grpc.BidiStreamingServer[WorkerReport, JoinReply]) error {
+	return status.Errorf(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedRegistryServer) mustEmbedUnimplementedRegistryServer() {}
+func (UnimplementedRegistryServer) testEmbeddedByValue()                  {}
+
+// UnsafeRegistryServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RegistryServer will
+// result in compilation errors.
+type UnsafeRegistryServer interface {
+	mustEmbedUnimplementedRegistryServer()
+}
+
+func RegisterRegistryServer(s grpc.ServiceRegistrar, srv RegistryServer) {
+	// If the following call pancis, it indicates UnimplementedRegistryServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Registry_ServiceDesc, srv)
+}
+
+func _Registry_Join_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RegistryServer).Join(&grpc.GenericServerStream[WorkerReport, JoinReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Registry_JoinServer = grpc.BidiStreamingServer[WorkerReport, JoinReply]
+
+// Registry_ServiceDesc is the grpc.ServiceDesc for Registry service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Registry_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "infaas.worker.v1.Registry",
+	HandlerType: (*RegistryServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Join",
+			Handler:       _Registry_Join_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "workerrpc/worker.proto",
 }
