@@ -29,6 +29,14 @@ const (
 // t if redis-server is not on PATH or does not come up.
 func Start(t testing.TB) (addr string) {
 	t.Helper()
+	addr, _ = StartProcess(t)
+	return addr
+}
+
+// StartProcess is Start that also returns the server's process ID, for
+// tests that pause it (SIGSTOP) to play an unreachable Redis.
+func StartProcess(t testing.TB) (addr string, pid int) {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not on PATH; install it to run these tests "+
@@ -40,16 +48,17 @@ func Start(t testing.TB) (addr string) {
 		srv, err := start(bin, dir)
 		if err == nil {
 			t.Cleanup(srv.stop)
-			return srv.addr
+			return srv.addr, srv.pid
 		}
 		errs = append(errs, err)
 	}
 	t.Fatalf("start redis-server (%d attempts): %v", startAttempts, errors.Join(errs...))
-	return ""
+	return "", 0
 }
 
 type server struct {
 	addr   string
+	pid    int
 	cancel context.CancelFunc
 	exited chan struct{}
 }
@@ -83,7 +92,7 @@ func start(bin, dir string) (*server, error) {
 		cancel()
 		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
-	srv := &server{addr: net.JoinHostPort("127.0.0.1", port), cancel: cancel, exited: make(chan struct{})}
+	srv := &server{addr: net.JoinHostPort("127.0.0.1", port), pid: cmd.Process.Pid, cancel: cancel, exited: make(chan struct{})}
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()
