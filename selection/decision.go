@@ -134,6 +134,9 @@ func (r Reason) String() string {
 // Decision is a policy's answer for one request. Select fills it in place
 // so that the hot path allocates nothing. Indexes refer to the snapshot the
 // decision was made on (Snapshot.Variant, .Replica, .Worker); -1 means none.
+// Variant indexes are instance indexes: Snapshot.Variant(d.Load).Hardware
+// is the hardware class the load was placed for, and LoadWorker is of that
+// class.
 type Decision struct {
 	Action Action
 	Reason Reason
@@ -145,18 +148,19 @@ type Decision struct {
 	// load for LoadAndServe). Kept on a strict refusal: what serving would
 	// have taken.
 	EstimateMs float64
-	// CostPer1k is the serving variant's cost, USD per 1,000 queries.
+	// CostPer1k is the serving instance's cost, USD per 1,000 queries.
 	CostPer1k float64
 
-	Variant int32 // variant that serves the request
+	Variant int32 // variant instance that serves the request
 	Replica int32 // replica that serves it; -1 for LoadAndServe
 	Worker  int32 // worker of Replica, or LoadWorker for LoadAndServe
 
-	Load       int32 // variant to load (ServeAndLoad, LoadAndServe, or a Refuse's background load)
+	Load       int32 // variant instance to load (ServeAndLoad, LoadAndServe, or a Refuse's background load)
 	LoadWorker int32 // where to load it
 
-	// Unplaced is a variant that would have been preferred but fits no
-	// worker: a scale-out signal for the cluster autoscaler. Set with any
+	// Unplaced is a variant instance that would have been preferred but
+	// fits no worker: a scale-out signal for the cluster autoscaler (a
+	// worker of class Snapshot.Variant(Unplaced).Hardware). Set with any
 	// action.
 	Unplaced int32
 
@@ -181,16 +185,17 @@ func (d *Decision) Background() bool {
 func (d *Decision) Message(s *Snapshot) string {
 	var b strings.Builder
 	vname := func(i int32) string { return s.Variant(i).Name }
+	class := func(i int32) string { return s.Variant(i).Hardware }
 	switch d.Action {
 	case Serve:
 		r := s.Replica(d.Replica)
-		fmt.Fprintf(&b, "served by %s on %s (variant %s)", r.ID, r.Worker, vname(d.Variant))
+		fmt.Fprintf(&b, "served by %s on %s (variant %s, class %s)", r.ID, r.Worker, vname(d.Variant), class(d.Variant))
 	case ServeAndLoad:
 		r := s.Replica(d.Replica)
-		fmt.Fprintf(&b, "served by %s on %s (variant %s) while %s loads on %s off the critical path",
-			r.ID, r.Worker, vname(d.Variant), vname(d.Load), s.Worker(d.LoadWorker).ID)
+		fmt.Fprintf(&b, "served by %s on %s (variant %s, class %s) while %s loads on %s (class %s) off the critical path",
+			r.ID, r.Worker, vname(d.Variant), class(d.Variant), vname(d.Load), s.Worker(d.LoadWorker).ID, class(d.Load))
 	case LoadAndServe:
-		fmt.Fprintf(&b, "loading %s on %s, then serving", vname(d.Load), s.Worker(d.LoadWorker).ID)
+		fmt.Fprintf(&b, "loading %s on %s (class %s), then serving", vname(d.Load), s.Worker(d.LoadWorker).ID, class(d.Load))
 	case Refuse:
 		b.WriteString("refused: ")
 	}
@@ -236,10 +241,10 @@ func (d *Decision) Message(s *Snapshot) string {
 		b.WriteString("a variant can meet the requirements but is not ready; retry shortly")
 	}
 	if d.Action == Refuse && d.Load >= 0 {
-		fmt.Fprintf(&b, " (loading %s on %s)", vname(d.Load), s.Worker(d.LoadWorker).ID)
+		fmt.Fprintf(&b, " (loading %s on %s, class %s)", vname(d.Load), s.Worker(d.LoadWorker).ID, class(d.Load))
 	}
 	if d.Unplaced >= 0 {
-		fmt.Fprintf(&b, "; %s would be preferred but fits no worker", vname(d.Unplaced))
+		fmt.Fprintf(&b, "; %s on class %s would be preferred but fits no worker", vname(d.Unplaced), class(d.Unplaced))
 	}
 	return b.String()
 }

@@ -8,33 +8,46 @@
 // # Snapshot
 //
 // NewSnapshot indexes a Catalog (architectures, variants, hardware-class
-// prices) and a State (workers, replicas) once: variants sorted by name,
-// each architecture's and use case's variants pre-sorted by cost, p99
-// profiles flattened, replicas grouped by variant with their queueing delay,
-// and for every variant the worker a new replica would go to. WithState
-// swaps in a new State without re-indexing the catalog. A request then costs
-// one map lookup (its name) plus a scan of its candidates' replicas.
+// prices) and a State (workers, replicas) once. What selection weighs is an
+// instance: a variant on one hardware class, with the profile measured on
+// that class (p99 per batch, throughput, load time, peak memory) and that
+// class's cost. A variant has an instance for its reference class
+// (Variant.Hardware, Variant.Profile) and one for every other class it was
+// profiled on (Variant.Profiles) that Catalog.Classes lists. Instances are
+// sorted by variant name, then class (the reference first); a variant's,
+// an architecture's and a use case's instances are pre-sorted by cost; p99
+// profiles are flattened; replicas are grouped by instance — the variant on
+// its worker's class, or the reference instance where the variant has no
+// profile for that class — with their queueing delay; and for every
+// instance the snapshot records the worker of its class a new replica
+// would go to. WithState swaps in a new State without re-indexing the
+// catalog. A request then costs one map lookup (its name) plus a scan of
+// its candidates' replicas.
 //
 // # The infaas policy
 //
-// Words: a candidate is a variant the request names (the variant itself,
-// the variants of an architecture, or of every architecture of a use case)
-// whose max batch fits the batch and whose accuracy reaches the minimum.
-// Accuracy is never traded away. The estimate for a candidate on a replica is
+// Words: a candidate is an instance the request names (the instances of
+// the variant itself, of the variants of an architecture, or of every
+// architecture of a use case) whose max batch fits the batch and whose
+// accuracy reaches the minimum. Accuracy is never traded away. The same
+// variant on a faster class is another candidate, dearer or cheaper. The
+// estimate for a candidate on a replica is
 //
 //	p99 at the batch (interpolated between profiled batch sizes)
 //	+ queued samples ÷ throughput (observed, else the profile's at max batch)
 //	+ what is left of the replica's load, if it is still loading
 //
-// and for a variant that is not loaded, load time + p99. A variant's cost
-// per query is its hardware class's price for the cores it uses (the whole
-// device for an accelerator) divided by its profiled throughput at max batch
-// (Snapshot.VariantCostPer1k). Replicas fall in three tiers: usable,
+// all from the instance's class profile, and for an instance that is not
+// loaded, load time + p99. An instance's cost per query is its hardware
+// class's price for the cores it uses (the whole device for an
+// accelerator) divided by its throughput at max batch profiled on that
+// class (Snapshot.VariantCostPer1k). Replicas fall in three tiers: usable,
 // degraded (overloaded or interfered) and unhealthy (the replica or its
 // worker); unhealthy replicas are used only when nothing else can serve.
 //
 // The rules are numbered as the steps of DESIGN §5 (1 and 2, candidates
-// and estimates, are above):
+// and estimates, are above); in them, a variant is an instance, so "has
+// replicas" means replicas of the variant on that class:
 //
 //   - Refusals: the name is unknown, the batch exceeds every max batch
 //     ("batch N exceeds the largest max batch M"), or no variant reaches
@@ -68,25 +81,31 @@
 //     rule-4 load is kept as a background load so that a retry finds it
 //     loaded.
 //
-// Placement prefers the least utilised worker that can host the variant
-// (same execution provider, enough cores for its threads, free memory at
-// least its peak memory), then the one with most free memory: as in INFaaS,
+// Placement prefers the least utilised worker that can host the instance
+// (same execution provider, the instance's hardware class — a profile says
+// nothing about another class —, enough cores for a CPU variant's threads,
+// free memory at least its peak memory on that class), then the one with
+// most free memory: as in INFaaS,
 // a load started here is on its way to serve latency-bound requests and
 // should avoid interference; packing workers tight is the cluster
 // autoscaler's business when it scales in.
 //
-// Every tie is broken by index (variant, replica and worker indexes follow
-// name and ID order), so decisions are deterministic.
+// Every tie is broken by index (instance, replica and worker indexes follow
+// name, class and ID order), so decisions are deterministic.
 //
 // # Performance
 //
-// On a 2-core AMD EPYC VM (go test -bench BenchmarkSelect -benchmem):
-// fully model-less requests with mixed targets take about 0.4 µs at 1,000
-// variants and 100 workers and at most 3.8 µs in any size measured; a
-// request no loaded replica can serve, which scans every candidate of its
-// use case, about 3.5 µs (BenchmarkSelectMiss). Select allocates nothing.
-// A full NewSnapshot at that size takes about 2.5 ms, WithState about 0.3 ms,
-// Explain about 0.5 ms.
+// On a 2-core VM (Oxide virtual Turin-like CPU; go test -bench . -benchmem),
+// in generated worlds where a variant is profiled on 1.8 hardware classes
+// on average (1,000 variants make 1,783 instances, 434 in the largest use
+// case): fully model-less requests with mixed targets take about 0.3 µs at
+// 1,000 variants and 100 workers and at most 5.3 µs in any size measured; a
+// request no loaded replica can serve, which scans every candidate instance
+// of its use case, about 5.3 µs (BenchmarkSelectMiss). The cost is linear
+// in the instances scanned: with one class per variant the same sizes take
+// 0.3 µs, 2.3 µs and 3.0 µs. Select allocates nothing. A full NewSnapshot
+// at that size takes about 4.7 ms, WithState about 0.34 ms, Explain about
+// 1.8 ms.
 //
 // # Policies
 //

@@ -67,17 +67,21 @@ func (s *Snapshot) loadLeftMs(j int32, nowNs int64) float64 {
 	return max(0, float64(ri.loadEndNs-nowNs)/1e6)
 }
 
-// hostFail says why a worker cannot host a new replica of a variant.
+// hostFail says why a worker cannot host a new replica of an instance.
 type hostFail uint8
 
 const (
-	hostOK hostFail = iota
-	hostUnhealthy
-	hostProvider
-	hostCores
-	hostMemory
+	hostOK        hostFail = iota
+	hostUnhealthy          // the worker is unhealthy or draining
+	hostProvider           // another execution provider
+	hostClass              // another hardware class than the instance's profile
+	hostCores              // a CPU instance needs Threads ≤ the worker's cores
+	hostMemory             // less free memory than the instance's peak memory
 )
 
+// hostCheck says whether worker w can host a new replica of instance v:
+// healthy, same execution provider, same hardware class as v's profile,
+// enough cores for a CPU variant's threads, enough free memory.
 func (c *catIndex) hostCheck(v int32, w *Worker) hostFail {
 	cv := &c.variants[v]
 	switch {
@@ -85,6 +89,8 @@ func (c *catIndex) hostCheck(v int32, w *Worker) hostFail {
 		return hostUnhealthy
 	case provider(cv.Provider) != provider(w.Class.Provider):
 		return hostProvider
+	case cv.Hardware != w.Class.Name:
+		return hostClass
 	case provider(cv.Provider) == "cpu" && workerCores(w) > 0 && cv.Threads > workerCores(w):
 		return hostCores
 	case w.FreeMemoryBytes < c.vi[v].need:

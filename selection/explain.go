@@ -21,13 +21,16 @@ type Explanation struct {
 	Summary string
 	// Steps says how the rules went, in order.
 	Steps []string
-	// Candidates are the variants the request named, cheapest first.
+	// Candidates are the variant instances the request named, cheapest
+	// first.
 	Candidates []CandidateReport
 }
 
-// CandidateReport is one variant as selection saw it.
+// CandidateReport is one variant instance (a variant on one hardware
+// class) as selection saw it.
 type CandidateReport struct {
 	Variant      string
+	Class        string // hardware class of the instance's profile
 	Architecture string
 	Accuracy     float64
 	MaxBatch     int
@@ -39,7 +42,8 @@ type CandidateReport struct {
 	Dropped string
 	// Notes: requirements it misses, and what rule 4 thinks of it.
 	Notes []string
-	// Placement: where a new replica would go, or why nowhere.
+	// Placement: where a new replica would go (a worker of Class), or why
+	// nowhere.
 	Placement string
 	Replicas  []ReplicaReport
 }
@@ -84,7 +88,7 @@ func (e Explanation) String() string {
 		b.WriteString("candidates, cheapest first:\n")
 	}
 	for _, c := range e.Candidates {
-		fmt.Fprintf(&b, "  %s (accuracy %.2f%%, max batch %d, %s per 1k)", c.Variant, c.Accuracy, c.MaxBatch, usd(c.CostPer1k))
+		fmt.Fprintf(&b, "  %s on %s (accuracy %.2f%%, max batch %d, %s per 1k)", c.Variant, c.Class, c.Accuracy, c.MaxBatch, usd(c.CostPer1k))
 		if c.Dropped != "" {
 			fmt.Fprintf(&b, ": dropped: %s\n", c.Dropped)
 			continue
@@ -141,9 +145,16 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 	for i := range s.workers {
 		workerByID[s.workers[i].ID] = &s.workers[i]
 	}
-	repsOf := make(map[string][]int, len(s.replicas))
+	// A replica runs as its variant's instance of its worker's class, else
+	// as its reference instance.
+	repsOf := make(map[int32][]int, len(s.replicas))
 	for j := range s.replicas {
-		repsOf[s.replicas[j].Variant] = append(repsOf[s.replicas[j].Variant], j)
+		rep := &s.replicas[j]
+		v, ok := s.Instance(rep.Variant, workerByID[rep.Worker].Class.Name)
+		if !ok {
+			v = c.vnames[c.names[rep.Variant].variant].ref
+		}
+		repsOf[v] = append(repsOf[v], j)
 	}
 	type repOpt struct {
 		v, j      int32
@@ -169,7 +180,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 	for _, v := range order {
 		cv := &c.variants[v]
 		vi := &c.vi[v]
-		cr := CandidateReport{Variant: cv.Name, Architecture: cv.Architecture, Accuracy: cv.Accuracy,
+		cr := CandidateReport{Variant: cv.Name, Class: cv.Hardware, Architecture: cv.Architecture, Accuracy: cv.Accuracy,
 			MaxBatch: cv.MaxBatch, CostPer1k: vi.cost, LoadMs: vi.loadMs}
 		maxBatch = max(maxBatch, cv.MaxBatch)
 		if cv.MaxBatch < q.batch {
@@ -194,7 +205,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 		}
 
 		vo := varOpt{v: v, p: p, cost: vi.cost, worker: -1}
-		for _, j := range repsOf[cv.Name] {
+		for _, j := range repsOf[v] {
 			rep := &s.replicas[j]
 			w := workerByID[rep.Worker]
 			ro := repOpt{v: v, j: int32(j), t: tierOf(rep, w), est: s.estimate(int32(j), p, nowNs), cost: vi.cost, costOK: costOK}
@@ -229,11 +240,15 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 		// Placement: every worker checked; the best is the least utilised,
 		// then the one with most free memory, then the first.
 		var fails [hostMemory + 1]int
+		var others []string // classes of the workers of another class
 		fits := 0
 		for wi := range s.workers {
 			w := &s.workers[wi]
 			if f := c.hostCheck(v, w); f != hostOK {
 				fails[f]++
+				if f == hostClass {
+					others = append(others, w.Class.Name)
+				}
 				continue
 			}
 			fits++
@@ -251,7 +266,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 			cr.Placement = fmt.Sprintf("%s (utilisation %.0f%%, %s free; %d of %d workers fit)",
 				w.ID, 100*w.Utilization, gib(w.FreeMemoryBytes), fits, len(s.workers))
 		} else {
-			cr.Placement = "no worker fits: " + describeFails(fails, cv, vi.need)
+			cr.Placement = "no worker fits: " + describeFails(fails, others, cv, vi.need)
 		}
 		kept = append(kept, vo)
 		if costOK && q.meets(p) {
@@ -271,7 +286,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 		step("no variant accepting batch %d reaches accuracy %g%% (best %.2f%%)", q.batch, q.minAcc, bestAcc)
 		return done()
 	}
-	step("%d of %d variants accept batch %d at accuracy ≥ %g%%; %d could meet the requirements when loaded",
+	step("%d of %d variant instances accept batch %d at accuracy ≥ %g%%; %d could meet the requirements when loaded",
 		len(kept), len(cands), q.batch, q.minAcc, len(feasible))
 
 	// Rule 3: loaded, usable replicas that meet the requirements, cheapest
@@ -282,6 +297,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 			meeting = append(meeting, ro)
 		}
 	}
+	label := func(v int32) string { return c.variants[v].Name + " on " + c.variants[v].Hardware }
 	slices.SortFunc(meeting, func(a, b repOpt) int {
 		return cmp.Or(cmp.Compare(a.cost, b.cost), cmp.Compare(a.est, b.est), cmp.Compare(a.j, b.j))
 	})
@@ -289,8 +305,8 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 		m := meeting[0]
 		d.serve(s, m.j, m.est)
 		d.Reason = ReasonLoaded
-		step("rule 3: %d loaded usable replicas meet the requirements; the cheapest is %s on %s",
-			len(meeting), s.replicas[m.j].ID, s.replicas[m.j].Worker)
+		step("rule 3: %d loaded usable replicas meet the requirements; the cheapest is %s on %s (%s)",
+			len(meeting), s.replicas[m.j].ID, s.replicas[m.j].Worker, label(m.v))
 		d.finish(&q, true)
 		return done()
 	}
@@ -324,7 +340,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 		}
 		if d.Unplaced < 0 {
 			d.Unplaced = fo.v
-			step("rule 4: %s could meet the requirements but fits no worker (scale-out signal)", c.variants[fo.v].Name)
+			step("rule 4: %s could meet the requirements but fits no worker (scale-out signal)", label(fo.v))
 		}
 	}
 	anyF := len(feasible) > 0
@@ -337,19 +353,19 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 			d.Reason = ReasonLoadInProgress
 		}
 		step("rule 4: %s is the cheapest that can meet them and already has %d replicas (%d loading); no second load, serving the closest replica %s",
-			c.variants[chosen.v].Name, chosen.healthy, chosen.loads, s.replicas[b.j].ID)
+			label(chosen.v), chosen.healthy, chosen.loads, s.replicas[b.j].ID)
 	case chosen != nil && len(bridges) > 0:
 		b := bridges[0]
 		d.serve(s, b.j, b.est)
 		d.Action, d.Load, d.LoadWorker = ServeAndLoad, chosen.v, chosen.worker
 		d.Reason = ReasonLoading
 		step("rule 4: loading %s on %s off the critical path; serving now from the closest replica %s",
-			c.variants[chosen.v].Name, s.workers[chosen.worker].ID, s.replicas[b.j].ID)
+			label(chosen.v), s.workers[chosen.worker].ID, s.replicas[b.j].ID)
 	case chosen != nil:
 		d.loadAndServe(s, chosen.v, chosen.worker, c.vi[chosen.v].loadMs+chosen.p)
 		d.Reason = ReasonColdStart
 		step("rule 4: nothing is loaded; loading %s on %s and serving after the load",
-			c.variants[chosen.v].Name, s.workers[chosen.worker].ID)
+			label(chosen.v), s.workers[chosen.worker].ID)
 	default:
 		step("rule 5: no variant that could meet the requirements can be served or placed")
 		var placeable []varOpt
@@ -373,7 +389,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 			d.loadAndServe(s, pl.v, pl.worker, loadEst(pl))
 			d.Reason = bestEffortReason(anyF)
 			step("rule 5: nothing healthy is loaded; best effort: loading the closest, %s, on %s",
-				c.variants[pl.v].Name, s.workers[pl.worker].ID)
+				label(pl.v), s.workers[pl.worker].ID)
 		case len(unhealthy) > 0:
 			u := unhealthy[0]
 			d.serve(s, u.j, u.est)
@@ -393,8 +409,9 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 	return done()
 }
 
-// describeFails says why no worker can host v.
-func describeFails(fails [hostMemory + 1]int, v *catalog.Variant, need int64) string {
+// describeFails says why no worker can host instance v; others are the
+// classes of the workers that failed on class.
+func describeFails(fails [hostMemory + 1]int, others []string, v *catalog.Variant, need int64) string {
 	if fails == [hostMemory + 1]int{} {
 		return "there are no workers"
 	}
@@ -404,6 +421,16 @@ func describeFails(fails [hostMemory + 1]int, v *catalog.Variant, need int64) st
 	}
 	if n := fails[hostProvider]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d lack provider %s", n, provider(v.Provider)))
+	}
+	if n := fails[hostClass]; n > 0 {
+		slices.Sort(others)
+		others = slices.Compact(others)
+		are, worker := "is", "worker is"
+		if n > 1 {
+			are, worker = "are", "workers are"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s of another class (%s class %s; this profile is for %s)",
+			n, are, worker, strings.Join(others, ", "), v.Hardware))
 	}
 	if n := fails[hostCores]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d have fewer than %d cores", n, v.Threads))

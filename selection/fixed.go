@@ -10,8 +10,10 @@ import (
 // configured variant per architecture, never switched. It applies the
 // infaas rules to those variants only, so it still prefers loaded replicas
 // and loads off the critical path; a request for a use case chooses among
-// the fixed variants of its architectures. A request naming a variant is
-// served with that variant, as in any policy.
+// the fixed variants of its architectures. The configured variant is not
+// tied to a hardware class: all of its instances are candidates, so it is
+// still placed on whichever class serves the request best. A request naming
+// a variant is served with that variant, as in any policy.
 type Fixed struct {
 	byArch map[string]string
 }
@@ -28,11 +30,12 @@ func newFixed(cfg Config) (Policy, error) {
 // Name implements Policy.
 func (*Fixed) Name() string { return "fixed" }
 
-// maxStack is how many fixed candidates Select keeps on the stack.
-const maxStack = 32
+// maxStack is how many fixed candidates (instances) Select keeps on the
+// stack.
+const maxStack = 64
 
 // Select implements Policy. It allocates nothing for use cases of up to
-// 32 architectures.
+// 64 instances of fixed variants (32 architectures on two classes).
 func (f *Fixed) Select(s *Snapshot, r *Request, now time.Time, d *Decision) {
 	var buf [maxStack]int32
 	cands, reason, ok := f.candidates(s, r, buf[:0])
@@ -50,8 +53,8 @@ func (f *Fixed) Explain(s *Snapshot, r *Request, now time.Time) Explanation {
 	return explain(s, f.Name(), cands, ok, reason, r, now)
 }
 
-// candidates appends the request's fixed variants to buf in (cost, index)
-// order, or says why there are none.
+// candidates appends the instances of the request's fixed variants to buf
+// in (cost, index) order, or says why there are none.
 func (f *Fixed) candidates(s *Snapshot, r *Request, buf []int32) ([]int32, Reason, bool) {
 	t, k, ok := s.lookup(r.Kind, r.Name)
 	if !ok {
@@ -60,7 +63,8 @@ func (f *Fixed) candidates(s *Snapshot, r *Request, buf []int32) ([]int32, Reaso
 	c := s.cat
 	switch k {
 	case KindVariant:
-		return c.ident[t.variant : t.variant+1 : t.variant+1], 0, true
+		sp := c.vnames[t.variant].list
+		return c.lists[sp.off : sp.off+sp.n : sp.off+sp.n], 0, true
 	case KindArchitecture:
 		buf = f.appendFixed(s, buf, t.arch)
 	default:
@@ -80,15 +84,17 @@ func (f *Fixed) candidates(s *Snapshot, r *Request, buf []int32) ([]int32, Reaso
 	return buf, 0, true
 }
 
-// appendFixed appends architecture a's configured variant, if it exists in
-// the snapshot and belongs to a.
+// appendFixed appends the instances of architecture a's configured
+// variant, if it exists in the snapshot and belongs to a.
 func (f *Fixed) appendFixed(s *Snapshot, buf []int32, a int32) []int32 {
 	name, ok := f.byArch[s.cat.archs[a].name]
 	if !ok {
 		return buf
 	}
-	if t, ok := s.cat.names[name]; ok && t.variant >= 0 && s.cat.vi[t.variant].arch == a {
-		return append(buf, t.variant)
+	c := s.cat
+	if t, ok := c.names[name]; ok && t.variant >= 0 && c.vi[c.vnames[t.variant].ref].arch == a {
+		sp := c.vnames[t.variant].list
+		return append(buf, c.lists[sp.off:sp.off+sp.n]...)
 	}
 	return buf
 }

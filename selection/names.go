@@ -57,8 +57,10 @@ func (s *Snapshot) lookup(kind Kind, name string) (target, Kind, bool) {
 	return t, kind, false
 }
 
-// candidates returns every variant the request names, in (cost, index)
-// order, and whether the name was found. The slice aliases the snapshot.
+// candidates returns every instance the request names, in (cost, index)
+// order, and whether the name was found: a variant's instances, those of
+// an architecture's variants, or those of every architecture of a use
+// case. The slice aliases the snapshot.
 func (s *Snapshot) candidates(kind Kind, name string) ([]int32, bool) {
 	t, k, ok := s.lookup(kind, name)
 	if !ok {
@@ -68,7 +70,7 @@ func (s *Snapshot) candidates(kind Kind, name string) ([]int32, bool) {
 	var sp span
 	switch k {
 	case KindVariant:
-		return c.ident[t.variant : t.variant+1 : t.variant+1], true
+		sp = c.vnames[t.variant].list
 	case KindArchitecture:
 		sp = c.archs[t.arch].list
 	default:
@@ -80,7 +82,10 @@ func (s *Snapshot) candidates(kind Kind, name string) ([]int32, bool) {
 // Accessors. Indexes come from a Decision made on this snapshot; -1 or an
 // index out of range panics, like a slice.
 
-// NumVariants is the number of variants.
+// NumVariants is the number of variant instances (a variant on one hardware
+// class; see Snapshot): a variant profiled on three listed classes counts
+// three times. Every i in [0, NumVariants()) is a valid index for Variant
+// and VariantCostPer1k.
 func (s *Snapshot) NumVariants() int { return len(s.cat.variants) }
 
 // NumWorkers is the number of workers.
@@ -89,8 +94,29 @@ func (s *Snapshot) NumWorkers() int { return len(s.workers) }
 // NumReplicas is the number of replicas (skipped ones excluded).
 func (s *Snapshot) NumReplicas() int { return len(s.replicas) }
 
-// Variant returns variant i; treat it as read-only.
+// Variant returns instance i as a catalog.Variant: the variant as it runs on
+// the instance's hardware class (catalog.Variant.OnClass), so Name is the
+// variant's name, Hardware the class and Profile the profile on that class
+// (Profiles is the catalog's, shared). Treat it as read-only.
 func (s *Snapshot) Variant(i int32) *catalog.Variant { return &s.cat.variants[i] }
+
+// Instance returns the index of variant name's instance on hardware class
+// class, and false when the variant is unknown or has no instance there
+// (no profile for the class, or a class other than its reference class
+// that Catalog.Classes does not list).
+func (s *Snapshot) Instance(name, class string) (int32, bool) {
+	t, ok := s.cat.names[name]
+	if !ok || t.variant < 0 {
+		return -1, false
+	}
+	sp := s.cat.vnames[t.variant].list
+	for _, v := range s.cat.lists[sp.off : sp.off+sp.n] {
+		if s.cat.variants[v].Hardware == class {
+			return v, true
+		}
+	}
+	return -1, false
+}
 
 // Worker returns worker i; treat it as read-only.
 func (s *Snapshot) Worker(i int32) *Worker { return &s.workers[i] }
@@ -98,11 +124,12 @@ func (s *Snapshot) Worker(i int32) *Worker { return &s.workers[i] }
 // Replica returns replica i; treat it as read-only.
 func (s *Snapshot) Replica(i int32) *Replica { return &s.replicas[i] }
 
-// VariantCostPer1k is variant i's cost in USD per 1,000 queries: its
+// VariantCostPer1k is instance i's cost in USD per 1,000 queries: its
 // hardware class's CostPerHour for its threads, divided by the queries it
-// serves in an hour when kept busy at its profiled throughput at max batch
-// (Profile.ThroughputQPS, or max batch ÷ p99 at max batch when that is
-// missing). +Inf when the class or the throughput is unknown.
+// serves in an hour when kept busy at its throughput at max batch profiled
+// on that class (Profile.ThroughputQPS, or max batch ÷ p99 at max batch
+// when that is missing). +Inf when the class is not in Catalog.Classes or
+// the throughput is unknown.
 func (s *Snapshot) VariantCostPer1k(i int32) float64 { return s.cat.vi[i].cost }
 
 // Skipped lists the replicas the snapshot ignored and why.

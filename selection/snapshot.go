@@ -24,21 +24,26 @@ type Catalog struct {
 	// listed can still be requested by its name and its architecture's
 	// name, but belongs to no use case.
 	Architectures []catalog.Architecture
-	// Variants are the runnable variants. Their profiles are kept by
+	// Variants are the runnable variants. Each becomes one instance per
+	// hardware class it can run on (see Snapshot): its reference class
+	// (Variant.Hardware, Variant.Profile) and every class of
+	// Variant.Profiles that Classes lists. Their profiles are kept by
 	// reference: do not mutate them after building a snapshot.
 	Variants []catalog.Variant
-	// Classes price the hardware classes that variants name in
-	// Variant.Hardware. A variant of an unlisted class has an unknown,
-	// infinite cost: it fails every cost ceiling and ranks last on cost.
+	// Classes are the hardware classes workers are of, with their prices.
+	// A profile for a class not listed is ignored. A reference class not
+	// listed still makes an instance, of unknown, infinite cost: it fails
+	// every cost ceiling and ranks last on cost.
 	Classes []catalog.HardwareClass
 }
 
 // Worker is one worker as the controller last saw it.
 type Worker struct {
 	ID string
-	// Class is the worker's hardware class; its Provider decides which
-	// variants it can run (a variant runs on a worker of the same
-	// provider; "" means "cpu").
+	// Class is the worker's hardware class. Only instances of this class
+	// (Class.Name) are placed on it, and a replica on it is estimated with
+	// its variant's profile on this class; Class.Provider must also be the
+	// variant's execution provider ("" means "cpu").
 	Class catalog.HardwareClass
 	// Cores available to replicas; 0 means Class.Cores. A CPU variant
 	// needs at least Variant.Threads cores when this is known.
@@ -56,7 +61,11 @@ type Worker struct {
 	Healthy bool
 }
 
-// Replica is one loaded (or loading) instance of a variant on a worker.
+// Replica is one loaded (or loading) copy of a variant on a worker.
+// WithState maps it to the variant's instance of its worker's class, or,
+// when the variant has no profile for that class (or the class is not in
+// Catalog.Classes), to its reference instance: a loaded replica is never
+// ignored, it is only estimated with the reference profile.
 type Replica struct {
 	ID      string
 	Variant string // variant name
@@ -90,27 +99,41 @@ type State struct {
 // Snapshot is an immutable, pre-indexed view of the catalog and the cluster
 // that selection policies read. Build it with NewSnapshot, refresh its state
 // with WithState; it is safe for concurrent use by any number of readers.
-// Indexes (variant, replica, worker) are positions in this snapshot only.
+//
+// The candidates selection weighs are instances: a variant on one hardware
+// class, with that class's profile (latency per batch, throughput, load
+// time, peak memory) and that class's cost. A variant has an instance for
+// its reference class and for each other class it was profiled on that
+// Catalog.Classes lists. Variant indexes (Decision.Variant, Decision.Load,
+// Decision.Unplaced, Snapshot.Variant) are instance indexes; a variant's
+// name resolves to all of its instances, as an architecture's name to all
+// of its variants'. An instance is placed only on workers of its class.
+//
+// Indexes (variant instance, replica, worker) are positions in this
+// snapshot only.
 type Snapshot struct {
 	cat *catIndex // shared by snapshots derived with WithState
 
 	workers  []Worker  // sorted by ID
-	replicas []Replica // sorted by (variant index, ID)
+	replicas []Replica // sorted by (instance index, ID)
 	rep      []rinfo   // parallel to replicas
-	vrep     []span    // per variant: its replicas in rep
-	vdyn     []vdyn    // per variant
+	vrep     []span    // per instance: its replicas in rep
+	vdyn     []vdyn    // per instance
 	skipped  []string
 }
 
 // catIndex is the catalog half of a snapshot.
 type catIndex struct {
-	variants []catalog.Variant // sorted by name
-	vi       []vinfo           // parallel to variants
-	batches  []int32           // profiled batch sizes, flat, ascending per variant
-	p99      []float64         // p99 at batches[i]
+	// variants are the instances (catalog.Variant.OnClass), sorted by
+	// name, then class: the reference class first, then by class name.
+	variants []catalog.Variant
+	vi       []vinfo   // parallel to variants
+	classes  []string  // class names of instances, sorted; vinfo.class indexes it
+	batches  []int32   // profiled batch sizes, flat, ascending per instance
+	p99      []float64 // p99 at batches[i]
 	names    map[string]target
-	lists    []int32 // candidate lists, flat, each in (cost, index) order
-	ident    []int32 // ident[i] == i: one-variant candidate lists
+	lists    []int32  // candidate lists, flat, each in (cost, index) order
+	vnames   []vgroup // per variant name: its instances
 	archs    []archInfo
 	usecases []ucInfo
 }
@@ -118,21 +141,28 @@ type catIndex struct {
 type span struct{ off, n int32 }
 
 // target is what a name means: -1 where it names nothing of that kind.
+// variant indexes catIndex.vnames.
 type target struct{ variant, arch, usecase int32 }
+
+// vgroup is one variant name's instances.
+type vgroup struct {
+	list span  // in lists, in (cost, index) order
+	ref  int32 // the instance of the reference class
+}
 
 type archInfo struct {
 	name    string
 	usecase int32
-	list    span // its variants in (cost, index) order
+	list    span // its variants' instances in (cost, index) order
 }
 
 type ucInfo struct {
 	id    string
 	archs []int32 // sorted by name
-	list  span    // every variant of its architectures in (cost, index) order
+	list  span    // every instance of its architectures in (cost, index) order
 }
 
-// vinfo is what the hot path reads about a variant.
+// vinfo is what the hot path reads about an instance (64 bytes).
 type vinfo struct {
 	acc      float64
 	cost     float64 // USD per 1,000 queries; +Inf when unknown
@@ -142,6 +172,7 @@ type vinfo struct {
 	prof     span    // into batches and p99
 	maxBatch int32
 	arch     int32
+	class    int32 // into catIndex.classes
 }
 
 // rinfo is what the hot path reads about a replica.
@@ -154,7 +185,7 @@ type rinfo struct {
 	loading   bool
 }
 
-// vdyn is the per-variant part that depends on the state.
+// vdyn is the per-instance part that depends on the state.
 type vdyn struct {
 	healthy int32 // replicas of tier usable or degraded (loaded or loading)
 	loading int32 // of those, still loading
@@ -176,6 +207,10 @@ func NewSnapshot(cat Catalog, st State) (*Snapshot, error) {
 // skips the catalog's indexing and sorting, so the controller can refresh
 // queue lengths and health often (about 0.3 ms at 1,000 variants, 100
 // workers and 500 replicas; see BenchmarkWithState). s is unchanged.
+//
+// Each replica is mapped to the instance of its variant on its worker's
+// class, or to the variant's reference instance when there is none (see
+// Replica).
 func (s *Snapshot) WithState(st State) (*Snapshot, error) {
 	c := s.cat
 	n := &Snapshot{cat: c}
@@ -183,11 +218,13 @@ func (s *Snapshot) WithState(st State) (*Snapshot, error) {
 	n.workers = slices.Clone(st.Workers)
 	slices.SortFunc(n.workers, func(a, b Worker) int { return cmp.Compare(a.ID, b.ID) })
 	widx := make(map[string]int32, len(n.workers))
+	wclass := make([]int32, len(n.workers)) // into c.classes; -1: no instance is of its class
 	for i, w := range n.workers {
 		if i > 0 && n.workers[i-1].ID == w.ID {
 			return nil, fmt.Errorf("%w: worker %s is listed twice", ErrInvalid, w.ID)
 		}
 		widx[w.ID] = int32(i)
+		wclass[i] = c.classIndex(w.Class.Name)
 	}
 
 	type rep struct {
@@ -206,7 +243,7 @@ func (s *Snapshot) WithState(st State) (*Snapshot, error) {
 			n.skipped = append(n.skipped, fmt.Sprintf("replica %s: unknown worker %s", r.ID, r.Worker))
 			continue
 		}
-		reps = append(reps, rep{t.variant, w, r})
+		reps = append(reps, rep{c.instanceOn(t.variant, wclass[w]), w, r})
 	}
 	slices.SortFunc(reps, func(a, b rep) int {
 		return cmp.Or(cmp.Compare(a.v, b.v), cmp.Compare(a.r.ID, b.r.ID))
@@ -235,8 +272,28 @@ func (s *Snapshot) WithState(st State) (*Snapshot, error) {
 			}
 		}
 	}
-	n.place()
+	n.place(wclass)
 	return n, nil
+}
+
+// classIndex is the index of class name in c.classes, or -1.
+func (c *catIndex) classIndex(name string) int32 {
+	if i, ok := slices.BinarySearch(c.classes, name); ok {
+		return int32(i)
+	}
+	return -1
+}
+
+// instanceOn is variant name g's instance of class k (an index into
+// c.classes, -1 for none), or its reference instance if it has none there.
+func (c *catIndex) instanceOn(g int32, k int32) int32 {
+	vg := &c.vnames[g]
+	for _, v := range c.lists[vg.list.off : vg.list.off+vg.list.n] {
+		if c.vi[v].class == k {
+			return v
+		}
+	}
+	return vg.ref
 }
 
 func (c *catIndex) replicaInfo(v, w int32, r *Replica, wk *Worker) rinfo {
@@ -260,15 +317,16 @@ func (c *catIndex) replicaInfo(v, w int32, r *Replica, wk *Worker) rinfo {
 	return ri
 }
 
-// place records where a new replica of each variant would go: among the
-// workers that can host it (see hostCheck), the least utilised, then the
-// one with the most free memory, then the first by ID. Least utilised
-// rather than bin packing, as INFaaS did: a load started by selection is on
-// its way to serve latency-bound requests, and a busy worker adds
-// interference; consolidation is the cluster autoscaler's job when it
-// scales in. Workers are sorted once, so a variant usually stops at its
-// first worker.
-func (s *Snapshot) place() {
+// place records where a new replica of each instance would go: among the
+// workers of its class that can host it (see hostCheck), the least
+// utilised, then the one with the most free memory, then the first by ID.
+// Least utilised rather than bin packing, as INFaaS did: a load started by
+// selection is on its way to serve latency-bound requests, and a busy
+// worker adds interference; consolidation is the cluster autoscaler's job
+// when it scales in. Workers are sorted once and bucketed by class, so an
+// instance usually stops at the first worker of its class. wclass is each
+// worker's class index.
+func (s *Snapshot) place(wclass []int32) {
 	order := make([]int32, len(s.workers))
 	for i := range order {
 		order[i] = int32(i)
@@ -277,9 +335,15 @@ func (s *Snapshot) place() {
 		wa, wb := &s.workers[a], &s.workers[b]
 		return cmp.Or(cmp.Compare(wa.Utilization, wb.Utilization), cmp.Compare(wb.FreeMemoryBytes, wa.FreeMemoryBytes))
 	})
+	byClass := make([][]int32, len(s.cat.classes))
+	for _, w := range order {
+		if k := wclass[w]; k >= 0 {
+			byClass[k] = append(byClass[k], w)
+		}
+	}
 	for v := range s.vdyn {
 		s.vdyn[v].best = -1
-		for _, w := range order {
+		for _, w := range byClass[s.cat.vi[v].class] {
 			if s.cat.hostCheck(int32(v), &s.workers[w]) == hostOK {
 				s.vdyn[v].best = w
 				break
@@ -303,6 +367,7 @@ func indexCatalog(cat Catalog) (*catIndex, error) {
 			return nil, fmt.Errorf("%w: hardware class %s is listed twice", ErrInvalid, h.Name)
 		}
 		classes[h.Name] = h
+		c.classes = append(c.classes, h.Name)
 	}
 
 	// Use cases and architectures, in name order.
@@ -336,31 +401,42 @@ func indexCatalog(cat Catalog) (*catIndex, error) {
 		addArch(a.Name, int32(uc))
 	}
 
-	// Variants, in name order.
-	c.variants = slices.Clone(cat.Variants)
-	slices.SortFunc(c.variants, func(a, b catalog.Variant) int { return cmp.Compare(a.Name, b.Name) })
-	c.vi = make([]vinfo, len(c.variants))
-	c.ident = make([]int32, len(c.variants))
-	byArch := make([][]int32, len(c.archs))
-	for i := range c.variants {
-		v := &c.variants[i]
-		if i > 0 && c.variants[i-1].Name == v.Name {
+	// Variants in name order, each expanded into its instances: the
+	// reference class first, then the listed classes it has a profile
+	// for, by name.
+	vs := slices.Clone(cat.Variants)
+	slices.SortFunc(vs, func(a, b catalog.Variant) int { return cmp.Compare(a.Name, b.Name) })
+	kept := make([]string, 0, len(vs)) // instance classes, flat
+	ends := make([]int, len(vs))       // variant i's are kept[ends[i-1]:ends[i]]
+	for i := range vs {
+		v := &vs[i]
+		if i > 0 && vs[i-1].Name == v.Name {
 			return nil, fmt.Errorf("%w: variant %s is listed twice", ErrInvalid, v.Name)
 		}
-		c.ident[i] = int32(i)
-		t := get(v.Name)
-		t.variant = int32(i)
-		c.names[v.Name] = t
-		a := get(v.Architecture).arch
-		if a < 0 { // architecture not listed: reachable by name, no use case
-			a = addArch(v.Architecture, -1)
-			byArch = append(byArch, nil)
+		kept = append(kept, v.Hardware) // the reference class, listed or not
+		from := len(kept)
+		for k := range v.Profiles {
+			if _, ok := classes[k]; ok && k != v.Hardware {
+				kept = append(kept, k)
+			}
 		}
-		byArch[a] = append(byArch[a], int32(i))
-		c.vi[i] = c.variantInfo(int32(i), a, classes)
+		slices.Sort(kept[from:])
+		ends[i] = len(kept)
+		if _, ok := classes[v.Hardware]; !ok {
+			c.classes = append(c.classes, v.Hardware)
+		}
 	}
+	slices.Sort(c.classes)
+	c.classes = slices.Compact(c.classes)
 
-	// Candidate lists in (cost, index) order.
+	n := len(kept)
+	c.variants = make([]catalog.Variant, 0, n)
+	c.vi = make([]vinfo, 0, n)
+	c.batches = make([]int32, 0, 4*n)
+	c.p99 = make([]float64, 0, 4*n)
+	c.lists = make([]int32, 0, 3*n) // per variant, per architecture, per use case
+	c.vnames = make([]vgroup, 0, len(vs))
+	byArch := make([][]int32, len(c.archs))
 	order := func(list []int32) span {
 		sp := span{off: int32(len(c.lists)), n: int32(len(list))}
 		c.lists = append(c.lists, list...)
@@ -368,6 +444,34 @@ func indexCatalog(cat Catalog) (*catIndex, error) {
 		slices.SortFunc(l, func(a, b int32) int { return cmp.Or(cmp.Compare(c.vi[a].cost, c.vi[b].cost), cmp.Compare(a, b)) })
 		return sp
 	}
+	var inst []int32
+	for i := range vs {
+		v := &vs[i]
+		t := get(v.Name)
+		t.variant = int32(len(c.vnames))
+		c.names[v.Name] = t
+		a := get(v.Architecture).arch
+		if a < 0 { // architecture not listed: reachable by name, no use case
+			a = addArch(v.Architecture, -1)
+			byArch = append(byArch, nil)
+		}
+		lo := 0
+		if i > 0 {
+			lo = ends[i-1]
+		}
+		inst = inst[:0]
+		for _, k := range kept[lo:ends[i]] {
+			on, _ := v.OnClass(k)
+			j := int32(len(c.variants))
+			c.variants = append(c.variants, on)
+			c.vi = append(c.vi, c.variantInfo(j, a, classes))
+			inst = append(inst, j)
+		}
+		byArch[a] = append(byArch[a], inst...)
+		c.vnames = append(c.vnames, vgroup{list: order(inst), ref: inst[0]})
+	}
+
+	// Candidate lists in (cost, index) order.
 	for a := range c.archs {
 		c.archs[a].list = order(byArch[a])
 		if uc := c.archs[a].usecase; uc >= 0 {
@@ -384,9 +488,12 @@ func indexCatalog(cat Catalog) (*catIndex, error) {
 	return c, nil
 }
 
+// variantInfo indexes instance v, whose Hardware and Profile are already
+// its class's.
 func (c *catIndex) variantInfo(v, arch int32, classes map[string]catalog.HardwareClass) vinfo {
 	cv := &c.variants[v]
-	vi := vinfo{acc: cv.Accuracy, loadMs: cv.Profile.LoadMs, maxBatch: int32(cv.MaxBatch), arch: arch}
+	vi := vinfo{acc: cv.Accuracy, loadMs: cv.Profile.LoadMs, maxBatch: int32(cv.MaxBatch), arch: arch,
+		class: c.classIndex(cv.Hardware)}
 	vi.prof.off = int32(len(c.batches))
 	for _, b := range cv.Profile.Batches() {
 		if b <= 0 {

@@ -46,8 +46,7 @@ func TestCostPer1k(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.variant, func(t *testing.T) {
-			tg := s.cat.names[tc.variant]
-			if got := s.VariantCostPer1k(tg.variant); got != tc.want {
+			if got := s.VariantCostPer1k(refInstance(s, tc.variant)); got != tc.want {
 				t.Errorf("cost = %v, want %v", got, tc.want)
 			}
 		})
@@ -60,7 +59,7 @@ func TestCostPer1k(t *testing.T) {
 	cat.Variants[0].Profile.LatencyMs = nil
 	s = mustSnapshot(t, cat, State{})
 	for _, name := range []string{mlpS, cnnLG} {
-		if c := s.VariantCostPer1k(s.cat.names[name].variant); !math.IsInf(c, 1) {
+		if c := s.VariantCostPer1k(refInstance(s, name)); !math.IsInf(c, 1) {
 			t.Errorf("%s: cost %v, want +Inf", name, c)
 		}
 	}
@@ -68,7 +67,7 @@ func TestCostPer1k(t *testing.T) {
 	cat = mnistCatalog()
 	cat.Variants[0].Profile.ThroughputQPS = 0
 	s = mustSnapshot(t, cat, State{})
-	if got, want := s.VariantCostPer1k(s.cat.names[mlpS].variant), cpuClass.CostPerQuery(1, 8*1000/0.5)*1000; got != want {
+	if got, want := s.VariantCostPer1k(refInstance(s, mlpS)), cpuClass.CostPerQuery(1, 8*1000/0.5)*1000; got != want {
 		t.Errorf("derived cost = %v, want %v", got, want)
 	}
 }
@@ -142,6 +141,11 @@ func TestSnapshotIndexes(t *testing.T) {
 	if d.Action != LoadAndServe || s.Variant(d.Variant).Name != "lone.v1" {
 		t.Errorf("lone architecture: %+v", viewOf(s, &d))
 	}
+}
+
+// refInstance is the index of variant name's reference-class instance.
+func refInstance(s *Snapshot, name string) int32 {
+	return s.cat.vnames[s.cat.names[name].variant].ref
 }
 
 func cmpCost(s *Snapshot, a, b int32) int {
