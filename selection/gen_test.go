@@ -9,12 +9,36 @@ import (
 	"github.com/infaas/infaas/catalog"
 )
 
-// genClasses are the hardware classes of generated worlds.
+// genClasses are the hardware classes of generated worlds: three CPU
+// classes (genClasses[:3]) and two GPU classes.
 var genClasses = []catalog.HardwareClass{
 	{Name: "cpu-2", Provider: "cpu", Cores: 2, MemoryBytes: 4 * gib64, PricePerHour: 0.096},
 	{Name: "cpu-8", Provider: "cpu", Cores: 8, MemoryBytes: 32 * gib64, PricePerHour: 0.384},
 	{Name: "cpu-32", Provider: "cpu", Cores: 32, MemoryBytes: 128 * gib64, PricePerHour: 1.536},
 	{Name: "gpu", Provider: "cuda", Cores: 8, MemoryBytes: 16 * gib64, PricePerHour: 3.06},
+	{Name: "gpu-t4", Provider: "cuda", Cores: 4, MemoryBytes: 16 * gib64, PricePerHour: 0.526},
+}
+
+// Classes of edgy worlds that Catalog.Classes does not list: workers may
+// be of them, variants profiled on them or (unknownClass) referenced to
+// them.
+var (
+	unlistedClass = catalog.HardwareClass{Name: "cpu-unlisted", Provider: "cpu", Cores: 4, MemoryBytes: 16 * gib64, PricePerHour: 0.192}
+	unknownClass  = catalog.HardwareClass{Name: "unknown-class", Provider: "cpu", Cores: 8, MemoryBytes: 32 * gib64, PricePerHour: 0.384}
+)
+
+// classProfile is p as measured on another class: latency scaled by f,
+// throughput by 1/f, load time and memory a little different.
+func classProfile(rng *rand.Rand, p catalog.Profile, f float64) catalog.Profile {
+	q := p
+	q.LatencyMs = make(map[int]catalog.Latency, len(p.LatencyMs))
+	for b, l := range p.LatencyMs {
+		q.LatencyMs[b] = catalog.Latency{P50: l.P50 * f, P99: l.P99 * f, Samples: l.Samples}
+	}
+	q.ThroughputQPS = p.ThroughputQPS / f
+	q.LoadMs = p.LoadMs * (0.5 + 1.5*rng.Float64())
+	q.PeakMemoryBytes = int64(float64(p.PeakMemoryBytes) * (0.8 + 0.4*rng.Float64()))
+	return q
 }
 
 func logUniform(rng *rand.Rand, lo, hi float64) float64 {
@@ -29,11 +53,15 @@ type world struct {
 }
 
 // genWorld builds a realistic random world: nv variants spread over nv/10
-// architectures (at least one) in up to four use cases, nw workers of four
-// hardware classes, and min(nv/2, 10·nw) replicas on random workers of the
-// right provider. edgy adds the rare cases: unprofiled variants, unknown
-// hardware classes, unhealthy workers, full workers, CPU variants on a GPU
-// worker, empty architectures.
+// architectures (at least one) in up to four use cases, each profiled on
+// its reference class and, half the time, on each other class of its
+// provider (where it has cores enough for its threads), slower or faster;
+// nw workers of five hardware classes; and min(nv/2, 10·nw) replicas on
+// random workers of the right provider, mostly of a class the variant is
+// profiled on. edgy adds the rare cases: unprofiled variants, unknown and
+// unlisted hardware classes (for variants, profiles and workers), a
+// profile for the reference class in Profiles, unhealthy workers, full
+// workers, CPU variants on a GPU worker, empty architectures.
 func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 	var w world
 	na := max(1, nv/10)
@@ -62,6 +90,7 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 		mb := batchSizes[rng.IntN(len(batchSizes))]
 		gpu := rng.IntN(7) == 0
 		hw := genClasses[rng.IntN(3)]
+		same := genClasses[:3]
 		prec := "fp32"
 		acc := a.acc
 		p1 := a.p1 / math.Pow(float64(threads), 0.7)
@@ -70,7 +99,8 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 			prec, acc, p1 = "int8", acc-1.5*rng.Float64(), p1*0.6
 		}
 		if gpu {
-			hw, threads, p1, slope = genClasses[3], 1, 0.3+a.p1*0.1, 0.05
+			hw, threads, p1, slope = genClasses[3+rng.IntN(2)], 1, 0.3+a.p1*0.1, 0.05
+			same = genClasses[3:]
 		}
 		prof := catalog.Profile{LoadMs: logUniform(rng, 20, 3000), PeakMemoryBytes: int64(logUniform(rng, 16<<20, 2<<30)),
 			LatencyMs: map[int]catalog.Latency{}}
@@ -82,13 +112,24 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 			prof.LatencyMs[b] = catalog.Latency{P50: 0.7 * p99, P99: p99, Samples: 100}
 		}
 		prof.ThroughputQPS = float64(mb) * 1000 / prof.LatencyMs[mb].P50
+		var profiles map[string]catalog.Profile
+		for _, h := range same {
+			if h.Name == hw.Name || h.Cores < threads || rng.IntN(2) == 0 {
+				continue
+			}
+			if profiles == nil {
+				profiles = map[string]catalog.Profile{}
+			}
+			profiles[h.Name] = classProfile(rng, prof, logUniform(rng, 0.3, 3))
+		}
 		v := catalog.Variant{
 			Name: fmt.Sprintf("%s.v%04d.%s.t%d.b%d.%s", a.name, i, prec, threads, mb, hw.Provider), Architecture: a.name,
 			Precision: prec, OptLevel: "all", Provider: hw.Provider, Hardware: hw.Name, Threads: threads, MaxBatch: mb,
 			Accuracy: math.Round(acc*100) / 100, AccuracySource: catalog.AccuracyMeasured, Profile: prof,
+			Profiles: profiles,
 		}
 		if edgy {
-			switch rng.IntN(25) {
+			switch rng.IntN(30) {
 			case 0:
 				v.Profile.LatencyMs, v.Profile.ThroughputQPS = nil, 0
 			case 1:
@@ -99,6 +140,17 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 				v.Profile.PeakMemoryBytes = 0
 			case 4, 5, 6, 7, 8: // equal costs, to exercise ties
 				v.Provider, v.Hardware, v.Threads, v.Profile.ThroughputQPS = "cpu", "cpu-8", 2, 1000
+				v.Profiles = nil
+			case 9, 10: // a profile on a class the catalog does not list: ignored
+				v.Profiles = map[string]catalog.Profile{unlistedClass.Name: classProfile(rng, prof, 0.5)}
+			case 11: // the reference class in Profiles too: Profile wins
+				v.Profiles = map[string]catalog.Profile{v.Hardware: classProfile(rng, prof, 0.1)}
+			case 12: // a profile without latencies on another class
+				if v.Provider == "cpu" && v.Hardware != "cpu-32" {
+					p := classProfile(rng, prof, 1)
+					p.LatencyMs, p.ThroughputQPS = nil, 0
+					v.Profiles = map[string]catalog.Profile{"cpu-32": p}
+				}
 			}
 		}
 		w.cat.Variants = append(w.cat.Variants, v)
@@ -106,6 +158,9 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 
 	for j := range nw {
 		hw := genClasses[rng.IntN(len(genClasses))]
+		if edgy && rng.IntN(8) == 0 {
+			hw = []catalog.HardwareClass{unlistedClass, unknownClass}[rng.IntN(2)]
+		}
 		wk := Worker{ID: fmt.Sprintf("w%03d", j), Class: hw, MemoryBytes: hw.MemoryBytes,
 			FreeMemoryBytes: int64(rng.Float64() * float64(hw.MemoryBytes)), Utilization: rng.Float64(), Healthy: rng.IntN(20) != 0}
 		if edgy {
@@ -127,8 +182,17 @@ func genWorld(rng *rand.Rand, nv, nw int, edgy bool) world {
 	for k := range nr {
 		vi := rng.IntN(nv)
 		v := &w.cat.Variants[vi]
+		// Mostly a worker of a class the variant is profiled on; else one
+		// of its provider (estimated with the reference profile).
+		fits := func(wk *Worker) bool {
+			if provider(wk.Class.Provider) != provider(v.Provider) {
+				return false
+			}
+			_, ok := v.ProfileOn(wk.Class.Name)
+			return ok || rng.IntN(5) == 0
+		}
 		wj := rng.IntN(nw)
-		for try := 0; try < 8 && provider(w.st.Workers[wj].Class.Provider) != provider(v.Provider); try++ {
+		for try := 0; try < 12 && !fits(&w.st.Workers[wj]); try++ {
 			wj = rng.IntN(nw)
 		}
 		r := Replica{ID: fmt.Sprintf("r%04d", k), Variant: v.Name, Worker: w.st.Workers[wj].ID, Healthy: rng.IntN(20) != 0,

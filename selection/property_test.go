@@ -15,6 +15,7 @@ func TestSelectProperties(t *testing.T) {
 		worlds = 50
 	}
 	stats := map[Reason]int{}
+	var nonRef, refOnOther int // decisions served or loaded on a non-reference class; replicas on a class without a profile
 	for wi := range worlds {
 		nv, nw := 1+rng.IntN(40), rng.IntN(7)
 		w := genWorld(rng, nv, nw, true)
@@ -31,8 +32,20 @@ func TestSelectProperties(t *testing.T) {
 			if err := checkInvariants(s, &r, &d); err != "" {
 				t.Fatalf("world %d: %s\nrequest %+v\ndecision %+v\n%s", wi, err, r, d, ex)
 			}
+			for _, v := range []int32{d.Variant, d.Load} {
+				if v >= 0 && v != s.cat.vnames[s.cat.names[s.Variant(v).Name].variant].ref {
+					nonRef++
+				}
+			}
+			if d.Replica >= 0 && s.Variant(d.Variant).Hardware != s.Worker(d.Worker).Class.Name {
+				refOnOther++
+			}
 		}
 	}
+	if nonRef == 0 || refOnOther == 0 {
+		t.Errorf("%d decisions used a non-reference class, %d a replica on a class without a profile; the generator misses classes", nonRef, refOnOther)
+	}
+	t.Logf("%d decisions on a non-reference class, %d on a replica of a class without a profile", nonRef, refOnOther)
 	// Every branch should have been exercised.
 	for r := ReasonLoaded; r <= ReasonNotReady; r++ {
 		if r == ReasonNotConfigured {
@@ -120,6 +133,17 @@ func checkInvariants(s *Snapshot, r *Request, d *Decision) string {
 			if d.Replica < 0 || s.rep[d.Replica].variant != d.Variant || s.rep[d.Replica].worker != d.Worker {
 				return "serving replica inconsistent"
 			}
+			// The replica runs as its variant on its worker's class, or as
+			// its reference instance when that class has no instance.
+			rep, wc := s.Replica(d.Replica), s.Worker(d.Worker).Class.Name
+			if rep.Variant != v.Name {
+				return "serving replica is of another variant"
+			}
+			if on, ok := s.Instance(v.Name, wc); ok && on != d.Variant {
+				return "replica on a " + wc + " worker not estimated with its " + wc + " profile"
+			} else if !ok && d.Variant != s.cat.vnames[s.cat.names[v.Name].variant].ref {
+				return "replica on a worker of an unprofiled class not estimated with the reference profile"
+			}
 		case LoadAndServe:
 			if d.Replica >= 0 || d.Load != d.Variant || d.LoadWorker != d.Worker {
 				return "LoadAndServe fields inconsistent"
@@ -137,6 +161,9 @@ func checkInvariants(s *Snapshot, r *Request, d *Decision) string {
 		}
 		if d.LoadWorker < 0 || s.cat.hostCheck(d.Load, s.Worker(d.LoadWorker)) != hostOK {
 			return "loads on a worker that cannot host it"
+		}
+		if s.Variant(d.Load).Hardware != s.Worker(d.LoadWorker).Class.Name {
+			return "loads an instance on a worker of another class"
 		}
 		if s.vdyn[d.Load].healthy > 0 {
 			return "loads a second replica of a variant that has one"
