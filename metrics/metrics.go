@@ -21,6 +21,7 @@ type Metrics struct {
 	queue     *prometheus.HistogramVec
 	compute   *prometheus.HistogramVec
 	unmet     *prometheus.CounterVec
+	failovers *prometheus.CounterVec
 }
 
 var buckets = prometheus.ExponentialBuckets(0.02, 2, 16) // 20 µs … 655 ms
@@ -30,13 +31,15 @@ var buckets = prometheus.ExponentialBuckets(0.02, 2, 16) // 20 µs … 655 ms
 func New(reg prometheus.Registerer, workers func() []worker.Status) *Metrics {
 	m := &Metrics{
 		success: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_inference_request_success",
-			Help: "Queries answered, by serving variant."}, []string{"variant"}),
+			Help: "Queries answered, by serving variant and worker."}, []string{"variant", "worker"}),
 		failure: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_inference_request_failure",
 			Help: "Queries refused or failed, by reason."}, []string{"reason"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_decisions_total",
 			Help: "Selection decisions, by action and reason."}, []string{"action", "reason"}),
 		unmet: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_requirements_unmet_total",
-			Help: "Answered queries that missed their latency target or were served best effort."}, []string{"variant"}),
+			Help: "Answered queries that missed their latency target or were served best effort."}, []string{"variant", "worker"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_worker_failovers_total",
+			Help: "Queries retried on another replica because their worker failed under them, by failed worker."}, []string{"worker"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_request_duration_ms",
 			Help: "Time from arrival to answer inside infaas, milliseconds.", Buckets: buckets}, []string{"variant"}),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_queue_duration_ms",
@@ -44,7 +47,7 @@ func New(reg prometheus.Registerer, workers func() []worker.Status) *Metrics {
 		compute: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_compute_duration_ms",
 			Help: "ONNX Runtime time of the request's batch, milliseconds.", Buckets: buckets}, []string{"variant"}),
 	}
-	reg.MustRegister(m.success, m.failure, m.decisions, m.unmet, m.duration, m.queue, m.compute,
+	reg.MustRegister(m.success, m.failure, m.decisions, m.unmet, m.failovers, m.duration, m.queue, m.compute,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if workers != nil {
 		reg.MustRegister(&workerCollector{state: workers})
@@ -60,16 +63,23 @@ func (m *Metrics) Decision(action, reason string) {
 }
 
 // Served records an answered query.
-func (m *Metrics) Served(variant string, total, queue, compute time.Duration, met bool) {
+func (m *Metrics) Served(variant, worker string, total, queue, compute time.Duration, met bool) {
 	if m == nil {
 		return
 	}
-	m.success.WithLabelValues(variant).Inc()
+	m.success.WithLabelValues(variant, worker).Inc()
 	m.duration.WithLabelValues(variant).Observe(ms(total))
 	m.queue.WithLabelValues(variant).Observe(ms(queue))
 	m.compute.WithLabelValues(variant).Observe(ms(compute))
 	if !met {
-		m.unmet.WithLabelValues(variant).Inc()
+		m.unmet.WithLabelValues(variant, worker).Inc()
+	}
+}
+
+// Failover counts a query retried elsewhere because worker failed under it.
+func (m *Metrics) Failover(worker string) {
+	if m != nil {
+		m.failovers.WithLabelValues(worker).Inc()
 	}
 }
 
@@ -93,16 +103,22 @@ var (
 	descP99      = prometheus.NewDesc("infaas_replica_latency_p99_ms", "p99 latency inside the worker over the monitor's window.", []string{"worker", "replica", "variant"}, nil)
 	descHealthy  = prometheus.NewDesc("infaas_replica_healthy", "1 unless the monitor marked the replica overloaded or interfered.", []string{"worker", "replica", "variant"}, nil)
 	descReplicas = prometheus.NewDesc("infaas_replicas", "Replicas by state.", []string{"worker", "state"}, nil)
+	descUp       = prometheus.NewDesc("infaas_worker_up", "1 while the worker is in routing (running and reporting), by hardware class.", []string{"worker", "class"}, nil)
 )
 
 func (c *workerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMemCap, descMemRes, descQueued, descQPS, descP99, descHealthy, descReplicas} {
+	for _, d := range []*prometheus.Desc{descMemCap, descMemRes, descQueued, descQPS, descP99, descHealthy, descReplicas, descUp} {
 		ch <- d
 	}
 }
 
 func (c *workerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range c.state() {
+		up := 0.0
+		if w.Running {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, w.ID, w.Hardware.Name)
 		ch <- prometheus.MustNewConstMetric(descMemCap, prometheus.GaugeValue, float64(w.MemoryCapacity), w.ID)
 		ch <- prometheus.MustNewConstMetric(descMemRes, prometheus.GaugeValue, float64(w.MemoryReserved), w.ID)
 		states := map[string]int{worker.StateLoading: 0, worker.StateReady: 0, worker.StateDraining: 0}

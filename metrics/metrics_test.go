@@ -18,22 +18,25 @@ func TestMetrics(t *testing.T) {
 			Replicas: []worker.ReplicaInfo{{ID: "r1", Variant: "v", State: worker.StateReady}}}}
 	})
 	m.Decision("serve", "loaded")
-	m.Served("v", 2*time.Millisecond, time.Millisecond, time.Millisecond, false)
+	m.Served("v", "w", 2*time.Millisecond, time.Millisecond, time.Millisecond, false)
 	m.Failed("overloaded")
-	if got := testutil.ToFloat64(m.success.WithLabelValues("v")); got != 1 {
+	if got := testutil.ToFloat64(m.success.WithLabelValues("v", "w")); got != 1 {
 		t.Fatalf("success %v", got)
 	}
-	if got := testutil.ToFloat64(m.unmet.WithLabelValues("v")); got != 1 {
+	if got := testutil.ToFloat64(m.unmet.WithLabelValues("v", "w")); got != 1 {
 		t.Fatalf("unmet %v", got)
 	}
 	err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP infaas_worker_memory_reserved_bytes Memory reserved by a worker's replicas.
 # TYPE infaas_worker_memory_reserved_bytes gauge
 infaas_worker_memory_reserved_bytes{worker="w1"} 40
-`), "infaas_worker_memory_reserved_bytes")
+# HELP infaas_worker_up 1 while the worker is in routing (running and reporting), by hardware class.
+# TYPE infaas_worker_up gauge
+infaas_worker_up{class="",worker="w1"} 0
+`), "infaas_worker_memory_reserved_bytes", "infaas_worker_up")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var nilM *Metrics
-	nilM.Served("v", 0, 0, 0, true) // a nil Metrics records nothing and does not panic
+	nilM.Served("v", "w", 0, 0, 0, true) // a nil Metrics records nothing and does not panic
 }
