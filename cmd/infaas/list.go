@@ -54,7 +54,7 @@ func runModels(ctx context.Context, args []string) error {
 func runVariants(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("variants", flag.ContinueOnError)
 	server := serverFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON: one object per variant")
+	asJSON := fs.Bool("json", false, "print JSON: one object per variant; its profiles hold every class's profile, the reference class's included")
 	dropped := fs.Bool("dropped", false, "also list the variants that were dropped, and why")
 	if err := fs.Parse(reorder(args, "json", "dropped")); err != nil {
 		return err
@@ -68,7 +68,7 @@ func runVariants(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(vs)
+		return printJSON(withReferenceProfiles(vs))
 	}
 	printVariants(os.Stdout, vs)
 	if *dropped {
@@ -84,19 +84,100 @@ func runVariants(ctx context.Context, args []string) error {
 	return nil
 }
 
-// printVariants writes a table: one row per variant, latency p50/p99 at
-// batch 1 and at its max batch.
+// printVariants writes a table: one row per variant, and one column set
+// per hardware class any of them is profiled on — p99 at batch 1 and at
+// the variant's max batch, throughput, peak memory and load time measured
+// on that class — under a header row naming the class. "-" marks a class a
+// variant has no profile for; "*" its reference class, where registration
+// measured it and dominance pruning compared it.
 func printVariants(w io.Writer, vs []catalog.Variant) {
+	classes, refs := variantClasses(vs)
+	// One reference class for all: mark it in the header, else per row.
+	oneRef := len(refs) == 1
+	const set = "\tP99 b=1\tP99 b=max\tTHROUGHPUT\tPEAK MEM\tLOAD"
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIANT\tPREC\tOPT\tTHR\tMAXB\tACCURACY\tLOAD\tP50/P99 b=1\tP50/P99 b=max\tTHROUGHPUT\tPEAK MEM")
+	var h1, h2 strings.Builder
+	h1.WriteString("\t\t\t\t\t")
+	h2.WriteString("VARIANT\tPREC\tOPT\tTHR\tMAXB\tACCURACY")
+	for _, c := range classes {
+		if oneRef && c == refs[0] {
+			c += "*"
+		}
+		h1.WriteString("\t" + c + "\t\t\t\t")
+		h2.WriteString(set)
+	}
+	fmt.Fprintln(tw, strings.TrimRight(h1.String(), "\t"))
+	fmt.Fprintln(tw, h2.String())
 	for _, v := range vs {
-		p := v.Profile
-		l1, lm := p.LatencyMs[1], p.LatencyMs[v.MaxBatch]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f%%%s\t%.1f ms\t%s/%s ms\t%s/%s ms\t%.0f/s\t%s\n",
-			v.Name, v.Precision, v.OptLevel, v.Threads, v.MaxBatch, v.Accuracy, declaredMark(v.AccuracySource), p.LoadMs,
-			ms(l1.P50), ms(l1.P99), ms(lm.P50), ms(lm.P99), p.ThroughputQPS, bytesHuman(p.PeakMemoryBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f%%%s", v.Name, v.Precision, v.OptLevel, v.Threads, v.MaxBatch,
+			v.Accuracy, declaredMark(v.AccuracySource))
+		for _, c := range classes {
+			p, ok := v.ProfileOn(c)
+			if !ok {
+				fmt.Fprint(tw, "\t-\t-\t-\t-\t-")
+				continue
+			}
+			mark := ""
+			if !oneRef && c == v.Hardware {
+				mark = "*"
+			}
+			fmt.Fprintf(tw, "\t%s%s\t%s\t%.0f/s\t%s\t%.1f ms", p99ms(p, 1), mark, p99ms(p, v.MaxBatch),
+				p.ThroughputQPS, bytesHuman(p.PeakMemoryBytes), p.LoadMs)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	if len(vs) > 0 {
+		fmt.Fprintln(w, "* reference class: profiled at registration, used for dominance pruning")
+	}
+}
+
+// p99ms is the p99 measured at batch b, or "-" where b was not profiled
+// (a fixed-batch model has no batch 1).
+func p99ms(p catalog.Profile, b int) string {
+	l, ok := p.LatencyMs[b]
+	if !ok {
+		return "-"
+	}
+	return ms(l.P99) + " ms"
+}
+
+// variantClasses lists the hardware classes vs are profiled on: their
+// reference classes in order of appearance, then the others by name; refs
+// are the reference classes alone.
+func variantClasses(vs []catalog.Variant) (classes, refs []string) {
+	var others []string
+	for _, v := range vs {
+		if !slices.Contains(refs, v.Hardware) {
+			refs = append(refs, v.Hardware)
+		}
+		for _, c := range v.ProfiledClasses()[1:] {
+			if !slices.Contains(others, c) {
+				others = append(others, c)
+			}
+		}
+	}
+	others = slices.DeleteFunc(others, func(c string) bool { return slices.Contains(refs, c) })
+	slices.Sort(others)
+	return append(slices.Clone(refs), others...), refs
+}
+
+// withReferenceProfiles returns vs with each variant's reference profile
+// also listed in Profiles under its class, so that a JSON reader finds
+// every class's profile in one map (catalog.Variant.ProfileOn reads the
+// same either way).
+func withReferenceProfiles(vs []catalog.Variant) []catalog.Variant {
+	out := slices.Clone(vs)
+	for i := range out {
+		v := &out[i]
+		ps := make(map[string]catalog.Profile, len(v.Profiles)+1)
+		for c, p := range v.Profiles {
+			ps[c] = p
+		}
+		ps[v.Hardware] = v.Profile
+		v.Profiles = ps
+	}
+	return out
 }
 
 func declaredMark(src string) string {
