@@ -18,8 +18,8 @@ import (
 
 	"github.com/infaas/infaas/api"
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/registrar"
-	"github.com/infaas/infaas/worker"
 )
 
 // DefaultServer is where the CLI looks for a server (Triton's HTTP port).
@@ -210,10 +210,10 @@ func (c *Client) Variant(ctx context.Context, name string) (catalog.Variant, err
 	return v, err
 }
 
-// Workers returns the workers' state: memory, replicas, their statistics
-// and health.
-func (c *Client) Workers(ctx context.Context) ([]worker.Status, error) {
-	var ws []worker.Status
+// Workers returns the workers the controller routes to: class, address,
+// health, last report, memory, replicas with their statistics and health.
+func (c *Client) Workers(ctx context.Context) ([]controller.WorkerInfo, error) {
+	var ws []controller.WorkerInfo
 	_, err := c.do(ctx, http.MethodGet, "/v1/workers", "", nil, &ws)
 	return ws, err
 }

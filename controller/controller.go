@@ -75,20 +75,23 @@ type view struct {
 // in-memory snapshot, starts loads off the critical path and forwards the
 // query to the worker.
 type Controller struct {
-	cfg     Config
-	store   metadata.Store
-	policy  selection.Policy
-	set     atomic.Pointer[workerSet]
-	log     *slog.Logger
+	cfg    Config
+	store  metadata.Store
+	policy selection.Policy
+	set    atomic.Pointer[workerSet]
+	log    *slog.Logger
 	// onJoin, when set, hears every worker that joins (by class).
 	onJoin func(catalog.HardwareClass)
-	now     func() time.Time
+	now    func() time.Time
 
 	view    atomic.Pointer[view]
+	viewMu  sync.Mutex    // serialises the view's writers
 	refresh chan struct{} // coalesced "state changed" trigger
+	profile chan struct{} // coalesced "look for variants to profile" trigger
 
 	mu       sync.Mutex
 	loads    map[string]*loadOp // variant@worker → in flight
+	finished map[string]*loadOp // variant@worker → the last load that finished
 	inflight map[string]*atomic.Int64
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -111,7 +114,7 @@ func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (
 	}
 	c := &Controller{
 		cfg: cfg, store: store, policy: pol, log: log, now: time.Now,
-		refresh: make(chan struct{}, 1), loads: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
+		refresh: make(chan struct{}, 1), profile: make(chan struct{}, 1), loads: map[string]*loadOp{}, finished: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
 		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
 	}
 	set := &workerSet{byID: map[string]Worker{}}
@@ -128,7 +131,12 @@ func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (
 // Policy is the selection policy's name.
 func (c *Controller) Policy() string { return c.policy.Name() }
 
-// Run keeps the snapshot fresh until ctx ends, then waits for background loads.
+// Run keeps the snapshot fresh until ctx ends, then waits for background
+// work (loads, profiling). Worker state is folded in every StateEvery and
+// whenever a worker reports; the catalog is re-read on every change
+// signal from the metadata store and every CatalogEvery, on its own
+// goroutine, so a slow or unreachable store never delays state updates
+// (queries go on being served from the last snapshot).
 func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.bgCtx = ctx
@@ -137,24 +145,62 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	st := time.NewTicker(c.cfg.StateEvery)
-	ct := time.NewTicker(c.cfg.CatalogEvery)
 	defer st.Stop()
-	defer ct.Stop()
 	defer c.bg.Wait()
+	c.bg.Add(2)
+	go func() {
+		defer c.bg.Done()
+		c.runCatalog(ctx)
+	}()
+	go func() {
+		defer c.bg.Done()
+		c.runClassProfiles(ctx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ct.C:
-			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-				c.log.Error("refresh catalog", "err", err)
-			}
 		case <-st.C:
 			c.checkHeartbeats()
 			c.refreshState()
 		case <-c.refresh:
 			c.refreshState()
 		}
+	}
+}
+
+// runCatalog re-reads the catalog on every change signal (another
+// controller's registrations arrive this way, at once) and every
+// CatalogEvery.
+func (c *Controller) runCatalog(ctx context.Context) {
+	var changes <-chan struct{}
+	if n, ok := c.store.(changeNotifier); ok {
+		ch, err := n.Changes(ctx)
+		if err != nil {
+			c.log.Warn("no change notifications from the metadata store; the catalog refreshes every period only", "period", c.cfg.CatalogEvery, "err", err)
+		}
+		changes = ch
+	}
+	ct := time.NewTicker(c.cfg.CatalogEvery)
+	defer ct.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-ct.C:
+		}
+		err := c.Refresh(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			c.log.Error("refresh catalog; serving from the last snapshot", "err", err)
+		case err == nil && failing:
+			c.log.Info("catalog refresh works again")
+		}
+		failing = err != nil
 	}
 }
 
@@ -172,12 +218,11 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	version := fmt.Sprint(len(archs), len(vs))
-	for _, a := range archs {
-		version += "|" + a.Name + a.ModelDigest
-	}
+	version := catalogVersion(archs, vs)
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
 	if old := c.view.Load(); old != nil && old.version == version {
-		c.refreshState()
+		c.refreshStateLocked()
 		return nil
 	}
 	snap, err := selection.NewSnapshot(selection.Catalog{Architectures: archs, Variants: vs, Classes: c.cfg.Classes}, c.state())
@@ -196,11 +241,39 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		v.variants[x.Name] = x
 	}
 	c.view.Store(v)
+	c.profileSoon()
 	return nil
+}
+
+// catalogVersion fingerprints what the snapshot's catalog half is built
+// from: architectures with their model, variants with the classes they
+// are profiled on.
+func catalogVersion(archs []catalog.Architecture, vs []catalog.Variant) string {
+	var b strings.Builder
+	fmt.Fprint(&b, len(archs), " ", len(vs))
+	for _, a := range archs {
+		b.WriteString("|" + a.Name + a.ModelDigest)
+	}
+	for _, v := range vs {
+		b.WriteString("|" + v.Name)
+		for _, cl := range v.ProfiledClasses() {
+			b.WriteString("," + cl)
+		}
+	}
+	return b.String()
 }
 
 // refreshState folds the workers' current state into the snapshot.
 func (c *Controller) refreshState() {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	c.refreshStateLocked()
+}
+
+// refreshStateLocked is refreshState with viewMu held: the view's writers
+// take turns, so a state refresh never puts back a catalog that a
+// concurrent Refresh just replaced.
+func (c *Controller) refreshStateLocked() {
 	old := c.view.Load()
 	if old == nil {
 		return
@@ -213,6 +286,12 @@ func (c *Controller) refreshState() {
 	nv := *old
 	nv.snap = snap
 	c.view.Store(&nv)
+}
+
+// changeNotifier is a metadata store that signals catalog changes made
+// by any process.
+type changeNotifier interface {
+	Changes(ctx context.Context) (<-chan struct{}, error)
 }
 
 // kick asks Run to refresh the state soon (coalesced).
@@ -250,8 +329,14 @@ func (c *Controller) state() selection.State {
 				Healthy: true, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
 				Loading: r.State == worker.StateLoading, QueuedSamples: out,
 			})
-			if v, ok := variants[r.Variant]; ok && v.Profile.ThroughputQPS > 0 {
-				util += r.Stats.InferencesPerSecond / v.Profile.ThroughputQPS * float64(v.Threads) / float64(max(ws.Hardware.Cores, 1))
+			if v, ok := variants[r.Variant]; ok {
+				p, ok := v.ProfileOn(ws.Hardware.Name)
+				if !ok {
+					p = v.Profile
+				}
+				if p.ThroughputQPS > 0 {
+					util += r.Stats.InferencesPerSecond / p.ThroughputQPS * float64(v.Threads) / float64(max(ws.Hardware.Cores, 1))
+				}
 			}
 		}
 		// Loads the controller started that the worker does not show yet.

@@ -52,7 +52,9 @@ var profiles = map[string]struct {
 		LatencyMs: map[int]catalog.Latency{1: {P50: 0.08, P99: 0.4}, 8: {P50: 0.3, P99: 1}}}},
 }
 
-func newRig(t testing.TB) *rig {
+// seedStore is a real bolt store and repository with the two zoo
+// architectures of profiles registered by hand, on class LocalCPU.
+func seedStore(t testing.TB) (metadata.Store, *repository.Repository, map[string]catalog.Architecture) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -65,7 +67,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	hw := catalog.LocalCPU()
-	r := &rig{archs: map[string]catalog.Architecture{}}
+	archs := map[string]catalog.Architecture{}
 	for name, pr := range profiles {
 		data := zootest.Model(t, name)
 		d, err := repo.Put(ctx, data)
@@ -79,7 +81,7 @@ func newRig(t testing.TB) *rig {
 		a := catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", State: catalog.StatePending,
 			ModelDigest: d, ModelBytes: int64(len(data)), Input: io.Input, Output: io.Output, InputScale: 1.0 / 255,
 			DynamicBatch: true, Accuracy: pr.acc, AccuracySource: catalog.AccuracyMeasured}
-		if err := store.BeginRegistration(ctx, a); err != nil {
+		if err := store.BeginRegistration(ctx, a, "controller-test", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		var vs []catalog.Variant
@@ -91,11 +93,20 @@ func newRig(t testing.TB) *rig {
 		a.State = catalog.StateReady
 		uc := catalog.UseCase{Task: "classification", Dataset: "mnist", Classes: 10,
 			Input: catalog.TensorSpec{Name: "input", DataType: "FP32", Shape: append([]int64{-1}, io.Input.SampleShape()...)}}
-		if err := store.CommitRegistration(ctx, a, uc, vs); err != nil {
+		if err := store.CommitRegistration(ctx, a, "controller-test", uc, vs); err != nil {
 			t.Fatal(err)
 		}
-		r.archs[name] = a
+		archs[name] = a
 	}
+	return store, repo, archs
+}
+
+func newRig(t testing.TB) *rig {
+	t.Helper()
+	ctx := context.Background()
+	store, repo, archs := seedStore(t)
+	hw := catalog.LocalCPU()
+	r := &rig{archs: archs}
 	wk, err := worker.New(worker.Config{ID: "w1", Hardware: hw, MemoryBytes: 1 << 30}, repo)
 	if err != nil {
 		t.Fatal(err)

@@ -138,6 +138,7 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 	// The worker failed under the request (killed, restarted, cut off).
 	// Inference is idempotent: try once more elsewhere if the budget
 	// allows; the worker is out of routing until it reports again.
+	c.cfg.Metrics.Failover(gone.worker)
 	r := *req
 	if lat := req.Requirements.LatencyMs; lat > 0 {
 		left := lat - ms(c.now().Sub(arrival))
@@ -169,25 +170,30 @@ func (e *workerGoneError) Error() string {
 	return fmt.Sprintf("worker %s failed during the request: %v", e.worker, e.err)
 }
 
-// goneWorker reports whether err, from a call to a worker under ctx,
-// means the worker (not the request) failed: the transport broke, the
-// worker is stopping, or the replica vanished with a restart.
-func goneWorker(ctx context.Context, err error) bool {
+// failedUnder reports whether err, from a call to a worker under ctx,
+// means the request should be tried once more elsewhere (retry), and
+// whether the worker itself looks gone (suspect): the transport broke or
+// the worker is stopping. A replica that vanished (unloaded, or the
+// worker restarted) is retried without suspecting the worker.
+func failedUnder(ctx context.Context, err error) (retry, suspect bool) {
 	if err == nil || ctx.Err() != nil {
-		return false
+		return false, false
 	}
 	switch {
-	case errors.Is(err, worker.ErrStopped), errors.Is(err, worker.ErrUnknownReplica):
-		return true
+	case errors.Is(err, worker.ErrStopped):
+		return true, true
+	case errors.Is(err, worker.ErrUnknownReplica):
+		return true, false
 	case errors.Is(err, worker.ErrNotReady), errors.Is(err, worker.ErrDraining), errors.Is(err, worker.ErrOverloaded),
 		errors.Is(err, worker.ErrNoMemory), errors.Is(err, worker.ErrBadInput), errors.Is(err, worker.ErrIncompatible):
-		return false
+		return false, false
 	}
 	// No worker sentinel: a transport failure (Unavailable), or the
 	// connection closed under the call because the worker left (Canceled
 	// while the caller's context is live).
 	code := status.Code(err)
-	return code == codes.Unavailable || code == codes.Canceled
+	gone := code == codes.Unavailable || code == codes.Canceled
+	return gone, gone
 }
 
 // attempt answers a query once. exclude names a worker that just failed
@@ -284,11 +290,16 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		replica, w, vname = rp.ID, c.worker(rp.Worker), rp.Variant
 		if strings.HasPrefix(replica, "loading:") {
 			// A load the controller started and the worker does not show yet.
+			key := strings.TrimPrefix(replica, "loading:")
 			c.mu.Lock()
-			l := c.loads[strings.TrimPrefix(replica, "loading:")]
+			l := c.loads[key]
+			if l == nil {
+				// It finished between the snapshot and now.
+				l = c.finished[key]
+			}
 			c.mu.Unlock()
 			if l == nil {
-				return nil, fmt.Errorf("%w: %s is loading; try again", ErrNotReady, vname)
+				return nil, fmt.Errorf("%w: the load of %s the snapshot showed is gone; try again", ErrNotReady, vname)
 			}
 			id, err := l.wait(ctx)
 			if err != nil {
@@ -308,7 +319,11 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	// merely too busy then refuses the excess with "try later" instead of
 	// queueing it. A cold start, or a best-effort pick that is too slow even
 	// when idle, is served as well as it can be and reported as not met.
+	// The serving instance: the variant as it runs on this worker's class.
 	x := v.variants[vname]
+	if d.Variant >= 0 && s.Variant(d.Variant).Name == vname {
+		x = *s.Variant(d.Variant)
+	}
 	if req.Requirements.LatencyMs > 0 && d.Action != selection.LoadAndServe && x.Profile.P99At(batch) <= req.Requirements.LatencyMs {
 		wreq.Deadline = arrival.Add(time.Duration(req.Requirements.LatencyMs * float64(time.Millisecond)))
 	}
@@ -321,8 +336,10 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		out, err = c.retryWhileLoading(ctx, w, replica, vname, wreq)
 	}
 	n.Add(-int64(batch))
-	if goneWorker(ctx, err) {
-		c.suspectWorker(w, err)
+	if retry, suspect := failedUnder(ctx, err); retry {
+		if suspect {
+			c.suspectWorker(w, err)
+		}
 		return nil, &workerGoneError{worker: w.ID(), err: err}
 	}
 	if err != nil {
@@ -332,7 +349,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	rec.ObservedMs = ms(elapsed)
 	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
 	rec.Met = met
-	c.cfg.Metrics.Served(vname, elapsed, out.QueueTime, out.ComputeTime, met)
+	c.cfg.Metrics.Served(vname, w.ID(), elapsed, out.QueueTime, out.ComputeTime, met)
 
 	a := v.archs[x.Architecture]
 	outName := a.Output.Name
@@ -345,6 +362,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		"worker":       w.ID(),
 		"replica":      replica,
 		"accuracy":     x.Accuracy,
+		"class":        x.Hardware,
 		"action":       d.Action.String(),
 		"reason":       d.Reason.String(),
 		"decision":     rec.Message,

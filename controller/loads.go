@@ -64,6 +64,9 @@ func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Work
 		c.mu.Lock()
 		l.replica, l.err = id, err
 		delete(c.loads, key)
+		// A query whose snapshot still showed the load in flight finds
+		// the replica here (one entry per variant and worker).
+		c.finished[key] = l
 		c.mu.Unlock()
 		// Fold the new replica into the snapshot before waking the waiters,
 		// so the queries after theirs see it loaded.

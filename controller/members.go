@@ -165,9 +165,7 @@ func (c *Controller) Join(ctx context.Context, h workerrpc.Hello) (workerrpc.Mem
 	c.log.Info("worker joined", "worker", h.WorkerID, "address", h.Address, "class", h.Class.Name,
 		"incarnation", h.Incarnation, "rejoin", old != nil)
 	c.refreshState()
-	if c.onJoin != nil {
-		c.onJoin(h.Class)
-	}
+	c.profileSoon()
 	return r, nil
 }
 

@@ -96,7 +96,7 @@ func startServer(t testing.TB, dir string, args ...string) *server {
 	t.Helper()
 	addr, gaddr, maddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--metrics", maddr,
-		"--profile-time", "40ms"}, args...)...)
+		"--cluster", freeAddr(t), "--profile-time", "40ms"}, args...)...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -190,4 +190,3 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 func optionsFor(level string, threads int, provider string) executor.Options {
 	return executor.Options{OptLevel: level, Threads: threads, Provider: provider}
 }
-

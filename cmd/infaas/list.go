@@ -249,8 +249,12 @@ func runWorkers(ctx context.Context, args []string) error {
 		return printJSON(ws)
 	}
 	for _, w := range ws {
-		fmt.Printf("worker %s (%s, %d cores, $%.3f/h): %s of %s reserved, running %v\n", w.ID, w.Hardware.Name, w.Hardware.Cores,
-			w.Hardware.PricePerHour, bytesHuman(w.MemoryReserved), bytesHuman(w.MemoryCapacity), w.Running)
+		seen := "in process"
+		if w.Remote {
+			seen = fmt.Sprintf("at %s, last report %s ago", w.Address, time.Since(w.LastReport).Round(time.Millisecond))
+		}
+		fmt.Printf("worker %s — %s (%s, %d cores, $%.3f/h), %s: %s of %s reserved\n", w.ID, w.Health, w.Hardware.Name, w.Hardware.Cores,
+			w.Hardware.PricePerHour, seen, bytesHuman(w.MemoryReserved), bytesHuman(w.MemoryCapacity))
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  REPLICA\tSTATE\tMAXB\tQPS\tP50/P99 ms\tAVG BATCH\tQUEUED\tREFUSED\tHEALTH")
 		for _, r := range w.Replicas {

@@ -21,14 +21,16 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":    {"run the all-in-one server (controller, registrar, worker)", runServe},
-	"demo":     {"start a server, register the model zoo, show the variants", runDemo},
-	"register": {"register an ONNX model", runRegister},
-	"models":   {"list use cases and architectures", runModels},
-	"variants": {"list an architecture's variants and their profiles", runVariants},
-	"version":  {"print versions", runVersion},
-	"workers":  {"list workers with their replicas, load and health", runWorkers},
-	"query":    {"send a query: a variant, an architecture, or a task and dataset with requirements", runQuery},
+	"serve":      {"run the all-in-one server: a controller and local worker processes", runServe},
+	"controller": {"run a controller (front end, dispatcher, registrar, worker registry); workers join it", runController},
+	"demo":       {"start a server, register the model zoo, show the variants", runDemo},
+	"register":   {"register an ONNX model", runRegister},
+	"models":     {"list use cases and architectures", runModels},
+	"variants":   {"list an architecture's variants and their profiles", runVariants},
+	"version":    {"print versions", runVersion},
+	"workers":    {"list workers with their replicas, load and health", runWorkers},
+	"worker":     {"run a worker: host replicas for a controller (infaas worker --controller ADDR --repository URL)", runWorker},
+	"query":      {"send a query: a variant, an architecture, or a task and dataset with requirements", runQuery},
 }
 
 func usage() {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/metrics"
 	"github.com/infaas/infaas/profiler"
+	"github.com/infaas/infaas/provider/local"
 	"github.com/infaas/infaas/registrar"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/selection"
@@ -50,6 +53,18 @@ type serveConfig struct {
 	MaxUpload  int64
 	LogLevel   string
 	Profile    profiler.Config
+
+	// Cluster is the worker plane's listen address: workers join here.
+	Cluster string
+	// ClassesFile is the hardware catalogue (empty: built in); Class the
+	// class registrations are profiled as (this machine's).
+	ClassesFile string
+	Class       string
+	// Workers lists the local workers to start, one class name each.
+	Workers          string
+	HeartbeatTimeout time.Duration
+	TokenFile        string
+	ID               string
 }
 
 func defaultServeConfig() serveConfig {
@@ -59,21 +74,48 @@ func defaultServeConfig() serveConfig {
 		GRPCAddr:  "127.0.0.1:8001",
 		Metrics:   "127.0.0.1:8002",
 		Policy:    "infaas",
-		WorkerMem: 4 << 30,
+		WorkerMem: 0,
 		Store:     "bolt",
 		MaxUpload: 256 << 20,
 		LogLevel:  "info",
 		Profile:   profiler.DefaultConfig(),
+
+		Cluster:          "127.0.0.1:8003",
+		Class:            catalog.LocalCPU().Name,
+		Workers:          catalog.LocalCPU().Name,
+		HeartbeatTimeout: time.Second,
+		ID:               defaultControllerID(),
 	}
+}
+
+// defaultControllerConfig is `infaas controller`'s: no local workers
+// (they join from elsewhere) and the Redis store.
+func defaultControllerConfig() serveConfig {
+	c := defaultServeConfig()
+	c.Workers = ""
+	c.Store = "redis://127.0.0.1:6379/0"
+	return c
+}
+
+func defaultControllerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", sanitizeID(host), os.Getpid())
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data `directory` (metadata and, by default, the model repository)")
 	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "HTTP listen `address` (management API and Open Inference Protocol)")
-	fs.StringVar(&c.GRPCAddr, "grpc", c.GRPCAddr, "gRPC listen `address` (Open Inference Protocol and the worker service)")
+	fs.StringVar(&c.GRPCAddr, "grpc", c.GRPCAddr, "gRPC listen `address` (Open Inference Protocol)")
+	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "worker plane listen `address`: workers join here (keep it private)")
+	fs.StringVar(&c.ClassesFile, "classes", c.ClassesFile, "hardware catalogue `file` (JSON; default: built-in classes)")
+	fs.StringVar(&c.Class, "class", c.Class, "hardware `class` registrations are profiled as (this machine's)")
+	fs.StringVar(&c.Workers, "workers", c.Workers, "local workers to start, one hardware `class` each, comma-separated (e.g. cpu-1,cpu-1,cpu-2); empty: none")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", c.HeartbeatTimeout, "a worker silent this long leaves routing")
+	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the cluster token workers must present (default: $"+workerrpc.TokenEnv+"; local workers get a random one)")
+	fs.StringVar(&c.ID, "id", c.ID, "controller `ID`, shown to workers and in logs")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Prometheus metrics listen `address` (/metrics); empty disables")
 	fs.StringVar(&c.Policy, "policy", c.Policy, "selection `policy`: "+strings.Join(selection.Names(), ", "))
-	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` the local worker may fill with replicas")
+	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` each local worker may fill with replicas (0: its class's)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address")
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
@@ -98,8 +140,14 @@ func (c *serveConfig) validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		return fmt.Errorf("--grpc %q: %v", c.GRPCAddr, err)
 	}
-	if c.WorkerMem <= 0 {
-		return errors.New("--worker-memory must be positive")
+	if c.WorkerMem < 0 {
+		return errors.New("--worker-memory must not be negative")
+	}
+	if _, _, err := net.SplitHostPort(c.Cluster); err != nil {
+		return fmt.Errorf("--cluster %q: %v", c.Cluster, err)
+	}
+	if c.HeartbeatTimeout <= 0 {
+		return errors.New("--heartbeat-timeout must be positive")
 	}
 	return nil
 }
@@ -112,6 +160,16 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+func runController(ctx context.Context, args []string) error {
+	cfg := defaultControllerConfig()
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return serve(ctx, cfg, nil)
+}
+
 func runServe(ctx context.Context, args []string) error {
 	cfg := defaultServeConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -122,8 +180,10 @@ func runServe(ctx context.Context, args []string) error {
 	return serve(ctx, cfg, nil)
 }
 
-// serve runs the all-in-one server until ctx ends. ready, if set, is
-// closed once the server accepts requests.
+// serve runs a controller — front end, dispatcher, registrar, worker
+// registry — with the local workers cfg.Workers names, until ctx ends.
+// `infaas serve` is this with one local worker of this machine's class.
+// ready, if set, receives the addresses once the server accepts requests.
 func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -160,6 +220,39 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	}
 	defer repo.Close()
 
+	classes, err := catalog.LoadClasses(cfg.ClassesFile)
+	if err != nil {
+		return err
+	}
+	refClass, ok := catalog.FindClass(classes, cfg.Class)
+	if !ok {
+		return fmt.Errorf("--class %q is not in the hardware catalogue (%s)", cfg.Class, strings.Join(catalog.ClassNames(classes), ", "))
+	}
+	var localClasses []catalog.HardwareClass
+	if cfg.Workers != "" {
+		for _, name := range strings.Split(cfg.Workers, ",") {
+			h, ok := catalog.FindClass(classes, strings.TrimSpace(name))
+			if !ok {
+				return fmt.Errorf("--workers: class %q is not in the hardware catalogue (%s)", name, strings.Join(catalog.ClassNames(classes), ", "))
+			}
+			localClasses = append(localClasses, h)
+		}
+	}
+	token, err := clusterToken(cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	if token == "" && len(localClasses) > 0 && cfg.TokenFile == "" {
+		// Local workers only: a fresh random token keeps the worker plane
+		// closed to everyone else on the machine.
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		token = hex.EncodeToString(b)
+	}
+	if token == "" && !isLoopback(cfg.Cluster) {
+		log.Warn("the worker plane is open: no cluster token on a non-loopback address; set --token-file or $"+workerrpc.TokenEnv, "cluster", cfg.Cluster)
+	}
+
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -167,19 +260,22 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	prof := profiler.New(exe, cfg.Profile)
 	rcfg := registrar.DefaultConfig()
 	rcfg.MaxModelBytes = cfg.MaxUpload
+	rcfg.Hardware = refClass
 	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
 
-	wk, err := worker.New(worker.Config{ID: "local", Hardware: rcfg.Hardware, MemoryBytes: cfg.WorkerMem,
-		Logger: log.With("component", "worker")}, repo)
-	if err != nil {
-		return err
-	}
 	ccfg := controller.DefaultConfig()
 	ccfg.Policy = cfg.Policy
-	ccfg.Classes = []catalog.HardwareClass{rcfg.Hardware}
+	ccfg.Classes = classes
+	ccfg.ID = cfg.ID
+	ccfg.HeartbeatTimeout = cfg.HeartbeatTimeout
+	dialOpts := workerrpc.ClientAuth(token)
+	ccfg.Dial = func(ctx context.Context, addr string) (controller.RemoteWorker, error) {
+		return workerrpc.Dial(ctx, addr, dialOpts...)
+	}
 	promReg := prometheus.NewRegistry()
-	ccfg.Metrics = metrics.New(promReg, func() []worker.Status { return []worker.Status{wk.State()} })
-	ctrl, err := controller.New(ccfg, store, []controller.Worker{workerrpc.Local{Worker: wk}}, log.With("component", "controller"))
+	var ctrl *controller.Controller
+	ccfg.Metrics = metrics.New(promReg, func() []worker.Status { return ctrl.WorkerStates() })
+	ctrl, err = controller.New(ccfg, store, nil, log.With("component", "controller"))
 	if err != nil {
 		return err
 	}
@@ -199,7 +295,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
-		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return []worker.Status{wk.State()} }}).Register(mux)
+		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return ctrl.Workers() }}).Register(mux)
 	api.RegisterHealth(mux, ctrl)
 	api.RegisterInference(mux, ctrl, 64<<20)
 	if cfg.Pprof {
@@ -209,52 +305,80 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	var lns listeners
+	defer lns.closeAll()
+	ln, err := lns.listen(cfg.HTTPAddr, "--http")
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --http)", cfg.HTTPAddr, err)
+		return err
 	}
-	gln, err := net.Listen("tcp", cfg.GRPCAddr)
+	gln, err := lns.listen(cfg.GRPCAddr, "--grpc")
 	if err != nil {
-		ln.Close()
-		return fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with --grpc)", cfg.GRPCAddr, err)
+		return err
+	}
+	cln, err := lns.listen(cfg.Cluster, "--cluster")
+	if err != nil {
+		return err
 	}
 	// Stream workers reuse goroutines (and their grown stacks) across calls.
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.ChainUnaryInterceptor(api.RecoverUnary(log)))
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
-	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
+	// The worker plane has its own listener and token; it is never on the
+	// public port.
+	cs := grpc.NewServer(workerrpc.ServerAuth(token)...)
+	workerpb.RegisterRegistryServer(cs, workerrpc.NewRegistryServer(ctrl))
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{srv}
-	listeners := []net.Listener{ln}
+	httpLns := []net.Listener{ln}
 	if cfg.Metrics != "" {
-		mln, err := net.Listen("tcp", cfg.Metrics)
+		mln, err := lns.listen(cfg.Metrics, "--metrics (or --metrics '' to disable)")
 		if err != nil {
-			ln.Close()
-			gln.Close()
-			return fmt.Errorf("listen on %s: %w (pick another address with --metrics, or --metrics '' to disable)", cfg.Metrics, err)
+			return err
 		}
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second})
-		listeners = append(listeners, mln)
+		httpLns = append(httpLns, mln)
 	}
-	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "metrics", cfg.Metrics, "data", cfg.Data, "store", cfg.Store,
-		"repository", repo.URL(), "onnxruntime", executor.Version(), "hardware", rcfg.Hardware.Name, "policy", ctrl.Policy())
 
+	var prov *local.Provider
+	if len(localClasses) > 0 {
+		prov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
+			ClassesFile: cfg.ClassesFile, Env: []string{workerrpc.TokenEnv + "=" + token},
+			Args:        []string{"--log-level", cfg.LogLevel, "--profile-time", cfg.Profile.PerBatch.String()},
+			MemoryBytes: cfg.WorkerMem, Restart: true, Log: log.With("component", "provider")})
+		if err != nil {
+			return err
+		}
+	}
+	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "cluster", cln.Addr().String(),
+		"metrics", cfg.Metrics, "data", cfg.Data, "store", cfg.Store, "repository", repo.URL(), "onnxruntime", executor.Version(),
+		"class", refClass.Name, "policy", ctrl.Policy(), "local_workers", cfg.Workers)
+
+	// Shutdown runs in reverse: servers stop taking requests, then the
+	// workers stop (replicas drain), then the controller and registrar.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return reg.Run(gctx) })
-	g.Go(func() error { return wk.Run(gctx) })
 	g.Go(func() error { return ctrl.Run(gctx) })
 	for i, hs := range servers {
 		g.Go(func() error {
-			if err := hs.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(httpLns[i]); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
 		})
 	}
 	g.Go(func() error { return gs.Serve(gln) })
+	g.Go(func() error { return cs.Serve(cln) })
+	if prov != nil {
+		g.Go(func() error { return prov.Run(gctx) })
+		for _, h := range localClasses {
+			if _, err := prov.Start(gctx, h); err != nil {
+				return err
+			}
+		}
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		gs.GracefulStop()
@@ -264,15 +388,65 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		for _, hs := range servers {
 			err = errors.Join(err, hs.Shutdown(sctx))
 		}
+		cs.Stop()
 		return err
 	})
+	lns.release()
 	if ready != nil {
-		ready <- serverAddrs{HTTP: "http://" + ln.Addr().String(), GRPC: gln.Addr().String()}
+		if len(localClasses) > 0 {
+			waitReady(gctx, ctrl)
+		}
+		ready <- serverAddrs{HTTP: "http://" + ln.Addr().String(), GRPC: gln.Addr().String(), Cluster: cln.Addr().String()}
 	}
 	err = g.Wait()
 	log.Info("infaas stopped")
 	return err
 }
 
+// waitReady waits until a worker has joined (the controller is ready).
+func waitReady(ctx context.Context, ctrl *controller.Controller) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !ctrl.Ready(ctx) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// listeners closes what it opened unless released (on a failed start).
+type listeners struct{ ls []net.Listener }
+
+func (l *listeners) listen(addr, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (is another infaas or Triton running? pick another address with %s)", addr, err, flagName)
+	}
+	l.ls = append(l.ls, ln)
+	return ln, nil
+}
+
+func (l *listeners) release() { l.ls = nil }
+
+func (l *listeners) closeAll() {
+	for _, ln := range l.ls {
+		ln.Close()
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // serverAddrs are where a started server listens.
-type serverAddrs struct{ HTTP, GRPC string }
+type serverAddrs struct{ HTTP, GRPC, Cluster string }

@@ -1,0 +1,244 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/inference"
+	"github.com/infaas/infaas/internal/zootest"
+	"github.com/infaas/infaas/repository"
+	"github.com/infaas/infaas/worker"
+	"github.com/infaas/infaas/workerrpc"
+	"github.com/infaas/infaas/workerrpc/workerpb"
+)
+
+// cluster is a controller with remote workers: real workers behind real
+// gRPC servers on loopback that join through the Registry service.
+type cluster struct {
+	c       *Controller
+	repo    *repository.Repository
+	cluster string
+	workers map[string]*remoteRig
+	dialled map[string]*flaky
+	pix     []byte
+}
+
+type remoteRig struct {
+	wk     *worker.Worker
+	gs     *grpc.Server
+	cancel context.CancelFunc // ends the worker and its announcer
+	done   chan struct{}
+}
+
+// flaky wraps a dialled worker; failNext makes its next Infer fail the way
+// a dead connection does.
+type flaky struct {
+	RemoteWorker
+	failNext atomic.Bool
+}
+
+func (f *flaky) Infer(ctx context.Context, id string, req worker.Request) (worker.Response, error) {
+	if f.failNext.Swap(false) {
+		return worker.Response{}, status.Error(codes.Unavailable, "connection reset by peer (test)")
+	}
+	return f.RemoteWorker.Infer(ctx, id, req)
+}
+
+const testToken = "members-test-token"
+
+func newCluster(t *testing.T, ids ...string) *cluster {
+	t.Helper()
+	ctx := context.Background()
+	store, repo, _ := seedStore(t)
+	hw := catalog.LocalCPU()
+	cl := &cluster{repo: repo, workers: map[string]*remoteRig{}, dialled: map[string]*flaky{}}
+	cfg := DefaultConfig()
+	cfg.Classes = []catalog.HardwareClass{hw}
+	cfg.HeartbeatTimeout = 2 * time.Second
+	dialled := make(chan *flaky, len(ids)*4)
+	cfg.Dial = func(ctx context.Context, addr string) (RemoteWorker, error) {
+		w, err := workerrpc.Dial(ctx, addr, workerrpc.ClientAuth(testToken)...)
+		if err != nil {
+			return nil, err
+		}
+		f := &flaky{RemoteWorker: w}
+		dialled <- f
+		return f, nil
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := New(cfg, store, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.c = c
+	runCtx, cancel := context.WithCancel(ctx)
+	ctrlDone := make(chan struct{})
+	go func() { _ = c.Run(runCtx); close(ctrlDone) }()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.cluster = ln.Addr().String()
+	rs := grpc.NewServer(workerrpc.ServerAuth(testToken)...)
+	workerpb.RegisterRegistryServer(rs, workerrpc.NewRegistryServer(c))
+	go func() { _ = rs.Serve(ln) }()
+	t.Cleanup(func() {
+		for _, w := range cl.workers {
+			w.stop()
+		}
+		rs.Stop()
+		cancel()
+		<-ctrlDone
+		store.Close()
+		repo.Close()
+	})
+	for _, id := range ids {
+		cl.startWorker(t, id, hw)
+	}
+	waitUntil(t, "workers joined", func() bool { return len(cl.running()) == len(ids) })
+	for range ids {
+		f := <-dialled
+		cl.dialled[f.ID()] = f
+	}
+	cl.pix = zootest.Validation(t, "mnist").FP32(1)
+	return cl
+}
+
+func (cl *cluster) startWorker(t *testing.T, id string, hw catalog.HardwareClass) {
+	t.Helper()
+	wk, err := worker.New(worker.Config{ID: id, Hardware: hw, MemoryBytes: 1 << 30}, cl.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(append(workerrpc.ServerOptions(), workerrpc.ServerAuth(testToken)...)...)
+	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &remoteRig{wk: wk, gs: gs, cancel: cancel, done: make(chan struct{})}
+	ann := &workerrpc.Announcer{Controller: cl.cluster, State: wk.State, DialOptions: workerrpc.ClientAuth(testToken),
+		Hello: workerrpc.Hello{WorkerID: id, Address: ln.Addr().String(), Class: hw, Incarnation: "1"}}
+	go func() { _ = gs.Serve(ln) }()
+	go func() {
+		defer close(r.done)
+		wdone := make(chan struct{})
+		go func() { _ = wk.Run(ctx); close(wdone) }()
+		_ = ann.Run(ctx)
+		<-wdone
+	}()
+	cl.workers[id] = r
+}
+
+// stop ends a worker abruptly: its server drops every connection.
+func (r *remoteRig) stop() {
+	r.gs.Stop()
+	r.cancel()
+	<-r.done
+}
+
+func (cl *cluster) running() []string {
+	var ids []string
+	for _, w := range cl.c.Workers() {
+		if w.Health == "running" {
+			ids = append(ids, w.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (cl *cluster) infer(t *testing.T, model string) *inference.InferResponse {
+	t.Helper()
+	resp, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: model, Inputs: []inference.Tensor{{
+		Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 30 s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRemoteWorkersJoinAndServe(t *testing.T) {
+	cl := newCluster(t, "r1", "r2")
+	ws := cl.c.Workers()
+	if len(ws) != 2 || !ws[0].Remote || ws[0].Address == "" || ws[0].Hardware.Name != catalog.LocalCPU().Name || ws[0].LastReport.IsZero() {
+		t.Fatalf("workers: %+v", ws)
+	}
+	resp := cl.infer(t, "mnist-mlp-s")
+	if w := resp.Parameters["worker"]; w != "r1" && w != "r2" {
+		t.Fatalf("served by %v", w)
+	}
+}
+
+// A worker whose connection fails under a request: the request is retried
+// once on the other worker and answers; the failed worker is out of routing
+// until it reports again.
+func TestRetryOnAnotherWorkerWhenOneFails(t *testing.T) {
+	cl := newCluster(t, "r1", "r2")
+	first := cl.infer(t, "mnist-mlp-s.fp32.all.t1.b1.cpu")
+	victim := first.Parameters["worker"].(string)
+	other := "r1"
+	if victim == "r1" {
+		other = "r2"
+	}
+	cl.dialled[victim].failNext.Store(true)
+	resp := cl.infer(t, "mnist-mlp-s.fp32.all.t1.b1.cpu")
+	if resp.Parameters["worker"] != other || resp.Parameters["retried_after"] != victim {
+		t.Fatalf("after %s failed: served by %v, retried_after %v", victim, resp.Parameters["worker"], resp.Parameters["retried_after"])
+	}
+	// The next report brings it back.
+	waitUntil(t, "the suspected worker back in routing", func() bool { return len(cl.running()) == 2 })
+}
+
+// A worker that goes away leaves routing at once (its stream ends), queries
+// go to the other one, and a worker with the same ID that starts again
+// rejoins.
+func TestWorkerLeavesAndRejoins(t *testing.T) {
+	cl := newCluster(t, "r1", "r2")
+	cl.infer(t, "mnist-mlp-s")
+	cl.workers["r1"].stop()
+	waitUntil(t, "r1 out of routing", func() bool { return slices.Equal(cl.running(), []string{"r2"}) })
+	for range 3 {
+		if w := cl.infer(t, "mnist-mlp-s").Parameters["worker"]; w != "r2" {
+			t.Fatalf("served by %v after r1 left", w)
+		}
+	}
+	cl.startWorker(t, "r1", catalog.LocalCPU())
+	waitUntil(t, "r1 rejoined", func() bool { return slices.Equal(cl.running(), []string{"r1", "r2"}) })
+}
+
+// A worker of a class the controller does not know is refused with a
+// message naming the known classes.
+func TestJoinRefusesUnknownClass(t *testing.T) {
+	cl := newCluster(t, "r1")
+	_, err := cl.c.Join(context.Background(), workerrpc.Hello{WorkerID: "x", Address: "127.0.0.1:1",
+		Class: catalog.HardwareClass{Name: "tpu-9", Provider: "cpu", Cores: 1, MemoryBytes: 1}})
+	if err == nil || !strings.Contains(err.Error(), "tpu-9") || !strings.Contains(err.Error(), catalog.LocalCPU().Name) {
+		t.Fatalf("join of an unknown class: %v", err)
+	}
+}
