@@ -58,7 +58,7 @@ func (f *flaky) Infer(ctx context.Context, id string, req worker.Request) (worke
 
 const testToken = "members-test-token"
 
-func newCluster(t *testing.T, ids ...string) *cluster {
+func newCluster(t testing.TB, ids ...string) *cluster {
 	t.Helper()
 	ctx := context.Background()
 	store, repo, _ := seedStore(t)
@@ -117,7 +117,7 @@ func newCluster(t *testing.T, ids ...string) *cluster {
 	return cl
 }
 
-func (cl *cluster) startWorker(t *testing.T, id string, hw catalog.HardwareClass) {
+func (cl *cluster) startWorker(t testing.TB, id string, hw catalog.HardwareClass) {
 	t.Helper()
 	wk, err := worker.New(worker.Config{ID: id, Hardware: hw, MemoryBytes: 1 << 30}, cl.repo)
 	if err != nil {
@@ -162,7 +162,7 @@ func (cl *cluster) running() []string {
 	return ids
 }
 
-func (cl *cluster) infer(t *testing.T, model string) *inference.InferResponse {
+func (cl *cluster) infer(t testing.TB, model string) *inference.InferResponse {
 	t.Helper()
 	resp, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: model, Inputs: []inference.Tensor{{
 		Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
@@ -172,7 +172,7 @@ func (cl *cluster) infer(t *testing.T, model string) *inference.InferResponse {
 	return resp
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -240,5 +240,18 @@ func TestJoinRefusesUnknownClass(t *testing.T) {
 		Class: catalog.HardwareClass{Name: "tpu-9", Provider: "cpu", Cores: 1, MemoryBytes: 1}})
 	if err == nil || !strings.Contains(err.Error(), "tpu-9") || !strings.Contains(err.Error(), catalog.LocalCPU().Name) {
 		t.Fatalf("join of an unknown class: %v", err)
+	}
+}
+
+// BenchmarkInferRemote is BenchmarkInfer with the worker behind its gRPC
+// service on loopback (the controller-to-worker hop of a cluster, without
+// a second process): the difference is what the hop costs.
+func BenchmarkInferRemote(b *testing.B) {
+	cl := newCluster(b, "r1")
+	model := "mnist-cnn-m.fp32.all.t1.b1.cpu"
+	cl.infer(b, model)
+	b.ReportAllocs()
+	for b.Loop() {
+		cl.infer(b, model)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/internal/testredis"
 	"github.com/infaas/infaas/internal/zootest"
+	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/workerrpc"
 )
 
@@ -242,20 +243,39 @@ func TestCluster(t *testing.T) {
 			}
 			t.Logf("%s p50@%d: cpu-1 %.3f ms, cpu-2 %.3f ms", v.Name, v.MaxBatch, p1.LatencyMs[v.MaxBatch].P50, p2.LatencyMs[v.MaxBatch].P50)
 		}
-		// A two-thread variant measured through each worker: on one core
-		// its threads take turns, on two they run side by side.
-		v := vs[0]
-		v.Threads, v.MaxBatch = 2, 32
+		// Selection prices and estimates a replica with its worker's class.
+		res, err := a.c.Infer(ctx(t), "mnist-mlp-s", in, map[string]any{"latency_ms": 200.0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		served, _ := res.Parameters["worker"].(string)
+		if cls := a.workerInfo(served).Hardware.Name; res.Parameters["class"] != cls {
+			t.Fatalf("served on %s (class %s) with the profile of class %v", served, cls, res.Parameters["class"])
+		}
+		// A compute-bound two-thread variant measured through each worker:
+		// on one core its threads take turns, on two they run side by side.
+		repo, err := repository.Open(ctx(t), repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer repo.Close()
+		model, err := os.ReadFile(zootest.Path(t, "models/mnist-cnn-m.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, err := repo.Put(ctx(t), model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch := catalog.Architecture{Name: "mnist-cnn-m", Input: catalog.TensorSpec{Name: "pixels", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}}
+		v := catalog.Variant{Name: "mnist-cnn-m.fp32.basic.t2.b32.cpu", Architecture: arch.Name, Precision: "fp32", OptLevel: "basic",
+			Provider: "cpu", Threads: 2, MaxBatch: 32, FileDigest: digest, FileBytes: int64(len(model))}
 		measure := func(id string) catalog.Profile {
 			cl, err := workerrpc.Dial(ctx(t), a.workerInfo(id).Address, workerrpc.ClientAuth("cluster-test-token")...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer cl.Close()
-			arch, err := a.c.Architecture(ctx(t), "mnist-mlp-s")
-			if err != nil {
-				t.Fatal(err)
-			}
 			p, err := cl.Profile(ctx(t), v, arch)
 			if err != nil {
 				t.Fatal(err)
@@ -264,10 +284,10 @@ func TestCluster(t *testing.T) {
 		}
 		one, two := measure("w1"), measure("w3")
 		if one.LatencyMs[32].P50 < 0.9*two.LatencyMs[32].P50 {
-			t.Fatalf("t2 at batch 32: the 1-core class (%.3f ms) is faster than the 2-core class (%.3f ms)",
-				one.LatencyMs[32].P50, two.LatencyMs[32].P50)
+			t.Fatalf("%s at batch 32: the 1-core class (%.3f ms) is faster than the 2-core class (%.3f ms)",
+				v.Name, one.LatencyMs[32].P50, two.LatencyMs[32].P50)
 		}
-		t.Logf("t2 p50 at batch 32: cpu-1 %.3f ms, cpu-2 %.3f ms", one.LatencyMs[32].P50, two.LatencyMs[32].P50)
+		t.Logf("%s p50 at batch 32: cpu-1 %.3f ms, cpu-2 %.3f ms", v.Name, one.LatencyMs[32].P50, two.LatencyMs[32].P50)
 	})
 
 	t.Run("a worker killed under load", func(t *testing.T) {
