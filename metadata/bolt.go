@@ -4,31 +4,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/infaas/infaas/catalog"
 )
 
 // Bucket layout. Keys are names (use-case IDs for use cases), values JSON.
 // arch_variants holds one nested bucket per ready architecture whose keys
-// are the names of its variants, so listing them needs no scan.
+// are the names of its variants, so listing them needs no scan. leases
+// holds the lease (owner, expiry, added digests) of each pending
+// architecture, keyed by its name.
 var (
 	bucketArchs        = []byte("architectures")
 	bucketVariants     = []byte("variants")
 	bucketArchVariants = []byte("arch_variants")
 	bucketUseCases     = []byte("use_cases")
+	bucketLeases       = []byte("leases")
 )
+
+// blobLockWeight is the blob lock's capacity: LockBlobs takes all of it,
+// each write that adds references one unit.
+const blobLockWeight = math.MaxInt32
 
 // lockTimeout bounds the wait for the file lock held by another process.
 const lockTimeout = 2 * time.Second
 
 // BoltStore is a Store in one bbolt file, for a single infaas process.
-// bbolt serialises writers, so each method is one transaction.
+// bbolt serialises writers, so each method is one transaction. Since one
+// process holds the file, leases are judged by this process's clock, the
+// blob lock is an in-process lock and Changes an in-process broadcast.
 type BoltStore struct {
 	db   *bolt.DB
 	path string
+	now  func() time.Time
+
+	blobs   *semaphore.Weighted
+	changes broadcaster
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -44,7 +60,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketArchs, bucketVariants, bucketArchVariants, bucketUseCases} {
+		for _, name := range [][]byte{bucketArchs, bucketVariants, bucketArchVariants, bucketUseCases, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -55,14 +71,15 @@ func OpenBolt(path string) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
-	return &BoltStore{db: db, path: path}, nil
+	return &BoltStore{db: db, path: path, now: time.Now, blobs: semaphore.NewWeighted(blobLockWeight)}, nil
 }
 
 // Path is the file the store was opened from.
 func (s *BoltStore) Path() string { return s.path }
 
-// Close closes the file.
+// Close closes the file and the channels Changes returned.
 func (s *BoltStore) Close() error {
+	s.changes.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close metadata store %s: %w", s.path, err)
 	}
@@ -71,7 +88,7 @@ func (s *BoltStore) Close() error {
 
 // boltTx holds the store's top-level buckets inside one transaction.
 type boltTx struct {
-	archs, variants, archVariants, useCases *bolt.Bucket
+	archs, variants, archVariants, useCases, leases *bolt.Bucket
 }
 
 func (s *BoltStore) view(ctx context.Context, fn func(b boltTx) error) error {
@@ -90,12 +107,23 @@ func (s *BoltStore) update(ctx context.Context, fn func(b boltTx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return fn(buckets(tx)) })
 }
 
+// updateReferencing is update for a write that can add blob references: it
+// waits while LockBlobs is held.
+func (s *BoltStore) updateReferencing(ctx context.Context, fn func(b boltTx) error) error {
+	if err := s.blobs.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer s.blobs.Release(1)
+	return s.update(ctx, fn)
+}
+
 func buckets(tx *bolt.Tx) boltTx {
 	return boltTx{
 		archs:        tx.Bucket(bucketArchs),
 		variants:     tx.Bucket(bucketVariants),
 		archVariants: tx.Bucket(bucketArchVariants),
 		useCases:     tx.Bucket(bucketUseCases),
+		leases:       tx.Bucket(bucketLeases),
 	}
 }
 
@@ -124,12 +152,43 @@ func (b boltTx) put(bucket *bolt.Bucket, key string, value []byte) error {
 	return nil
 }
 
+// lease returns the lease of pending architecture name, or the zero lease
+// (no owner, expired) if none is stored.
+func (b boltTx) lease(name string) (lease, error) {
+	v := b.leases.Get([]byte(name))
+	if v == nil {
+		return lease{}, nil
+	}
+	return decodeLease(name, v)
+}
+
+func (b boltTx) putLease(name string, l lease) error {
+	enc, err := encodeLease(name, l)
+	if err != nil {
+		return err
+	}
+	return b.put(b.leases, name, enc)
+}
+
+// pending returns the pending architecture name and its lease.
+func (b boltTx) pending(name string) (catalog.Architecture, lease, error) {
+	a, err := b.arch(name)
+	if err != nil {
+		return a, lease{}, err
+	}
+	if a.State != catalog.StatePending {
+		return a, lease{}, fmt.Errorf("architecture is %s, not pending: %w", a.State, ErrConflict)
+	}
+	l, err := b.lease(name)
+	return a, l, err
+}
+
 // BeginRegistration implements Store.
-func (s *BoltStore) BeginRegistration(ctx context.Context, arch catalog.Architecture) error {
-	if err := checkBegin(arch); err != nil {
+func (s *BoltStore) BeginRegistration(ctx context.Context, arch catalog.Architecture, owner string, ttl time.Duration) error {
+	if err := errors.Join(checkBegin(arch), checkLease(owner, ttl)); err != nil {
 		return fmt.Errorf("begin registration %s: %w", arch.Name, err)
 	}
-	err := s.update(ctx, func(b boltTx) error {
+	err := s.updateReferencing(ctx, func(b boltTx) error {
 		if b.archs.Get([]byte(arch.Name)) != nil {
 			return fmt.Errorf("architecture %w", ErrExists)
 		}
@@ -137,7 +196,10 @@ func (s *BoltStore) BeginRegistration(ctx context.Context, arch catalog.Architec
 		if err != nil {
 			return err
 		}
-		return b.put(b.archs, arch.Name, enc)
+		if err := b.put(b.archs, arch.Name, enc); err != nil {
+			return err
+		}
+		return b.putLease(arch.Name, newLease(owner, s.now(), ttl))
 	})
 	if err != nil {
 		return fmt.Errorf("begin registration %s: %w", arch.Name, err)
@@ -145,18 +207,63 @@ func (s *BoltStore) BeginRegistration(ctx context.Context, arch catalog.Architec
 	return nil
 }
 
+// RenewLease implements Store.
+func (s *BoltStore) RenewLease(ctx context.Context, name, owner string, ttl time.Duration) error {
+	err := checkLease(owner, ttl)
+	if err == nil {
+		err = s.update(ctx, func(b boltTx) error {
+			_, l, err := b.pending(name)
+			if err != nil {
+				return err
+			}
+			now := s.now()
+			if err := checkHolder(l, owner, now); err != nil {
+				return err
+			}
+			renewed := newLease(owner, now, ttl)
+			renewed.Digests = l.Digests
+			return b.putLease(name, renewed)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("renew lease of %s: %w", name, err)
+	}
+	return nil
+}
+
+// AddPendingDigests implements Store.
+func (s *BoltStore) AddPendingDigests(ctx context.Context, name, owner string, digests ...string) error {
+	err := checkOwner(owner)
+	if err == nil {
+		err = s.updateReferencing(ctx, func(b boltTx) error {
+			_, l, err := b.pending(name)
+			if err != nil {
+				return err
+			}
+			if err := checkHolder(l, owner, s.now()); err != nil {
+				return err
+			}
+			return b.putLease(name, l.addDigests(digests))
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("add digests to registration %s: %w", name, err)
+	}
+	return nil
+}
+
 // CommitRegistration implements Store.
-func (s *BoltStore) CommitRegistration(ctx context.Context, arch catalog.Architecture, uc catalog.UseCase, variants []catalog.Variant) error {
-	if err := checkCommit(arch, uc, variants); err != nil {
+func (s *BoltStore) CommitRegistration(ctx context.Context, arch catalog.Architecture, owner string, uc catalog.UseCase, variants []catalog.Variant) error {
+	if err := errors.Join(checkCommit(arch, uc, variants), checkOwner(owner)); err != nil {
 		return fmt.Errorf("commit registration %s: %w", arch.Name, err)
 	}
-	err := s.update(ctx, func(b boltTx) error {
-		prev, err := b.arch(arch.Name)
+	err := s.updateReferencing(ctx, func(b boltTx) error {
+		_, l, err := b.pending(arch.Name)
 		if err != nil {
 			return err
 		}
-		if prev.State != catalog.StatePending {
-			return fmt.Errorf("architecture is %s, not pending: %w", prev.State, ErrConflict)
+		if err := checkHolder(l, owner, s.now()); err != nil {
+			return err
 		}
 		if stored := b.useCases.Get([]byte(uc.ID())); stored != nil {
 			have, err := decodeUseCase(uc.ID(), stored)
@@ -180,6 +287,9 @@ func (s *BoltStore) CommitRegistration(ctx context.Context, arch catalog.Archite
 			return err
 		}
 		if err := b.put(b.archs, arch.Name, enc); err != nil {
+			return err
+		}
+		if err := b.leases.Delete([]byte(arch.Name)); err != nil {
 			return err
 		}
 		names, err := b.archVariants.CreateBucketIfNotExists([]byte(arch.Name))
@@ -206,33 +316,63 @@ func (s *BoltStore) CommitRegistration(ctx context.Context, arch catalog.Archite
 	if err != nil {
 		return fmt.Errorf("commit registration %s: %w", arch.Name, err)
 	}
+	s.changes.notify()
 	return nil
 }
 
 // AbortRegistration implements Store.
-func (s *BoltStore) AbortRegistration(ctx context.Context, name string) error {
-	err := s.update(ctx, func(b boltTx) error {
-		a, err := b.arch(name)
-		if err != nil {
-			return err
-		}
-		if a.State != catalog.StatePending {
-			return fmt.Errorf("architecture is %s; delete it instead: %w", a.State, ErrConflict)
-		}
-		return b.archs.Delete([]byte(name))
-	})
+func (s *BoltStore) AbortRegistration(ctx context.Context, name, owner string) error {
+	err := checkOwner(owner)
+	if err == nil {
+		err = s.update(ctx, func(b boltTx) error {
+			a, err := b.arch(name)
+			if err != nil {
+				return err
+			}
+			if a.State != catalog.StatePending {
+				return fmt.Errorf("architecture is %s; delete it instead: %w", a.State, ErrConflict)
+			}
+			l, err := b.lease(name)
+			if err != nil {
+				return err
+			}
+			if err := checkAbort(l, owner, s.now()); err != nil {
+				return err
+			}
+			if err := b.leases.Delete([]byte(name)); err != nil {
+				return err
+			}
+			return b.archs.Delete([]byte(name))
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("abort registration %s: %w", name, err)
 	}
+	s.changes.notify()
 	return nil
 }
 
 // Pending implements Store.
-func (s *BoltStore) Pending(ctx context.Context) ([]catalog.Architecture, error) {
-	out, err := s.archsInState(ctx, catalog.StatePending)
+func (s *BoltStore) Pending(ctx context.Context) ([]PendingRegistration, error) {
+	out := []PendingRegistration{}
+	err := s.view(ctx, func(b boltTx) error {
+		now := s.now()
+		return b.eachArch(func(a catalog.Architecture) error {
+			if a.State != catalog.StatePending {
+				return nil
+			}
+			l, err := b.lease(a.Name)
+			if err != nil {
+				return err
+			}
+			out = append(out, pendingOf(a, l, now))
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list pending architectures: %w", err)
 	}
+	sortPending(out)
 	return out, nil
 }
 
@@ -423,6 +563,34 @@ func (s *BoltStore) DeleteArchitecture(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete architecture %s: %w", name, err)
 	}
+	s.changes.notify()
+	return nil
+}
+
+// SetProfile implements Store.
+func (s *BoltStore) SetProfile(ctx context.Context, variant, class string, p catalog.Profile) error {
+	err := checkClass(class)
+	if err == nil {
+		err = s.update(ctx, func(b boltTx) error {
+			stored := b.variants.Get([]byte(variant))
+			if stored == nil {
+				return fmt.Errorf("variant %w", ErrNotFound)
+			}
+			v, err := decodeVariant(variant, stored)
+			if err != nil {
+				return err
+			}
+			enc, err := encodeVariant(setProfile(v, class, p))
+			if err != nil {
+				return err
+			}
+			return b.put(b.variants, variant, enc)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("set profile of %s on %s: %w", variant, class, err)
+	}
+	s.changes.notify()
 	return nil
 }
 
@@ -432,6 +600,19 @@ func (s *BoltStore) Digests(ctx context.Context) (map[string]struct{}, error) {
 	err := s.view(ctx, func(b boltTx) error {
 		err := b.eachArch(func(a catalog.Architecture) error {
 			addDigest(set, a.ModelDigest)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = b.leases.ForEach(func(k, enc []byte) error {
+			l, err := decodeLease(string(k), enc)
+			if err != nil {
+				return err
+			}
+			for _, d := range l.Digests {
+				addDigest(set, d)
+			}
 			return nil
 		})
 		if err != nil {
@@ -450,4 +631,30 @@ func (s *BoltStore) Digests(ctx context.Context) (map[string]struct{}, error) {
 		return nil, fmt.Errorf("list digests: %w", err)
 	}
 	return set, nil
+}
+
+// LockBlobs implements Store with an in-process lock: only this process
+// can use the file.
+func (s *BoltStore) LockBlobs(ctx context.Context) (context.Context, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("lock blobs: %w", err)
+	}
+	if err := s.blobs.Acquire(ctx, blobLockWeight); err != nil {
+		return nil, nil, fmt.Errorf("lock blobs: %w", err)
+	}
+	held, cancel := context.WithCancel(ctx)
+	release := sync.OnceFunc(func() {
+		cancel()
+		s.blobs.Release(blobLockWeight)
+	})
+	return held, release, nil
+}
+
+// Changes implements Store with an in-process broadcast.
+func (s *BoltStore) Changes(ctx context.Context) (<-chan struct{}, error) {
+	ch, err := s.changes.subscribe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch changes: %w", err)
+	}
+	return ch, nil
 }

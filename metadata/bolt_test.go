@@ -26,6 +26,8 @@ func TestBoltStore(t *testing.T) {
 		storetest.WithReopen(func(t *testing.T, closed metadata.Store) metadata.Store {
 			return openBolt(t, closed.(*metadata.BoltStore).Path())
 		}),
+		// One process holds the file: a second "client" is the store itself.
+		storetest.WithSecondClient(func(_ *testing.T, s metadata.Store) metadata.Store { return s }),
 	)
 }
 

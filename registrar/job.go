@@ -9,6 +9,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/metadata"
+	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
 )
 
@@ -41,6 +42,9 @@ type job struct {
 	mu      sync.Mutex
 	st      Status
 	started time.Time
+	// begun: the pending record exists (touched only by the goroutine
+	// running process).
+	begun bool
 }
 
 func (j *job) status() Status {
@@ -73,10 +77,18 @@ func (r *Registrar) process(ctx context.Context, j *job) {
 	j.mu.Unlock()
 	log := r.log.With("architecture", j.arch.Name)
 
-	arch, variants, err := r.build(ctx, j)
+	// jctx ends early if the registration's lease is lost.
+	jctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	arch, variants, err := r.build(jctx, j, cancel)
 	if err != nil {
+		if cause := context.Cause(jctx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", cause, err)
+		}
 		log.Error("registration failed", "err", err)
-		r.cleanup(context.WithoutCancel(ctx), j.arch.Name)
+		if j.begun {
+			r.cleanup(context.WithoutCancel(ctx), j.arch.Name)
+		}
 		j.update(func(s *Status) {
 			s.State, s.Phase, s.Error, s.Elapsed = StateFailed, "failed", err.Error(), time.Since(start)
 		})
@@ -93,21 +105,73 @@ func (r *Registrar) process(ctx context.Context, j *job) {
 	j.model, j.set = nil, nil
 }
 
-// cleanup aborts a pending registration and removes the blobs it wrote.
+// cleanup aborts a pending registration of this registrar and removes the
+// blobs only it referenced. A registration another process has taken over
+// (after this one's lease expired and was aborted) is left alone.
 func (r *Registrar) cleanup(ctx context.Context, name string) {
-	if err := r.store.AbortRegistration(ctx, name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		r.log.Error("abort registration", "architecture", name, "err", err)
+	err := r.store.AbortRegistration(ctx, name, r.cfg.Owner)
+	switch {
+	case err == nil, errors.Is(err, metadata.ErrNotFound):
+	case errors.Is(err, metadata.ErrConflict):
+		r.log.Warn("not aborting a registration this registrar no longer holds", "architecture", name, "err", err)
+	default:
+		r.log.Error("abort registration; it will be removed once its lease expires", "architecture", name, "err", err)
 	}
 	if _, err := r.collectGarbage(ctx); err != nil {
 		r.log.Error("collect garbage", "err", err)
 	}
 }
 
-func (r *Registrar) build(ctx context.Context, j *job) (catalog.Architecture, []catalog.Variant, error) {
+// errLeaseLost: the registration's pending record was aborted by another
+// process (its lease had expired) or is held by another owner.
+var errLeaseLost = errors.New("lost the registration's lease")
+
+// keepLease renews the lease of registration name on every renewTicks tick
+// until the returned stop is called. When the store says the registration
+// is gone or held by another owner it cancels the job with errLeaseLost;
+// other failures (the store unreachable for a moment) are logged and
+// retried at the next tick, while the lease still runs.
+func (r *Registrar) keepLease(ctx context.Context, name string, cancel context.CancelCauseFunc) (stop func()) {
+	ticks, stopTicks := r.renewTicks()
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer stopTicks()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-ticks:
+			}
+			err := r.store.RenewLease(ctx, name, r.cfg.Owner, r.cfg.LeaseTTL)
+			switch {
+			case err == nil:
+			case errors.Is(err, metadata.ErrNotFound), errors.Is(err, metadata.ErrConflict):
+				cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+				return
+			case ctx.Err() == nil:
+				r.log.Warn("renew registration lease", "architecture", name, "err", err)
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(quit)
+		<-done
+	})
+}
+
+func (r *Registrar) build(ctx context.Context, j *job, cancel context.CancelCauseFunc) (catalog.Architecture, []catalog.Variant, error) {
 	arch := j.arch
-	if err := r.store.BeginRegistration(ctx, arch); err != nil {
+	// The pending record references the model's digest before the model
+	// is written.
+	if err := r.store.BeginRegistration(ctx, arch, r.cfg.Owner, r.cfg.LeaseTTL); err != nil {
 		return arch, nil, fmt.Errorf("begin: %w", err)
 	}
+	j.begun = true
+	stop := r.keepLease(ctx, arch.Name, cancel)
+	defer stop()
 	j.update(func(s *Status) { s.Phase = "storing model" })
 	if _, err := r.repo.Put(ctx, j.model); err != nil {
 		return arch, nil, fmt.Errorf("store model: %w", err)
@@ -118,8 +182,15 @@ func (r *Registrar) build(ctx context.Context, j *job) (catalog.Architecture, []
 		return arch, nil, err
 	}
 	j.update(func(s *Status) { s.Phase = "storing variants" })
-	r.gcMu.RLock() // the graphs are unreferenced until the commit
-	defer r.gcMu.RUnlock()
+	digests := make([]string, len(blobs))
+	for i, b := range blobs {
+		digests[i] = repository.Digest(b)
+	}
+	// Referenced first, so that no collector deletes a graph between its
+	// write and the commit.
+	if err := r.store.AddPendingDigests(ctx, arch.Name, r.cfg.Owner, digests...); err != nil {
+		return arch, nil, fmt.Errorf("reference variant graphs: %w", err)
+	}
 	for _, b := range blobs {
 		if _, err := r.repo.Put(ctx, b); err != nil {
 			return arch, nil, fmt.Errorf("store variant graph: %w", err)
@@ -131,7 +202,7 @@ func (r *Registrar) build(ctx context.Context, j *job) (catalog.Architecture, []
 		arch.Accuracy = accuracy
 	}
 	j.update(func(s *Status) { s.Phase = "committing" })
-	if err := r.store.CommitRegistration(ctx, arch, useCaseOf(arch), variants); err != nil {
+	if err := r.store.CommitRegistration(ctx, arch, r.cfg.Owner, useCaseOf(arch), variants); err != nil {
 		return arch, nil, fmt.Errorf("commit: %w", err)
 	}
 	return arch, variants, nil

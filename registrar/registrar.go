@@ -2,10 +2,13 @@ package registrar
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -27,11 +30,46 @@ type Config struct {
 	// Concurrency is how many registrations proceed at once (the profiler
 	// still measures one variant at a time).
 	Concurrency int
+	// Owner names this registrar in the leases of its registrations. It
+	// must be unique among the processes sharing the metadata store; empty
+	// means a fresh ID per process (hostname-pid-random). A stable Owner
+	// lets a restarted process abort its previous run's registrations at
+	// once instead of waiting for their leases to expire.
+	Owner string
+	// LeaseTTL is how long a registration stays protected from other
+	// processes' recovery without being renewed: a process that dies
+	// leaves its registrations to whichever registrar next finds the
+	// lease expired. Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// RenewEvery is how often a registration in progress renews its lease.
+	// Zero, or not less than LeaseTTL, means a third of LeaseTTL.
+	RenewEvery time.Duration
 }
 
-// DefaultConfig: 256 MiB models, this machine's CPU, two registrations at once.
+// Lease defaults: a registration is renewed every 10 s and given up by
+// other processes 30 s after its last renewal.
+const (
+	DefaultLeaseTTL   = 30 * time.Second
+	DefaultRenewEvery = 10 * time.Second
+)
+
+// DefaultConfig: 256 MiB models, this machine's CPU, two registrations at
+// once, a per-process owner ID, 30 s leases renewed every 10 s.
 func DefaultConfig() Config {
-	return Config{MaxModelBytes: 256 << 20, Hardware: catalog.LocalCPU(), Concurrency: 2}
+	return Config{MaxModelBytes: 256 << 20, Hardware: catalog.LocalCPU(), Concurrency: 2,
+		LeaseTTL: DefaultLeaseTTL, RenewEvery: DefaultRenewEvery}
+}
+
+// NewOwnerID returns an owner ID unique to this process: hostname, process
+// ID and a random suffix (process IDs repeat across containers).
+func NewOwnerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 // Request is one registration.
@@ -54,6 +92,15 @@ type Request struct {
 
 // Registrar registers architectures. Submit checks a request and queues
 // it; Run does the work.
+//
+// Several registrars (one per controller process) may share a metadata
+// store and a blob repository. Each registration is a pending record held
+// under this registrar's lease, renewed while it runs; every blob it writes
+// is referenced by that record before it is written; and garbage is
+// collected under the store's blob lock. So a registrar never removes
+// another's registration in flight nor the blobs it is writing, and a
+// registrar that dies leaves its registrations to the others once their
+// leases expire.
 type Registrar struct {
 	cfg   Config
 	store metadata.Store
@@ -61,15 +108,14 @@ type Registrar struct {
 	prof  *profiler.Profiler
 	log   *slog.Logger
 	now   func() time.Time
+	// renewTicks returns the ticks on which a running registration renews
+	// its lease, and a function that stops them (a time.Ticker by default;
+	// tests drive it by hand).
+	renewTicks func() (<-chan time.Time, func())
 
 	queue chan *job
 	mu    sync.Mutex
 	jobs  map[string]*job
-
-	// gcMu keeps the garbage collector out while a registration writes
-	// blobs that no record references yet (its variant graphs, just before
-	// the commit that references them).
-	gcMu sync.RWMutex
 
 	// OnDelete, when set, runs after an architecture is deleted, so that
 	// whoever serves queries forgets it and unloads its replicas.
@@ -77,57 +123,118 @@ type Registrar struct {
 
 	// OnCommit, when set, runs after each registration is committed and
 	// before its status turns ready, so that whoever serves queries (the
-	// controller's snapshot) knows the new model by then.
+	// controller's snapshot) knows the new model by then. Other processes
+	// sharing the store learn of it from Store.Changes.
 	OnCommit func(ctx context.Context)
 }
 
-// New returns a registrar; it starts nothing.
+// New returns a registrar; it starts nothing. Zero Config fields take
+// their defaults (see Config).
 func New(cfg Config, store metadata.Store, repo *repository.Repository, prof *profiler.Profiler, log *slog.Logger) *Registrar {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
-	return &Registrar{
+	if cfg.Owner == "" {
+		cfg.Owner = NewOwnerID()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.RenewEvery <= 0 || cfg.RenewEvery >= cfg.LeaseTTL {
+		cfg.RenewEvery = cfg.LeaseTTL / 3
+	}
+	r := &Registrar{
 		cfg: cfg, store: store, repo: repo, prof: prof, log: log, now: time.Now,
 		queue: make(chan *job, 64),
 		jobs:  map[string]*job{},
 	}
+	r.renewTicks = func() (<-chan time.Time, func()) {
+		t := time.NewTicker(r.cfg.RenewEvery)
+		return t.C, t.Stop
+	}
+	return r
 }
 
+// Owner is the ID this registrar holds its registrations' leases under.
+func (r *Registrar) Owner() string { return r.cfg.Owner }
+
 // Recover removes what interrupted registrations left: pending
-// architectures and blobs no record references. Run calls it first.
+// registrations whose lease has expired, whoever owned them, and those held
+// under this registrar's own owner ID that are not among its running jobs
+// (a previous run under the same stable Config.Owner); then blobs no record
+// references. Registrations that other live processes hold are left alone.
+// Run calls it first, and keeps removing expired registrations every
+// LeaseTTL while it runs.
 func (r *Registrar) Recover(ctx context.Context) error {
-	pending, err := r.store.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	for _, a := range pending {
-		r.log.Warn("removing interrupted registration", "architecture", a.Name)
-		if err := r.store.AbortRegistration(ctx, a.Name); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-			return fmt.Errorf("recover %s: %w", a.Name, err)
-		}
-	}
-	n, err := r.collectGarbage(ctx)
+	n, err := r.reap(ctx)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
 	if n > 0 {
-		r.log.Warn("removed unreferenced blobs", "count", n)
+		r.log.Warn("removed interrupted registrations", "count", n)
+	}
+	blobs, err := r.collectGarbage(ctx)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if blobs > 0 {
+		r.log.Warn("removed unreferenced blobs", "count", blobs)
 	}
 	return nil
 }
 
-// collectGarbage deletes blobs that no architecture or variant references.
-// Blobs written by registrations in flight are referenced by their pending
-// record's model digest, or are only written after profiling, so the
-// collector runs when nothing is in flight or for one failed registration.
-func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
-	r.gcMu.Lock()
-	defer r.gcMu.Unlock()
-	refs, err := r.store.Digests(ctx)
+// reap aborts the pending registrations Recover removes and returns how
+// many it aborted. The store decides expiry by its own clock and refuses
+// the abort if the owner renewed the lease meanwhile.
+func (r *Registrar) reap(ctx context.Context) (int, error) {
+	pending, err := r.store.Pending(ctx)
 	if err != nil {
 		return 0, err
 	}
-	all, err := r.repo.List(ctx)
+	n := 0
+	for _, p := range pending {
+		name := p.Architecture.Name
+		mine := p.Owner == r.cfg.Owner
+		if (!p.Expired && !mine) || (mine && r.running(name)) {
+			continue
+		}
+		err := r.store.AbortRegistration(ctx, name, r.cfg.Owner)
+		switch {
+		case errors.Is(err, metadata.ErrNotFound), errors.Is(err, metadata.ErrConflict):
+			continue // committed, aborted or renewed meanwhile
+		case err != nil:
+			return n, fmt.Errorf("abort %s: %w", name, err)
+		}
+		r.log.Warn("removed interrupted registration", "architecture", name, "owner", p.Owner, "lease_until", p.LeaseUntil)
+		n++
+	}
+	return n, nil
+}
+
+// running reports whether a job of this registrar for name has not finished.
+func (r *Registrar) running(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.jobs[name]
+	return ok && !j.finished()
+}
+
+// collectGarbage deletes blobs that no record references, holding the
+// store's blob lock from reading the references until the last delete, so
+// that no registration (of any process) can reference a blob in between:
+// registrations reference each blob before writing it, and those writes
+// wait for the lock.
+func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
+	held, release, err := r.store.LockBlobs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	refs, err := r.store.Digests(held)
+	if err != nil {
+		return 0, err
+	}
+	all, err := r.repo.List(held)
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +243,10 @@ func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 		if _, ok := refs[d]; ok {
 			continue
 		}
-		if err := r.repo.Delete(ctx, d); err != nil {
+		if held.Err() != nil {
+			return n, fmt.Errorf("collect garbage: %w", context.Cause(held))
+		}
+		if err := r.repo.Delete(held, d); err != nil {
 			return n, err
 		}
 		n++
@@ -145,16 +255,15 @@ func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 }
 
 // Run recovers from interrupted registrations, then works the queue until
-// ctx ends.
+// ctx ends, removing registrations whose leases expire (their owners died)
+// every LeaseTTL.
 func (r *Registrar) Run(ctx context.Context) error {
 	if err := r.Recover(ctx); err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < r.cfg.Concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
@@ -163,8 +272,29 @@ func (r *Registrar) Run(ctx context.Context) error {
 					r.process(ctx, j)
 				}
 			}
-		}()
+		})
 	}
+	wg.Go(func() {
+		t := time.NewTicker(r.cfg.LeaseTTL)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := r.reap(ctx)
+			if err != nil {
+				r.log.Warn("removing expired registrations", "err", err)
+			}
+			if n == 0 {
+				continue
+			}
+			if _, err := r.collectGarbage(ctx); err != nil {
+				r.log.Warn("collect garbage", "err", err)
+			}
+		}
+	})
 	wg.Wait()
 	return nil
 }
@@ -200,14 +330,21 @@ func (r *Registrar) Submit(ctx context.Context, req Request) (Status, error) {
 		return Status{}, err
 	}
 	if existing, err := r.store.Architecture(ctx, req.Name); err == nil {
-		if existing.ModelDigest == arch.ModelDigest && existing.State == catalog.StateReady {
+		switch {
+		case existing.State == catalog.StatePending:
+			freed, err := r.abortAbandoned(ctx, req.Name)
+			if err != nil {
+				return Status{}, err
+			}
+			if !freed {
+				return Status{}, fmt.Errorf("%w: %q is being registered right now; wait for it or pick another name", ErrExists, req.Name)
+			}
+		case existing.ModelDigest == arch.ModelDigest:
 			return Status{Name: req.Name, State: StateReady, Phase: "already registered with identical content", Done: 1, Total: 1}, nil
+		default:
+			return Status{}, fmt.Errorf("%w: %q is registered with different content (%s); pick another name or delete it first",
+				ErrExists, req.Name, existing.ModelDigest)
 		}
-		if existing.State == catalog.StatePending {
-			return Status{}, fmt.Errorf("%w: %q is being registered right now; wait for it or pick another name", ErrExists, req.Name)
-		}
-		return Status{}, fmt.Errorf("%w: %q is registered with different content (%s); pick another name or delete it first",
-			ErrExists, req.Name, existing.ModelDigest)
 	} else if !errors.Is(err, metadata.ErrNotFound) {
 		return Status{}, err
 	}
@@ -228,6 +365,27 @@ func (r *Registrar) Submit(ctx context.Context, req Request) (Status, error) {
 		return Status{}, fmt.Errorf("%w: too many registrations queued; try again when some have finished", ErrInvalid)
 	}
 	return j.status(), nil
+}
+
+// abortAbandoned aborts the pending registration name if nobody is working
+// on it any more (its lease has expired, or this registrar's owner ID holds
+// it without a running job) and reports whether the name is free. Its
+// blobs go with the next garbage collection.
+func (r *Registrar) abortAbandoned(ctx context.Context, name string) (bool, error) {
+	if r.running(name) {
+		return false, nil
+	}
+	err := r.store.AbortRegistration(ctx, name, r.cfg.Owner)
+	switch {
+	case err == nil:
+		r.log.Warn("removed interrupted registration to register the name again", "architecture", name)
+		return true, nil
+	case errors.Is(err, metadata.ErrNotFound):
+		return true, nil
+	case errors.Is(err, metadata.ErrConflict):
+		return false, nil // held by a live process, or committed meanwhile
+	}
+	return false, err
 }
 
 // check validates a request completely before anything is stored.

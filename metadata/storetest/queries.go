@@ -45,7 +45,7 @@ var queryTests = []test{
 
 		equal(t, "Architectures", must[[]catalog.Architecture](t, "Architectures")(s.Architectures(ctx)),
 			wantArchs(readyCopy(zeta), readyCopy(alpha), readyCopy(mid)))
-		equal(t, "Pending", must[[]catalog.Architecture](t, "Pending")(s.Pending(ctx)),
+		equal(t, "Pending", pendingArchs(t, s),
 			wantArchs(pendingArch("pending-a", fashion), pendingArch("pending-b", mnist)))
 		equal(t, "AllVariants", must[[]catalog.Variant](t, "AllVariants")(s.AllVariants(ctx)),
 			wantVariants(zetaVs, alphaVs, midVs))
@@ -166,7 +166,7 @@ var digestTests = []test{
 		equal(t, "Digests", must[map[string]struct{}](t, "Digests")(s.Digests(ctx)),
 			digestsOf([]catalog.Architecture{lenet, half}, lenetVs))
 
-		wantErr(t, "AbortRegistration", s.AbortRegistration(ctx, "half-done"), nil)
+		wantErr(t, "AbortRegistration", s.AbortRegistration(ctx, "half-done", owner), nil)
 		wantErr(t, "DeleteArchitecture", s.DeleteArchitecture(ctx, "lenet"), nil)
 		equal(t, "Digests after abort and delete", must[map[string]struct{}](t, "Digests")(s.Digests(ctx)), map[string]struct{}{})
 	}},
@@ -200,11 +200,11 @@ var contextTests = []test{
 			call string
 			err  func() error
 		}{
-			{"BeginRegistration", func() error { return s.BeginRegistration(ctx, pendingArch("new", mnist)) }},
+			{"BeginRegistration", func() error { return s.BeginRegistration(ctx, pendingArch("new", mnist), owner, leaseTTL) }},
 			{"CommitRegistration", func() error {
-				return s.CommitRegistration(ctx, committedArch("half-done", mnist), useCase(mnist), variantsOf("half-done"))
+				return s.CommitRegistration(ctx, committedArch("half-done", mnist), owner, useCase(mnist), variantsOf("half-done"))
 			}},
-			{"AbortRegistration", func() error { return s.AbortRegistration(ctx, "half-done") }},
+			{"AbortRegistration", func() error { return s.AbortRegistration(ctx, "half-done", owner) }},
 			{"Pending", func() error { _, err := s.Pending(ctx); return err }},
 			{"Architecture", func() error { _, err := s.Architecture(ctx, "lenet"); return err }},
 			{"Architectures", func() error { _, err := s.Architectures(ctx); return err }},
@@ -215,6 +215,19 @@ var contextTests = []test{
 			{"UseCases", func() error { _, err := s.UseCases(ctx); return err }},
 			{"DeleteArchitecture", func() error { return s.DeleteArchitecture(ctx, "lenet") }},
 			{"Digests", func() error { _, err := s.Digests(ctx); return err }},
+			{"RenewLease", func() error { return s.RenewLease(ctx, "half-done", owner, leaseTTL) }},
+			{"AddPendingDigests", func() error { return s.AddPendingDigests(ctx, "half-done", owner, "sha256:more") }},
+			{"SetProfile", func() error {
+				return s.SetProfile(ctx, variantsOf("lenet")[0].Name, "gpu", variantsOf("lenet")[0].Profile)
+			}},
+			{"LockBlobs", func() error {
+				_, release, err := s.LockBlobs(ctx)
+				if err == nil {
+					release()
+				}
+				return err
+			}},
+			{"Changes", func() error { _, err := s.Changes(ctx); return err }},
 		} {
 			t.Run(tc.call, func(t *testing.T) { wantErr(t, tc.call, tc.err(), context.Canceled) })
 		}

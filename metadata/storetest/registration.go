@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/metadata"
@@ -24,7 +25,7 @@ var beginTests = []test{
 		arch := pendingArch("lenet", mnist)
 		begin(t, s, arch)
 		equal(t, "Architecture", must[catalog.Architecture](t, "Architecture")(s.Architecture(ctx, "lenet")), wantArch(arch))
-		equal(t, "Pending", must[[]catalog.Architecture](t, "Pending")(s.Pending(ctx)), wantArchs(arch))
+		equal(t, "Pending", pendingArchs(t, s), wantArchs(arch))
 		equal(t, "Variants of a pending architecture", must[[]catalog.Variant](t, "Variants")(s.Variants(ctx, "lenet")), []catalog.Variant{})
 		equal(t, "listings hide pending architectures", snapshot(t, s), state{
 			Pending:  wantArchs(arch),
@@ -37,29 +38,34 @@ var beginTests = []test{
 	{"name taken by a pending architecture", func(t *testing.T, s metadata.Store) {
 		begin(t, s, pendingArch("lenet", mnist))
 		before := snapshot(t, s)
-		wantErr(t, "BeginRegistration again", s.BeginRegistration(t.Context(), pendingArch("lenet", fashion)), metadata.ErrExists)
+		wantErr(t, "BeginRegistration again", s.BeginRegistration(t.Context(), pendingArch("lenet", fashion), owner, leaseTTL), metadata.ErrExists)
 		unchanged(t, s, before)
 	}},
 	{"name taken by a ready architecture", func(t *testing.T, s metadata.Store) {
 		register(t, s, "lenet", mnist)
 		before := snapshot(t, s)
-		wantErr(t, "BeginRegistration again", s.BeginRegistration(t.Context(), pendingArch("lenet", mnist)), metadata.ErrExists)
+		wantErr(t, "BeginRegistration again", s.BeginRegistration(t.Context(), pendingArch("lenet", mnist), owner, leaseTTL), metadata.ErrExists)
 		unchanged(t, s, before)
 	}},
-	{"rejects invalid architectures", func(t *testing.T, s metadata.Store) {
+	{"rejects invalid architectures and leases", func(t *testing.T, s metadata.Store) {
 		for _, tc := range []struct {
-			name string
-			edit func(a *catalog.Architecture)
+			name  string
+			edit  func(a *catalog.Architecture)
+			owner string
+			ttl   time.Duration
 		}{
-			{"state ready", func(a *catalog.Architecture) { a.State = catalog.StateReady }},
-			{"no state", func(a *catalog.Architecture) { a.State = "" }},
-			{"empty name", func(a *catalog.Architecture) { a.Name = "" }},
+			{"state ready", func(a *catalog.Architecture) { a.State = catalog.StateReady }, owner, leaseTTL},
+			{"no state", func(a *catalog.Architecture) { a.State = "" }, owner, leaseTTL},
+			{"empty name", func(a *catalog.Architecture) { a.Name = "" }, owner, leaseTTL},
+			{"no owner", func(*catalog.Architecture) {}, "", leaseTTL},
+			{"zero lease", func(*catalog.Architecture) {}, owner, 0},
+			{"negative lease", func(*catalog.Architecture) {}, owner, -time.Second},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				arch := pendingArch("lenet", mnist)
 				tc.edit(&arch)
 				before := snapshot(t, s)
-				wantErr(t, "BeginRegistration", s.BeginRegistration(t.Context(), arch), metadata.ErrInvalid)
+				wantErr(t, "BeginRegistration", s.BeginRegistration(t.Context(), arch, tc.owner, tc.ttl), metadata.ErrInvalid)
 				unchanged(t, s, before)
 			})
 		}
@@ -70,7 +76,7 @@ var beginTests = []test{
 			errs := race(t.Context(), racers, func(ctx context.Context, i int) error {
 				a := pendingArch(name, mnist)
 				a.ModelDigest = fmt.Sprintf("sha256:racer-%d", i)
-				return s.BeginRegistration(ctx, a)
+				return s.BeginRegistration(ctx, a, owner, leaseTTL)
 			})
 			if ok, exists := tally(t, errs, metadata.ErrExists); ok != 1 || exists != racers-1 {
 				t.Fatalf("round %d: %d succeeded and %d got ErrExists; want 1 and %d", round, ok, exists, racers-1)
@@ -123,7 +129,7 @@ var commitTests = []test{
 	}},
 	{"no pending registration", func(t *testing.T, s metadata.Store) {
 		before := snapshot(t, s)
-		err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), useCase(mnist), variantsOf("lenet"))
+		err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), owner, useCase(mnist), variantsOf("lenet"))
 		wantErr(t, "CommitRegistration", err, metadata.ErrNotFound)
 		unchanged(t, s, before)
 	}},
@@ -131,7 +137,7 @@ var commitTests = []test{
 		register(t, s, "lenet", mnist)
 		before := snapshot(t, s)
 		vs := []catalog.Variant{variant("lenet", "int8", "basic", 1, 64)}
-		wantErr(t, "CommitRegistration again", s.CommitRegistration(t.Context(), committedArch("lenet", mnist), useCase(mnist), vs), metadata.ErrConflict)
+		wantErr(t, "CommitRegistration again", s.CommitRegistration(t.Context(), committedArch("lenet", mnist), owner, useCase(mnist), vs), metadata.ErrConflict)
 		unchanged(t, s, before)
 	}},
 	{"input contract of an existing use case", func(t *testing.T, s metadata.Store) {
@@ -155,7 +161,7 @@ var commitTests = []test{
 				uc := useCase(mnist)
 				tc.edit(&uc)
 				before := snapshot(t, s)
-				err := s.CommitRegistration(t.Context(), committedArch(name, mnist), uc, variantsOf(name))
+				err := s.CommitRegistration(t.Context(), committedArch(name, mnist), owner, uc, variantsOf(name))
 				wantErr(t, "CommitRegistration", err, tc.want)
 				if tc.want != nil {
 					unchanged(t, s, before)
@@ -173,7 +179,7 @@ var commitTests = []test{
 		taken := lenetVariants[1]
 		taken.Architecture = "mlp"
 		vs := append(variantsOf("mlp"), taken)
-		wantErr(t, "CommitRegistration", s.CommitRegistration(t.Context(), committedArch("mlp", mnist), useCase(mnist), vs), metadata.ErrExists)
+		wantErr(t, "CommitRegistration", s.CommitRegistration(t.Context(), committedArch("mlp", mnist), owner, useCase(mnist), vs), metadata.ErrExists)
 		unchanged(t, s, before)
 		equal(t, "the taken variant", must[catalog.Variant](t, "Variant")(s.Variant(t.Context(), taken.Name)), wantVariant(lenetVariants[1]))
 	}},
@@ -183,7 +189,7 @@ var commitTests = []test{
 		before := snapshot(t, s)
 		taken := lenetVariants[0]
 		taken.Architecture = "mlp"
-		err := s.CommitRegistration(t.Context(), committedArch("mlp", fashion), useCase(fashion), []catalog.Variant{taken})
+		err := s.CommitRegistration(t.Context(), committedArch("mlp", fashion), owner, useCase(fashion), []catalog.Variant{taken})
 		wantErr(t, "CommitRegistration", err, metadata.ErrExists)
 		unchanged(t, s, before)
 		_, err = s.UseCase(t.Context(), useCase(fashion).ID())
@@ -207,7 +213,7 @@ var commitTests = []test{
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				before := snapshot(t, s)
-				err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), tc.uc, tc.vs())
+				err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), owner, tc.uc, tc.vs())
 				wantErr(t, "CommitRegistration", err, metadata.ErrInvalid)
 				unchanged(t, s, before)
 			})
@@ -224,7 +230,7 @@ var commitTests = []test{
 		}
 		errs := race(t.Context(), racers, func(ctx context.Context, i int) error {
 			name := fmt.Sprintf("arch-%02d", i)
-			return s.CommitRegistration(ctx, committedArch(name, mnist), useCase(mnist), variantsOf(name))
+			return s.CommitRegistration(ctx, committedArch(name, mnist), owner, useCase(mnist), variantsOf(name))
 		})
 		for i, err := range errs {
 			wantErr(t, fmt.Sprintf("CommitRegistration(arch-%02d)", i), err, nil)
@@ -247,7 +253,7 @@ var commitTests = []test{
 				begin(t, s, pendingArch(name(i), dataset))
 			}
 			errs := race(t.Context(), racers, func(ctx context.Context, i int) error {
-				return s.CommitRegistration(ctx, committedArch(name(i), dataset), contract(i), variantsOf(name(i)))
+				return s.CommitRegistration(ctx, committedArch(name(i), dataset), owner, contract(i), variantsOf(name(i)))
 			})
 			ok, conflicts := tally(t, errs, metadata.ErrConflict)
 			if ok != 1 || conflicts != racers-1 {
@@ -278,7 +284,7 @@ var commitTests = []test{
 				shared := variant(name(i), "fp32", "all", 1, 1)
 				shared.Name = sharedName
 				vs := append(variantsOf(name(i)), shared)
-				return s.CommitRegistration(ctx, committedArch(name(i), mnist), useCase(mnist), vs)
+				return s.CommitRegistration(ctx, committedArch(name(i), mnist), owner, useCase(mnist), vs)
 			})
 			if ok, exists := tally(t, errs, metadata.ErrExists); ok != 1 || exists != racers-1 {
 				t.Fatalf("round %d: %d succeeded and %d got ErrExists; want 1 and %d", round, ok, exists, racers-1)
@@ -304,26 +310,26 @@ var abortTests = []test{
 	{"removes a pending registration", func(t *testing.T, s metadata.Store) {
 		ctx := t.Context()
 		begin(t, s, pendingArch("lenet", mnist))
-		wantErr(t, "AbortRegistration", s.AbortRegistration(ctx, "lenet"), nil)
+		wantErr(t, "AbortRegistration", s.AbortRegistration(ctx, "lenet", owner), nil)
 		_, err := s.Architecture(ctx, "lenet")
 		wantErr(t, "Architecture after abort", err, metadata.ErrNotFound)
-		equal(t, "Pending", must[[]catalog.Architecture](t, "Pending")(s.Pending(ctx)), []catalog.Architecture{})
+		equal(t, "Pending", pendingArchs(t, s), []catalog.Architecture{})
 		equal(t, "Digests", must[map[string]struct{}](t, "Digests")(s.Digests(ctx)), map[string]struct{}{})
 		register(t, s, "lenet", mnist) // the name is free again
 	}},
 	{"unknown name", func(t *testing.T, s metadata.Store) {
-		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "ghost"), metadata.ErrNotFound)
+		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "ghost", owner), metadata.ErrNotFound)
 	}},
 	{"leaves a ready architecture alone", func(t *testing.T, s metadata.Store) {
 		register(t, s, "lenet", mnist)
 		before := snapshot(t, s)
-		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "lenet"), metadata.ErrConflict)
+		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "lenet", owner), metadata.ErrConflict)
 		unchanged(t, s, before)
 	}},
 	{"then commit finds nothing", func(t *testing.T, s metadata.Store) {
 		begin(t, s, pendingArch("lenet", mnist))
-		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "lenet"), nil)
-		err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), useCase(mnist), variantsOf("lenet"))
+		wantErr(t, "AbortRegistration", s.AbortRegistration(t.Context(), "lenet", owner), nil)
+		err := s.CommitRegistration(t.Context(), committedArch("lenet", mnist), owner, useCase(mnist), variantsOf("lenet"))
 		wantErr(t, "CommitRegistration after abort", err, metadata.ErrNotFound)
 	}},
 }

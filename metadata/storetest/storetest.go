@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/metadata"
@@ -17,6 +18,7 @@ type Option func(*config)
 
 type config struct {
 	reopen func(t *testing.T, closed metadata.Store) metadata.Store
+	second func(t *testing.T, s metadata.Store) metadata.Store
 }
 
 // WithReopen adds the restart tests. reopen receives a store the suite has
@@ -26,11 +28,36 @@ func WithReopen(reopen func(t *testing.T, closed metadata.Store) metadata.Store)
 	return func(c *config) { c.reopen = reopen }
 }
 
+// WithSecondClient lets the checks that involve two processes sharing a
+// store use two handles on it. second returns another handle on s's data,
+// as a second process would open it (RedisStore: another client with the
+// same key prefix); a store only one process can hold returns s itself.
+// The suite closes what second returns unless it is s. Without this option
+// those checks use s for both.
+func WithSecondClient(second func(t *testing.T, s metadata.Store) metadata.Store) Option {
+	return func(c *config) { c.second = second }
+}
+
 // test is one conformance check, run on a fresh, empty store.
 type test struct {
 	name string
 	run  func(t *testing.T, s metadata.Store)
 }
+
+// pairTest is a check of two handles a and b on one fresh, empty store, as
+// two processes sharing it would hold them.
+type pairTest struct {
+	name string
+	run  func(t *testing.T, a, b metadata.Store)
+}
+
+// The owners of leases in the suite, and the lease the helpers take: long
+// enough never to expire during a test.
+const (
+	owner    = "controller-a"
+	other    = "controller-b"
+	leaseTTL = time.Hour
+)
 
 // Run checks the Store contract. newStore must return an empty store that
 // does not share data with any other it returns; the suite closes it.
@@ -50,6 +77,10 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store, opts ...Optio
 		{"Queries", queryTests},
 		{"DeleteArchitecture", deleteTests},
 		{"Digests", digestTests},
+		{"Leases", leaseTests},
+		{"SetProfile", profileTests},
+		{"BlobLock", blobLockTests},
+		{"Changes", changesTests},
 		{"Context", contextTests},
 	}
 	for _, g := range groups {
@@ -58,6 +89,34 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store, opts ...Optio
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
 					tc.run(t, open(t, newStore))
+				})
+			}
+		})
+	}
+	pairGroups := []struct {
+		name  string
+		tests []pairTest
+	}{
+		{"TwoClients", twoClientTests},
+	}
+	for _, g := range pairGroups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					a := open(t, newStore)
+					b := a
+					if cfg.second != nil {
+						b = cfg.second(t, a)
+						if b != a {
+							t.Cleanup(func() {
+								if err := b.Close(); err != nil {
+									t.Errorf("Close second client: %v", err)
+								}
+							})
+						}
+					}
+					tc.run(t, a, b)
 				})
 			}
 		})
@@ -83,14 +142,14 @@ func open(t *testing.T, newStore func(t *testing.T) metadata.Store) metadata.Sto
 // begin and register fail t unless the registration succeeds.
 func begin(t *testing.T, s metadata.Store, arch catalog.Architecture) {
 	t.Helper()
-	if err := s.BeginRegistration(t.Context(), arch); err != nil {
+	if err := s.BeginRegistration(t.Context(), arch, owner, leaseTTL); err != nil {
 		t.Fatalf("BeginRegistration(%s): %v", arch.Name, err)
 	}
 }
 
 func commit(t *testing.T, s metadata.Store, arch catalog.Architecture, uc catalog.UseCase, variants []catalog.Variant) {
 	t.Helper()
-	if err := s.CommitRegistration(t.Context(), arch, uc, variants); err != nil {
+	if err := s.CommitRegistration(t.Context(), arch, owner, uc, variants); err != nil {
 		t.Fatalf("CommitRegistration(%s): %v", arch.Name, err)
 	}
 }
@@ -103,6 +162,93 @@ func register(t *testing.T, s metadata.Store, name, dataset string) (catalog.Arc
 	arch, vs := committedArch(name, dataset), variantsOf(name)
 	commit(t, s, arch, useCase(dataset), vs)
 	return arch, vs
+}
+
+// pendingArchs lists the pending architectures without their leases.
+func pendingArchs(t *testing.T, s metadata.Store) []catalog.Architecture {
+	t.Helper()
+	ps := must[[]metadata.PendingRegistration](t, "Pending")(s.Pending(t.Context()))
+	out := make([]catalog.Architecture, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Architecture)
+	}
+	return out
+}
+
+// pendingOf returns the listing entry of pending registration name.
+func pendingOf(t *testing.T, s metadata.Store, name string) metadata.PendingRegistration {
+	t.Helper()
+	for _, p := range must[[]metadata.PendingRegistration](t, "Pending")(s.Pending(t.Context())) {
+		if p.Architecture.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("Pending does not list %s", name)
+	return metadata.PendingRegistration{}
+}
+
+// waitTimeout bounds how long the suite waits for a condition that should
+// hold almost at once (an expired lease, a delivered signal); reaching it
+// is a failure, not a measurement.
+const waitTimeout = 20 * time.Second
+
+// eventually waits until cond holds, failing t if it does not within
+// waitTimeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for !cond() {
+		poll := time.NewTimer(time.Millisecond)
+		select {
+		case <-deadline.C:
+			poll.Stop()
+			t.Fatalf("still waiting for %s after %v", what, waitTimeout)
+		case <-poll.C:
+		}
+	}
+}
+
+// beginExpired begins a registration of arch whose lease (1 ms) has
+// expired by the store's clock when it returns.
+func beginExpired(t *testing.T, s metadata.Store, arch catalog.Architecture, by string) {
+	t.Helper()
+	if err := s.BeginRegistration(t.Context(), arch, by, time.Millisecond); err != nil {
+		t.Fatalf("BeginRegistration(%s): %v", arch.Name, err)
+	}
+	eventually(t, "the lease of "+arch.Name+" to expire", func() bool { return pendingOf(t, s, arch.Name).Expired })
+}
+
+// wantSignal waits for a value (not a close) on ch.
+func wantSignal(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: the Changes channel closed instead of signalling", what)
+		}
+	case <-deadline.C:
+		t.Fatalf("%s: no signal on Changes after %v", what, waitTimeout)
+	}
+}
+
+// wantClosed waits until ch is closed, discarding signals.
+func wantClosed(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline.C:
+			t.Fatalf("%s: the Changes channel is still open after %v", what, waitTimeout)
+		}
+	}
 }
 
 // wantErr fails t unless err wraps want. A nil want means no error.
@@ -148,7 +294,7 @@ func snapshot(t *testing.T, s metadata.Store) state {
 	t.Helper()
 	ctx := t.Context()
 	return state{
-		Pending:  must[[]catalog.Architecture](t, "Pending")(s.Pending(ctx)),
+		Pending:  pendingArchs(t, s),
 		Ready:    must[[]catalog.Architecture](t, "Architectures")(s.Architectures(ctx)),
 		Variants: must[[]catalog.Variant](t, "AllVariants")(s.AllVariants(ctx)),
 		UseCases: must[[]catalog.UseCase](t, "UseCases")(s.UseCases(ctx)),
@@ -197,11 +343,16 @@ func tally(t *testing.T, errs []error, want error) (ok, wanted int) {
 
 func testClose(t *testing.T, s metadata.Store) {
 	begin(t, s, pendingArch("before-close", mnist))
+	changes := must[<-chan struct{}](t, "Changes")(s.Changes(context.Background()))
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if _, err := s.Architecture(context.Background(), "before-close"); err == nil {
 		t.Fatal("Architecture after Close succeeded; want an error")
+	}
+	wantClosed(t, "after Close", changes)
+	if _, err := s.Changes(context.Background()); err == nil {
+		t.Fatal("Changes after Close succeeded; want an error")
 	}
 }
 
@@ -228,10 +379,14 @@ func testReopen(t *testing.T, s metadata.Store, reopen func(*testing.T, metadata
 		must[[]catalog.Variant](t, "Variants")(s.Variants(ctx, "lenet")), wantVariants(vs))
 	equal(t, fmt.Sprintf("UseCase(%s) after reopening", useCase(mnist).ID()),
 		must[catalog.UseCase](t, "UseCase")(s.UseCase(ctx, useCase(mnist).ID())), useCase(mnist))
+	if p := pendingOf(t, s, "half-done"); p.Owner != owner || p.Expired {
+		t.Fatalf("lease of half-done after reopening: owner %q, expired %v; want %q, live", p.Owner, p.Expired, owner)
+	}
+	wantErr(t, "AbortRegistration(half-done) by another owner", s.AbortRegistration(ctx, "half-done", other), metadata.ErrConflict)
 
 	// The reopened store is fully usable: recovery aborts the pending
 	// registration and the name can be reused.
-	wantErr(t, "AbortRegistration(half-done)", s.AbortRegistration(ctx, "half-done"), nil)
+	wantErr(t, "AbortRegistration(half-done)", s.AbortRegistration(ctx, "half-done", owner), nil)
 	wantErr(t, "DeleteArchitecture(lenet)", s.DeleteArchitecture(ctx, "lenet"), nil)
 	register(t, s, "half-done", mnist)
 }
