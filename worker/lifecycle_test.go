@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,6 +258,11 @@ func TestLoadFailures(t *testing.T) {
 	cuda.Provider = executor.ProviderCUDA
 	if _, err := w.Load(ctx, cuda, arch); !errors.Is(err, ErrIncompatible) {
 		t.Errorf("cuda variant on a cpu worker: %v, want ErrIncompatible", err)
+	}
+	greedy := v
+	greedy.Threads = w.Config().Hardware.Cores + 1
+	if _, err := w.Load(ctx, greedy, arch); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "cores") {
+		t.Errorf("more threads than the worker's cores: %v, want ErrIncompatible", err)
 	}
 	other := arch
 	other.Name = "someone-else"

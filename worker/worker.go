@@ -224,6 +224,10 @@ func (w *Worker) compatible(v catalog.Variant, arch catalog.Architecture) error 
 	case arch.InputScale < 0:
 		return fmt.Errorf("%w: input scale %v", ErrIncompatible, arch.InputScale)
 	}
+	if c := w.cfg.Hardware.Cores; c > 0 && v.Provider != executor.ProviderCUDA && v.Threads > c {
+		return fmt.Errorf("%w: %s runs %d intra-op threads; this worker (class %s) has %d cores",
+			ErrIncompatible, v.Name, v.Threads, w.cfg.Hardware.Name, c)
+	}
 	if v.Provider == executor.ProviderCUDA && w.cfg.Hardware.Provider != executor.ProviderCUDA {
 		return fmt.Errorf("%w: a %s variant needs a %s worker; this one is %s (%s)",
 			ErrIncompatible, v.Provider, v.Provider, w.cfg.Hardware.Name, w.cfg.Hardware.Provider)
