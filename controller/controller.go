@@ -324,9 +324,11 @@ func (c *Controller) state() selection.State {
 				continue
 			}
 			out := r.Stats.Queued + r.Stats.Executing + int(c.counter(ws.ID, r.ID).Load())
+			// A replica is as healthy as the worker that reports it: one
+			// that stopped, went silent or failed a call is a last resort.
 			st.Replicas = append(st.Replicas, selection.Replica{
 				ID: r.ID, Variant: r.Variant, Worker: ws.ID,
-				Healthy: true, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
+				Healthy: ws.Running, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
 				Loading: r.State == worker.StateLoading, QueuedSamples: out,
 			})
 			if v, ok := variants[r.Variant]; ok {

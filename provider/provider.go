@@ -37,7 +37,7 @@ type Worker struct {
 	PID     int       `json:"pid,omitempty"`
 	CPUs    string    `json:"cpus,omitempty"` // CPU list it is pinned to
 	Started time.Time `json:"started"`
-	// Exit says how it ended (exit status or signal), when it did.
+	// Exit says how it (last) ended: exit status or signal.
 	Exit string `json:"exit,omitempty"`
 	// Restarts counts how often it was started again after exiting.
 	Restarts int `json:"restarts,omitempty"`

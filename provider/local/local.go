@@ -65,6 +65,7 @@ type Provider struct {
 	next    int // index into cfg.CPUs of the next worker's first CPU
 	workers map[string]*child
 	closed  bool
+	quit    chan struct{} // closed when Run starts stopping
 	wg      sync.WaitGroup
 }
 
@@ -96,7 +97,7 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{cfg: cfg, workers: map[string]*child{}}, nil
+	return &Provider{cfg: cfg, workers: map[string]*child{}, quit: make(chan struct{})}, nil
 }
 
 // Name is "local".
@@ -163,7 +164,7 @@ func (p *Provider) spawn(c *child) error {
 		return fmt.Errorf("start worker %s: %w", c.info.ID, err)
 	}
 	c.cmd, c.done = cmd, make(chan struct{})
-	c.info.PID, c.info.State, c.info.Started, c.info.Exit = cmd.Process.Pid, provider.StateRunning, time.Now(), ""
+	c.info.PID, c.info.State, c.info.Started = cmd.Process.Pid, provider.StateRunning, time.Now()
 	p.cfg.Log.Info("started worker", "worker", c.info.ID, "class", c.class.Name, "cpus", c.info.CPUs, "pid", c.info.PID)
 	p.wg.Add(1)
 	go p.reap(c, cmd, c.done)
@@ -194,7 +195,13 @@ func (p *Provider) reap(c *child, cmd *exec.Cmd, done chan struct{}) {
 	if !restart {
 		return
 	}
-	time.Sleep(min(time.Duration(1<<min(c.info.Restarts, 5))*time.Second, 30*time.Second))
+	backoff := time.NewTimer(min(time.Duration(1<<min(c.info.Restarts, 5))*time.Second, 30*time.Second))
+	defer backoff.Stop()
+	select {
+	case <-backoff.C:
+	case <-p.quit:
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.stopped || p.closed {
@@ -254,6 +261,7 @@ func (p *Provider) Run(ctx context.Context) error {
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closed = true
+	close(p.quit)
 	ids := make([]string, 0, len(p.workers))
 	for id := range p.workers {
 		ids = append(ids, id)
