@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,12 +21,15 @@ var ErrBadRequest = errors.New("bad request")
 // errTooLarge marks a body over the configured limit.
 var errTooLarge = errors.New("request body too large")
 
-// Status maps an error to its HTTP status code.
+// Status maps an error to its HTTP status code. An unreachable metadata
+// store is 503 whatever else the error says: the request may succeed later.
 func Status(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.Is(err, metadata.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.As(err, &mbe), errors.Is(err, errTooLarge), errors.Is(err, registrar.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest), errors.Is(err, registrar.ErrInvalid), errors.Is(err, registrar.ErrNotONNX),
@@ -74,17 +78,28 @@ func Code(err error) codes.Code {
 	return codes.Internal
 }
 
+// Message is the text an answer carries for err: err's own, plus what to
+// do about it where that is not obvious (an unreachable metadata store:
+// "...; try again").
+func Message(err error) string {
+	msg := err.Error()
+	if errors.Is(err, metadata.ErrUnavailable) && !strings.Contains(msg, "try again") {
+		msg += "; try again"
+	}
+	return msg
+}
+
 // GRPCError converts err into a gRPC status error with its code.
 func GRPCError(err error) error {
 	if err == nil {
 		return nil
 	}
-	return status.Error(Code(err), err.Error())
+	return status.Error(Code(err), Message(err))
 }
 
 // writeError answers {"error": "..."} (the Open Inference Protocol's error shape).
 func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, Status(err), map[string]string{"error": err.Error()})
+	writeJSON(w, Status(err), map[string]string{"error": Message(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
