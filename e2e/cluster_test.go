@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -442,4 +444,64 @@ func TestCluster(t *testing.T) {
 		resume()
 		t.Logf("%d queries answered while Redis was paused for 5 s", n)
 	})
+}
+
+// childrenOf lists the processes whose environment names pid as the
+// parent that started them (the local provider's workers).
+func childrenOf(t testing.TB, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	mark := []byte("INFAAS_PARENT_PID=" + strconv.Itoa(pid) + "\x00")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, mark) {
+			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// TestServeWorkersDieWithIt: `infaas serve` runs its workers as child
+// processes, and none outlives it — whether it stops cleanly or is killed.
+func TestServeWorkersDieWithIt(t *testing.T) {
+	for _, how := range []string{"stopped", "killed"} {
+		t.Run(how, func(t *testing.T) {
+			s := startServer(t, t.TempDir(), "--workers", "cpu-1,cpu-1")
+			var ws []controller.WorkerInfo
+			waitFor(t, "both workers joined", 30*time.Second, func() bool {
+				var err error
+				ws, err = s.c.Workers(ctx(t))
+				return err == nil && len(ws) == 2
+			})
+			kids := childrenOf(t, s.cmd.Process.Pid)
+			if len(ws) != 2 || len(kids) != 2 || !ws[0].Remote || ws[0].Hardware.Name != "cpu-1" {
+				t.Fatalf("workers %+v, child processes %v", ws, kids)
+			}
+			if how == "stopped" {
+				s.stop()
+			} else {
+				s.kill()
+			}
+			waitFor(t, "the workers exit with the server", 10*time.Second, func() bool {
+				for _, k := range kids {
+					if syscall.Kill(k, 0) == nil {
+						if st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(k), "stat")); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+							return false
+						}
+					}
+				}
+				return true
+			})
+		})
+	}
 }

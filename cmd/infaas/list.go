@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/infaas/infaas/api"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 )
@@ -24,12 +25,27 @@ func runModels(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	l, err := client.New(*server).Models(ctx)
+	cl := client.New(*server)
+	l, err := cl.Models(ctx)
 	if err != nil {
 		return err
 	}
+	ws, err := cl.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	// Where each architecture's variants are loaded now.
+	loaded := map[string][]string{}
+	for _, w := range ws {
+		for _, r := range w.Replicas {
+			loaded[r.Architecture] = append(loaded[r.Architecture], fmt.Sprintf("%s@%s(%s)", strings.TrimPrefix(r.Variant, r.Architecture+"."), w.ID, r.State))
+		}
+	}
 	if *asJSON {
-		return printJSON(l)
+		return printJSON(struct {
+			api.Listing
+			Loaded map[string][]string `json:"loaded"`
+		}{l, loaded})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "USE CASE\tINPUT\tCLASSES")
@@ -39,14 +55,19 @@ func runModels(ctx context.Context, args []string) error {
 	tw.Flush()
 	fmt.Println()
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ARCHITECTURE\tUSE CASE\tACCURACY\tINPUT SCALE\tBATCH\tSIZE\tVARIANTS DROPPED")
+	fmt.Fprintln(tw, "ARCHITECTURE\tUSE CASE\tACCURACY\tINPUT SCALE\tBATCH\tSIZE\tVARIANTS DROPPED\tLOADED (variant@worker)")
 	for _, a := range l.Architectures {
 		batch := "dynamic"
 		if !a.DynamicBatch && len(a.Input.Shape) > 0 {
 			batch = fmt.Sprintf("fixed %d", a.Input.Shape[0])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f%% (%s)\t%g\t%s\t%s\t%d\n", a.Name, a.UseCaseID(), a.Accuracy, a.AccuracySource,
-			a.InputScale, batch, bytesHuman(a.ModelBytes), len(a.Dropped))
+		where := "-"
+		if l := loaded[a.Name]; len(l) > 0 {
+			slices.Sort(l)
+			where = strings.Join(l, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f%% (%s)\t%g\t%s\t%s\t%d\t%s\n", a.Name, a.UseCaseID(), a.Accuracy, a.AccuracySource,
+			a.InputScale, batch, bytesHuman(a.ModelBytes), len(a.Dropped), where)
 	}
 	return tw.Flush()
 }
