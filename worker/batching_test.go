@@ -77,6 +77,43 @@ func TestPlanBatch(t *testing.T) {
 	}
 }
 
+// runsAlone is the batcher's plan for a lone request: an idle replica runs
+// on the caller's goroutine exactly the requests the batcher would not hold
+// back, so a deadline too close to wait for company skips the hand-offs.
+func TestRunsAlone(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := &replica{maxBatch: 8, maxDelay: 2 * time.Millisecond, cost: linearCost(60*time.Microsecond, 10*time.Microsecond, 0)}
+	tests := []struct {
+		name     string
+		batch    int
+		deadline time.Duration // from now; 0 = none
+		maxDelay time.Duration
+		want     bool
+	}{
+		{name: "no deadline", batch: 1, maxDelay: 2 * time.Millisecond, want: true},
+		{name: "full batch", batch: 8, deadline: time.Second, maxDelay: 2 * time.Millisecond, want: true},
+		// slack 1 ms − exec(2) = 0.92 ms: half of it is under the timer's
+		// resolution, so the batcher would not wait.
+		{name: "1 ms target", batch: 1, deadline: time.Millisecond, maxDelay: 2 * time.Millisecond, want: true},
+		{name: "2 ms target", batch: 4, deadline: 2 * time.Millisecond, maxDelay: 2 * time.Millisecond, want: true},
+		{name: "slack to wait", batch: 1, deadline: 50 * time.Millisecond, maxDelay: 2 * time.Millisecond, want: false},
+		{name: "slack to wait, partial batch", batch: 7, deadline: 50 * time.Millisecond, maxDelay: 2 * time.Millisecond, want: false},
+		{name: "waiting disabled", batch: 1, deadline: 50 * time.Millisecond, maxDelay: 0, want: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r.maxDelay = tc.maxDelay
+			req := Request{Batch: tc.batch}
+			if tc.deadline != 0 {
+				req.Deadline = now.Add(tc.deadline)
+			}
+			if got := r.runsAlone(now, req); got != tc.want {
+				t.Errorf("runsAlone = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestAdmit(t *testing.T) {
 	now := time.Unix(1000, 0)
 	cost := linearCost(time.Millisecond, 0, 1000) // 1 ms per batch; 1000 samples/s

@@ -78,10 +78,11 @@ type replica struct {
 	loadedAt  time.Time
 	loadTime  time.Duration
 	queue     []*pending
-	queued    int  // samples in queue
-	executing int  // samples in the running batch
-	inline    bool // a request is running on its caller's goroutine (the idle fast path)
-	live      bool // the batcher goroutine is running: the worker serves
+	queued    int           // samples in queue
+	executing int           // samples in the running batch
+	inline    bool          // a request is running on its caller's goroutine (the idle fast path)
+	live      bool          // the batcher goroutine is running: the worker serves
+	maxDelay  time.Duration // the batcher's cap on waiting for company; set with live
 	health    Health
 
 	// runMu is held by an inline run; finalize takes it before closing the
@@ -159,11 +160,14 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 		return Response{}, err
 	}
 	p := &pending{ctx: ctx, req: req, arrived: now, done: make(chan result, 1)}
-	// Fast path: an idle replica and a request that would not wait for
-	// company (no deadline, or a full batch) run at once on the caller's
-	// goroutine, saving two goroutine hand-offs.
-	if r.live && len(r.queue) == 0 && r.executing == 0 && !r.inline && r.sess != nil &&
-		(req.Deadline.IsZero() || req.Batch >= r.maxBatch) {
+	// Fast path: on an idle replica, a request the batcher would run at
+	// once — no deadline, a full batch, or a deadline too close to wait
+	// for company — runs on the caller's goroutine. Going through the
+	// batcher would add two goroutine hand-offs, each a thread wake-up
+	// when the process was idle: tens of microseconds on an idle machine,
+	// milliseconds on a busy one, and the tightest targets can least
+	// afford them.
+	if r.live && len(r.queue) == 0 && r.executing == 0 && !r.inline && r.sess != nil && r.runsAlone(now, req) {
 		return r.runInline(p)
 	}
 	r.queue = append(r.queue, p)
@@ -194,6 +198,17 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	default:
 		return Response{}, fmt.Errorf("request to %s abandoned while running: %w", r.id, ctx.Err())
 	}
+}
+
+// runsAlone says whether the batcher would run req at once were it alone
+// in the queue: it is a full batch, has no deadline, waiting is disabled,
+// or its slack leaves no time to wait for company. Call with r.mu held.
+func (r *replica) runsAlone(now time.Time, req Request) bool {
+	if req.Deadline.IsZero() || req.Batch >= r.maxBatch || r.maxDelay <= 0 {
+		return true
+	}
+	lone := [1]queued{{Arrived: now, Deadline: req.Deadline, Samples: req.Batch}}
+	return planBatch(now, lone[:], r.maxBatch, r.maxDelay, r.cost, false).N > 0
 }
 
 // runInline runs p alone on the caller's goroutine. Call with r.mu held;
@@ -236,6 +251,7 @@ func (r *replica) remove(p *pending) {
 func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 	r.mu.Lock()
 	r.live = true
+	r.maxDelay = maxDelay
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
