@@ -36,8 +36,9 @@ const lockTimeout = 2 * time.Second
 
 // BoltStore is a Store in one bbolt file, for a single infaas process.
 // bbolt serialises writers, so each method is one transaction. Since one
-// process holds the file, leases are judged by this process's clock, the
-// blob lock is an in-process lock and Changes an in-process broadcast.
+// process holds the file, leases are judged by this process's clock (and
+// those found when the file is opened have expired: their holder exited),
+// the blob lock is an in-process lock and Changes an in-process broadcast.
 type BoltStore struct {
 	db   *bolt.DB
 	path string
@@ -65,13 +66,42 @@ func OpenBolt(path string) (*BoltStore, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return expireLeases(tx.Bucket(bucketLeases))
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
 	return &BoltStore{db: db, path: path, now: time.Now, blobs: semaphore.NewWeighted(blobLockWeight)}, nil
+}
+
+// expireLeases ends every lease found when the file is opened: only one
+// process can hold the file, so whoever took them has exited, and their
+// registrations are for Recover to remove at once. Owners and digests stay.
+func expireLeases(b *bolt.Bucket) error {
+	expired := map[string][]byte{}
+	err := b.ForEach(func(k, v []byte) error {
+		l, err := decodeLease(string(k), v)
+		if err != nil {
+			return err
+		}
+		l.Until = time.Time{}
+		enc, err := encodeLease(string(k), l)
+		if err != nil {
+			return err
+		}
+		expired[string(k)] = enc
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k, v := range expired {
+		if err := b.Put([]byte(k), v); err != nil {
+			return fmt.Errorf("expire lease of %s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // Path is the file the store was opened from.
