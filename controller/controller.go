@@ -188,7 +188,11 @@ func (c *Controller) runCatalog(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changes:
+		case _, ok := <-changes:
+			if !ok { // the store closed it: periodic refreshes only
+				changes = nil
+				continue
+			}
 		case <-ct.C:
 		}
 		err := c.Refresh(ctx)
@@ -310,6 +314,20 @@ func (c *Controller) state() selection.State {
 	for _, l := range c.loads {
 		loads = append(loads, l)
 	}
+	// Loads that finished: their replica is ready even where the worker's
+	// last report, sent before the load returned, shows it loading or not
+	// at all. Without this a fresh replica reads as "loading" (its whole
+	// profiled load time left) until the next report, and a second load of
+	// the same variant may start.
+	readyNow := map[string]*loadOp{} // replica ID → its finished load
+	for key, l := range c.finished {
+		switch {
+		case l.err != nil || c.now().Sub(l.ended) > finishedGrace:
+			delete(c.finished, key)
+		default:
+			readyNow[l.worker+"/"+l.replica] = l
+		}
+	}
 	c.mu.Unlock()
 	var variants map[string]catalog.Variant
 	if v := c.view.Load(); v != nil {
@@ -323,13 +341,22 @@ func (c *Controller) state() selection.State {
 			if r.State == worker.StateDraining {
 				continue
 			}
-			out := r.Stats.Queued + r.Stats.Executing + int(c.counter(ws.ID, r.ID).Load())
+			// Outstanding samples: the worker's count (every controller's
+			// requests, as of its last report) or this controller's own
+			// (dispatched, not yet answered, live), whichever is larger —
+			// adding them would count this controller's requests twice.
+			out := max(r.Stats.Queued+r.Stats.Executing, int(c.counter(ws.ID, r.ID).Load()))
+			loading := r.State == worker.StateLoading
+			if _, done := readyNow[ws.ID+"/"+r.ID]; done {
+				loading = false
+				delete(readyNow, ws.ID+"/"+r.ID)
+			}
 			// A replica is as healthy as the worker that reports it: one
 			// that stopped, went silent or failed a call is a last resort.
 			st.Replicas = append(st.Replicas, selection.Replica{
 				ID: r.ID, Variant: r.Variant, Worker: ws.ID,
 				Healthy: ws.Running, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
-				Loading: r.State == worker.StateLoading, QueuedSamples: out,
+				Loading: loading, QueuedSamples: out,
 			})
 			if v, ok := variants[r.Variant]; ok {
 				p, ok := v.ProfileOn(ws.Hardware.Name)
@@ -339,6 +366,15 @@ func (c *Controller) state() selection.State {
 				if p.ThroughputQPS > 0 {
 					util += r.Stats.InferencesPerSecond / p.ThroughputQPS * float64(v.Threads) / float64(max(ws.Hardware.Cores, 1))
 				}
+			}
+		}
+		// Loads that finished and the worker's report does not show yet.
+		for key, l := range readyNow {
+			if l.worker == ws.ID {
+				free -= l.reserve
+				st.Replicas = append(st.Replicas, selection.Replica{ID: l.replica, Variant: l.variant.Name, Worker: ws.ID,
+					Healthy: ws.Running, QueuedSamples: int(c.counter(ws.ID, l.replica).Load())})
+				delete(readyNow, key)
 			}
 		}
 		// Loads the controller started that the worker does not show yet.

@@ -170,6 +170,18 @@ func (e *workerGoneError) Error() string {
 	return fmt.Sprintf("worker %s failed during the request: %v", e.worker, e.err)
 }
 
+// loadFailed is the error of a request whose load failed: a retry
+// elsewhere when the worker failed under the load, else not ready.
+func (c *Controller) loadFailed(ctx context.Context, workerID string, err error) error {
+	if retry, suspect := failedUnder(ctx, err); retry {
+		if w := c.worker(workerID); w != nil && suspect {
+			c.suspectWorker(w, err)
+		}
+		return &workerGoneError{worker: workerID, err: err}
+	}
+	return fmt.Errorf("%w: %v", ErrNotReady, err)
+}
+
 // failedUnder reports whether err, from a call to a worker under ctx,
 // means the request should be tried once more elsewhere (retry), and
 // whether the worker itself looks gone (suspect): the transport broke or
@@ -282,7 +294,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		}
 		id, err := load.wait(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+			return nil, c.loadFailed(ctx, load.worker, err)
 		}
 		replica, w, vname = id, c.worker(load.worker), load.variant.Name
 	default:
@@ -303,7 +315,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 			}
 			id, err := l.wait(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrNotReady, err)
+				return nil, c.loadFailed(ctx, l.worker, err)
 			}
 			replica = id
 		}

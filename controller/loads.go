@@ -20,7 +20,13 @@ type loadOp struct {
 	done    chan struct{}
 	replica string
 	err     error
+	ended   time.Time // when it finished
 }
+
+// finishedGrace is how long a finished load stands in for its replica in
+// the snapshot while the worker's reports catch up (a report is due every
+// StateEvery; this leaves room for several).
+const finishedGrace = 2 * time.Second
 
 // visible reports whether the worker already shows this load as a replica
 // in the loading state (then its memory is in the worker's ledger).
@@ -62,7 +68,7 @@ func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Work
 			c.log.Info("variant loaded", "variant", v.Name, "worker", w.ID(), "replica", id, "elapsed", c.now().Sub(l.started).Round(time.Millisecond))
 		}
 		c.mu.Lock()
-		l.replica, l.err = id, err
+		l.replica, l.err, l.ended = id, err, c.now()
 		delete(c.loads, key)
 		// A query whose snapshot still showed the load in flight finds
 		// the replica here (one entry per variant and worker).

@@ -73,8 +73,9 @@ type remote struct {
 	hello  workerrpc.Hello
 	joined time.Time
 	status atomic.Pointer[worker.Status]
-	seen   atomic.Int64 // Unix ns of the last report
-	gone   atomic.Bool  // left, timed out or replaced
+	seen   atomic.Int64  // Unix ns of the last report
+	gone   atomic.Bool   // left, timed out or replaced
+	done   chan struct{} // closed when gone: ends the Join stream
 	// suspect is set when a call failed as if the worker were gone; the
 	// worker is out of routing until its next report.
 	suspect atomic.Bool
@@ -109,6 +110,9 @@ func (r *remote) Report(st worker.Status) {
 	}
 	r.c.kick()
 }
+
+// Done is closed once the controller has let the worker go.
+func (r *remote) Done() <-chan struct{} { return r.done }
 
 // Leave is called when the Join stream ends.
 func (r *remote) Leave(err error) {
@@ -147,7 +151,7 @@ func (c *Controller) Join(ctx context.Context, h workerrpc.Hello) (workerrpc.Mem
 		cl.Close()
 		return nil, fmt.Errorf("the worker at %s says it is %q, not %q", h.Address, cl.ID(), h.WorkerID)
 	}
-	r := &remote{remoteClient: cl, c: c, hello: h, joined: c.now()}
+	r := &remote{remoteClient: cl, c: c, hello: h, joined: c.now(), done: make(chan struct{})}
 	r.seen.Store(c.now().UnixNano())
 	c.mu.Lock()
 	old := c.set.Load().byID[h.WorkerID]
@@ -158,8 +162,8 @@ func (c *Controller) Join(ctx context.Context, h workerrpc.Hello) (workerrpc.Mem
 	}
 	c.set.Store(c.set.Load().with(r))
 	c.mu.Unlock()
-	if o, ok := old.(*remote); ok {
-		o.gone.Store(true)
+	if o, ok := old.(*remote); ok && !o.gone.Swap(true) {
+		close(o.done)
 		o.remoteClient.Close()
 	}
 	c.log.Info("worker joined", "worker", h.WorkerID, "address", h.Address, "class", h.Class.Name,
@@ -175,6 +179,7 @@ func (c *Controller) drop(r *remote, why string) {
 	if r.gone.Swap(true) {
 		return
 	}
+	close(r.done)
 	c.mu.Lock()
 	if c.set.Load().byID[r.ID()] == Worker(r) {
 		c.set.Store(c.set.Load().without(r.ID()))

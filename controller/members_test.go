@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ type cluster struct {
 
 type remoteRig struct {
 	wk     *worker.Worker
+	mute   sync.RWMutex // held to stop the worker's reports
 	gs     *grpc.Server
 	cancel context.CancelFunc // ends the worker and its announcer
 	done   chan struct{}
@@ -60,13 +62,18 @@ const testToken = "members-test-token"
 
 func newCluster(t testing.TB, ids ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, 2*time.Second, ids...)
+}
+
+func newClusterWith(t testing.TB, heartbeat time.Duration, ids ...string) *cluster {
+	t.Helper()
 	ctx := context.Background()
 	store, repo, _ := seedStore(t)
 	hw := catalog.LocalCPU()
 	cl := &cluster{repo: repo, workers: map[string]*remoteRig{}, dialled: map[string]*flaky{}}
 	cfg := DefaultConfig()
 	cfg.Classes = []catalog.HardwareClass{hw}
-	cfg.HeartbeatTimeout = 2 * time.Second
+	cfg.HeartbeatTimeout = heartbeat
 	dialled := make(chan *flaky, len(ids)*4)
 	cfg.Dial = func(ctx context.Context, addr string) (RemoteWorker, error) {
 		w, err := workerrpc.Dial(ctx, addr, workerrpc.ClientAuth(testToken)...)
@@ -131,7 +138,12 @@ func (cl *cluster) startWorker(t testing.TB, id string, hw catalog.HardwareClass
 	workerpb.RegisterWorkerServer(gs, workerrpc.NewServer(wk))
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &remoteRig{wk: wk, gs: gs, cancel: cancel, done: make(chan struct{})}
-	ann := &workerrpc.Announcer{Controller: cl.cluster, State: wk.State, DialOptions: workerrpc.ClientAuth(testToken),
+	state := func() worker.Status {
+		r.mute.RLock()
+		defer r.mute.RUnlock()
+		return wk.State()
+	}
+	ann := &workerrpc.Announcer{Controller: cl.cluster, State: state, DialOptions: workerrpc.ClientAuth(testToken),
 		Hello: workerrpc.Hello{WorkerID: id, Address: ln.Addr().String(), Class: hw, Incarnation: "1"}}
 	go func() { _ = gs.Serve(ln) }()
 	go func() {
@@ -254,4 +266,28 @@ func BenchmarkInferRemote(b *testing.B) {
 	for b.Loop() {
 		cl.infer(b, model)
 	}
+}
+
+// A worker that stops reporting leaves routing after the heartbeat
+// timeout; when it reports again it is told to join afresh, and does.
+func TestSilentWorkerLeavesAndRejoins(t *testing.T) {
+	cl := newClusterWith(t, 300*time.Millisecond, "r1", "r2")
+	r1 := cl.workers["r1"]
+	r1.mute.Lock()
+	muted := true
+	defer func() {
+		if muted {
+			r1.mute.Unlock()
+		}
+	}()
+	waitUntil(t, "silent r1 dropped", func() bool {
+		ws := cl.c.Workers()
+		return len(ws) == 1 && ws[0].ID == "r2"
+	})
+	if w := cl.infer(t, "mnist-mlp-s").Parameters["worker"]; w != "r2" {
+		t.Fatalf("served by %v while r1 is silent", w)
+	}
+	r1.mute.Unlock()
+	muted = false
+	waitUntil(t, "r1 back after it reports again", func() bool { return slices.Equal(cl.running(), []string{"r1", "r2"}) })
 }

@@ -46,6 +46,10 @@ type Member interface {
 	// Leave is called once when the stream ends; err says why (nil: the
 	// worker closed it).
 	Leave(err error)
+	// Done is closed when the controller has let the worker go (silent
+	// too long, replaced): the stream then ends, and the worker, if it is
+	// alive after all, joins again afresh.
+	Done() <-chan struct{}
 }
 
 // RegistryServer serves the Registry service for a Membership.
@@ -103,19 +107,31 @@ func (s *RegistryServer) Join(stream workerpb.Registry_JoinServer) error {
 			return err
 		}
 	}
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+	recvDone := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				recvDone <- nil
+				return
+			}
+			if err == nil {
+				err = report(msg.GetStatusJson())
+			}
+			if err != nil {
+				recvDone <- err
+				return
+			}
 		}
-		if err != nil {
-			leaveErr = err
-			return err
-		}
-		if err := report(msg.GetStatusJson()); err != nil {
-			leaveErr = err
-			return err
-		}
+	}()
+	select {
+	case err := <-recvDone:
+		leaveErr = err
+		return err
+	case <-member.Done():
+		// Returning cancels the stream; the receiving goroutine ends with it.
+		leaveErr = errors.New("the controller let the worker go")
+		return status.Error(codes.Aborted, "the controller let this worker go (silent past its heartbeat timeout, or replaced); join again")
 	}
 }
 
