@@ -2,12 +2,19 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	pb "github.com/infaas/infaas/api/inferencepb"
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/internal/zootest"
+	"github.com/infaas/infaas/repository"
+	"github.com/infaas/infaas/workerrpc"
 )
 
 // BenchmarkClusterThroughput measures model-less throughput of a
@@ -76,5 +83,60 @@ func BenchmarkClusterThroughput(b *testing.B) {
 			b.ReportMetric(float64(failed)/float64(b.N), "refused-frac")
 			b.ReportMetric(float64(len(served)), "workers-used")
 		})
+	}
+}
+
+// BenchmarkProfileByClass profiles one compute-bound two-thread variant
+// (mnist-cnn-m, fp32, max batch 32) through the Profile call of a cpu-1
+// worker pinned to one core and of a cpu-2 worker pinned to two, and
+// reports each class's p50 at batch 32: on one core the two threads take
+// turns. Each iteration measures both.
+func BenchmarkProfileByClass(b *testing.B) {
+	dir := b.TempDir()
+	repoDir := filepath.Join(dir, "models")
+	repo, err := repository.Open(ctx(b), repoDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	model, err := os.ReadFile(zootest.Path(b, "models/mnist-cnn-m.onnx"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest, err := repo.Put(ctx(b), model)
+	repo.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	arch := catalog.Architecture{Name: "mnist-cnn-m", Input: catalog.TensorSpec{Name: "x", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}}
+	v := catalog.Variant{Name: "mnist-cnn-m.fp32.basic.t2.b32.cpu", Architecture: arch.Name, Precision: "fp32", OptLevel: "basic",
+		Provider: "cpu", Threads: 2, MaxBatch: 32, FileDigest: digest, FileBytes: int64(len(model))}
+	workers := map[string]string{"cpu-1": "0", "cpu-2": "0-1"}
+	clients := map[string]*workerrpc.Client{}
+	for class, cpus := range workers {
+		addr := freeAddr(b)
+		p := startProc(b, "w-"+class, "worker", "--id", "w-"+class, "--class", class, "--cpus", cpus, "--repository", repoDir,
+			"--controller", freeAddr(b), "--listen", addr, "--profile-time", "200ms")
+		var cl *workerrpc.Client
+		waitFor(b, class+" worker answers", 30*time.Second, func() bool {
+			cl, err = workerrpc.Dial(ctx(b), addr, workerrpc.ClientAuth("cluster-test-token")...)
+			return err == nil
+		}, p)
+		b.Cleanup(func() { cl.Close() })
+		clients[class] = cl
+	}
+	p50 := map[string][]float64{}
+	b.ResetTimer()
+	for range b.N {
+		for _, class := range []string{"cpu-1", "cpu-2"} {
+			p, err := clients[class].Profile(ctx(b), v, arch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p50[class] = append(p50[class], p.LatencyMs[32].P50)
+		}
+	}
+	for class, xs := range p50 {
+		sort.Float64s(xs)
+		b.ReportMetric(xs[len(xs)/2], "p50@32-ms-"+class)
 	}
 }

@@ -550,8 +550,16 @@ func TestOverloadBatchesAndRefuses(t *testing.T) {
 	t.Logf("%s, 48 clients, target %.0f ms: %d answered (p50 %.3f, p99 %.3f ms in infaas, of which in the worker p50 %.3f, p99 %.3f ms), largest batch %d, %d refused, %d unavailable",
 		v.Name, target, r.answered, pct(r.latency, 0.5), pct(r.latency, 0.99), pct(r.inWorker, 0.5), pct(r.inWorker, 0.99), r.maxBatch, r.refused, r.unavailable)
 	r.check(t, "target 20 ms", v.Accuracy)
-	if r.maxBatch < 2 {
-		t.Errorf("no batch larger than 1 formed under 48 concurrent clients")
+	switch {
+	case v.MaxBatch > 1 && r.maxBatch < 2:
+		t.Errorf("no batch larger than 1 formed under 48 concurrent clients (max batch %d)", v.MaxBatch)
+	case r.maxBatch > int64(v.MaxBatch):
+		t.Errorf("a batch of %d formed on a variant of max batch %d", r.maxBatch, v.MaxBatch)
+	case v.MaxBatch == 1:
+		// Pruning on a busy machine can keep only batch-1 variants (their
+		// measured throughput was as good); batching is then not tested
+		// here but in the worker's own tests.
+		t.Logf("registration kept only max batch 1 variants; batching not exercised")
 	}
 	if r.answered == 0 {
 		t.Errorf("nothing answered under a %.0f ms target", target)
