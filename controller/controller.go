@@ -342,10 +342,11 @@ func (c *Controller) state() selection.State {
 				continue
 			}
 			// Outstanding samples: the worker's count (every controller's
-			// requests, as of its last report) or this controller's own
-			// (dispatched, not yet answered, live), whichever is larger —
-			// adding them would count this controller's requests twice.
-			out := max(r.Stats.Queued+r.Stats.Executing, int(c.counter(ws.ID, r.ID).Load()))
+			// requests, as of its last report) and this controller's own
+			// (dispatched, not yet answered), which selection reads live at
+			// decision time and takes the larger of — adding them would
+			// count this controller's requests twice.
+			out := r.Stats.Queued + r.Stats.Executing
 			loading := r.State == worker.StateLoading
 			if _, done := readyNow[ws.ID+"/"+r.ID]; done {
 				loading = false
@@ -354,9 +355,9 @@ func (c *Controller) state() selection.State {
 			// A replica is as healthy as the worker that reports it: one
 			// that stopped, went silent or failed a call is a last resort.
 			st.Replicas = append(st.Replicas, selection.Replica{
-				ID: r.ID, Variant: r.Variant, Worker: ws.ID,
+				ID: snapshotID(ws.ID, r.ID), Variant: r.Variant, Worker: ws.ID,
 				Healthy: ws.Running, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
-				Loading: loading, QueuedSamples: out,
+				Loading: loading, QueuedSamples: out, Live: c.counter(ws.ID, r.ID),
 			})
 			if v, ok := variants[r.Variant]; ok {
 				p, ok := v.ProfileOn(ws.Hardware.Name)
@@ -372,8 +373,8 @@ func (c *Controller) state() selection.State {
 		for key, l := range readyNow {
 			if l.worker == ws.ID {
 				free -= l.reserve
-				st.Replicas = append(st.Replicas, selection.Replica{ID: l.replica, Variant: l.variant.Name, Worker: ws.ID,
-					Healthy: ws.Running, QueuedSamples: int(c.counter(ws.ID, l.replica).Load())})
+				st.Replicas = append(st.Replicas, selection.Replica{ID: snapshotID(ws.ID, l.replica), Variant: l.variant.Name, Worker: ws.ID,
+					Healthy: ws.Running, Live: c.counter(ws.ID, l.replica)})
 				delete(readyNow, key)
 			}
 		}
@@ -397,6 +398,10 @@ func (c *Controller) state() selection.State {
 	}
 	return st
 }
+
+// snapshotID names a worker's replica in the snapshot: replica IDs are
+// unique on their worker only (two workers each have "v#1").
+func snapshotID(workerID, replica string) string { return workerID + "/" + replica }
 
 // pruneCounters forgets the in-flight counters of a worker's replicas
 // that are gone and idle.

@@ -139,6 +139,8 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 	// Inference is idempotent: try once more elsewhere if the budget
 	// allows; the worker is out of routing until it reports again.
 	c.cfg.Metrics.Failover(gone.worker)
+	// Retry on a snapshot that no longer routes to the failed worker.
+	c.refreshState()
 	r := *req
 	if lat := req.Requirements.LatencyMs; lat > 0 {
 		left := lat - ms(c.now().Sub(arrival))
@@ -290,7 +292,12 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	switch d.Action {
 	case selection.LoadAndServe:
 		if load == nil {
-			return nil, fmt.Errorf("%w: no worker to load %s on", ErrNotReady, s.Variant(d.Load).Name)
+			if d.Load < 0 || d.LoadWorker < 0 {
+				return nil, fmt.Errorf("%w: no load to wait for (decision %s)", ErrNotReady, d.Reason)
+			}
+			// The worker chosen for the load left since the snapshot.
+			return nil, &workerGoneError{worker: s.Worker(d.LoadWorker).ID,
+				err: fmt.Errorf("no worker to load %s on", s.Variant(d.Load).Name)}
 		}
 		id, err := load.wait(ctx)
 		if err != nil {
@@ -299,7 +306,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		replica, w, vname = id, c.worker(load.worker), load.variant.Name
 	default:
 		rp := s.Replica(d.Replica)
-		replica, w, vname = rp.ID, c.worker(rp.Worker), rp.Variant
+		replica, w, vname = strings.TrimPrefix(rp.ID, rp.Worker+"/"), c.worker(rp.Worker), rp.Variant
 		if strings.HasPrefix(replica, "loading:") {
 			// A load the controller started and the worker does not show yet.
 			key := strings.TrimPrefix(replica, "loading:")
@@ -321,7 +328,12 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		}
 	}
 	if w == nil {
-		return nil, fmt.Errorf("%w: worker of replica %s is gone", ErrNotReady, replica)
+		// The worker left between the snapshot and now: try elsewhere.
+		wid := ""
+		if d.Replica >= 0 {
+			wid = s.Replica(d.Replica).Worker
+		}
+		return nil, &workerGoneError{worker: wid, err: fmt.Errorf("worker of replica %s left routing", replica)}
 	}
 	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
 

@@ -291,3 +291,54 @@ func TestSilentWorkerLeavesAndRejoins(t *testing.T) {
 	muted = false
 	waitUntil(t, "r1 back after it reports again", func() bool { return slices.Equal(cl.running(), []string{"r1", "r2"}) })
 }
+
+// The same variant loaded on two workers: both replicas (each "#1" on its
+// own worker) are in the snapshot, and concurrent queries use both.
+func TestSameVariantOnTwoWorkers(t *testing.T) {
+	cl := newCluster(t, "r1", "r2")
+	name := "mnist-mlp-s.fp32.all.t1.b1.cpu"
+	v := cl.c.view.Load()
+	x, a := v.variants[name], v.archs["mnist-mlp-s"]
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := cl.workers[id].wk.Load(context.Background(), x, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "both replicas in the snapshot", func() bool {
+		cl.c.refreshState()
+		s := cl.c.view.Load().snap
+		n := 0
+		for i := range s.NumReplicas() {
+			if r := s.Replica(int32(i)); r.Variant == name && !r.Loading {
+				n++
+			}
+		}
+		return n == 2
+	})
+	// The live in-flight counts steer each query to the idler replica.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	served := map[string]int{}
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				resp, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: name, Inputs: []inference.Tensor{{
+					Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				w := resp.Parameters["worker"].(string)
+				mu.Lock()
+				served[w]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if served["r1"] == 0 || served["r2"] == 0 {
+		t.Fatalf("400 concurrent queries served by %v; want both workers", served)
+	}
+}

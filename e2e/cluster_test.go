@@ -109,17 +109,20 @@ func tail(s string, n int) string {
 // ctrlProc is an `infaas controller`.
 type ctrlProc struct {
 	*proc
-	http, cluster string
-	c             *client.Client
+	http, grpc, cluster string
+	c                   *client.Client
 }
 
+// startController runs `infaas controller` on free loopback ports against
+// the Redis at redis (extra flags come last, so they can override the
+// store).
 func startController(t testing.TB, name, dir, redis string, extra ...string) *ctrlProc {
 	t.Helper()
-	httpAddr, cluster := freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, cluster := freeAddr(t), freeAddr(t), freeAddr(t)
 	args := append([]string{"controller", "--id", name, "--data", dir, "--store", "redis://" + redis + "/0",
-		"--http", httpAddr, "--grpc", freeAddr(t), "--metrics", "", "--cluster", cluster, "--class", "cpu-2",
+		"--http", httpAddr, "--grpc", grpcAddr, "--metrics", "", "--cluster", cluster, "--class", "cpu-2",
 		"--profile-time", "40ms", "--heartbeat-timeout", "1s"}, extra...)
-	c := &ctrlProc{proc: startProc(t, name, args...), http: httpAddr, cluster: cluster, c: client.New(httpAddr)}
+	c := &ctrlProc{proc: startProc(t, name, args...), http: httpAddr, grpc: grpcAddr, cluster: cluster, c: client.New(httpAddr)}
 	c.waitLive()
 	return c
 }

@@ -4,7 +4,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/infaas/infaas/catalog"
 )
@@ -325,5 +327,48 @@ func TestInstances(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("explanation lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestLiveCountsSpreadLoad: two equal idle replicas by the state; the
+// dispatcher's live count of what it sent since says the first is busy,
+// so the next query goes to the second — and back when that one is busier.
+func TestLiveCountsSpreadLoad(t *testing.T) {
+	st := State{Workers: []Worker{worker("w1", slowClass, 0.1, 8*gib64), worker("w3", slowClass, 0.1, 8*gib64)}}
+	var a, b atomic.Int64
+	ra, rb := replica("ra", twoV, "w1"), replica("rb", twoV, "w3")
+	ra.Live, rb.Live = &a, &b
+	st.Replicas = []Replica{ra, rb}
+	s, err := NewSnapshot(classesCatalog(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := Lookup("infaas", Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func() string {
+		var d Decision
+		pol.Select(s, &Request{Name: "two", LatencyMs: 100}, time.Time{}, &d)
+		if d.Replica < 0 {
+			t.Fatalf("no replica chosen: %+v", d)
+		}
+		return s.Replica(d.Replica).ID
+	}
+	if got := pick(); got != "ra" {
+		t.Fatalf("idle: %s, want ra (first by ID)", got)
+	}
+	a.Store(3)
+	if got := pick(); got != "rb" {
+		t.Fatalf("ra has 3 in flight: %s, want rb", got)
+	}
+	b.Store(5)
+	if got := pick(); got != "ra" {
+		t.Fatalf("rb has 5 in flight, ra 3: %s, want ra", got)
+	}
+	// The explanation shows the same live queue.
+	ex := pol.Explain(s, &Request{Name: "two", LatencyMs: 100}, time.Time{})
+	if !strings.Contains(ex.String(), "queue") {
+		t.Fatalf("explanation: %s", ex.String())
 	}
 }

@@ -48,11 +48,25 @@ func (s *Snapshot) p99(v int32, b int) float64 {
 // compute takes p ms: what is left of its load, plus its queue, plus p.
 func (s *Snapshot) estimate(j int32, p float64, nowNs int64) float64 {
 	ri := &s.rep[j]
-	est := p + ri.queueMs
+	est := p + s.queueMs(j)
 	if ri.loading {
 		est += s.loadLeftMs(j, nowNs)
 	}
 	return est
+}
+
+// queueMs is how long replica j's outstanding work takes: the state's
+// count, or the dispatcher's live count when that is larger.
+func (s *Snapshot) queueMs(j int32) float64 {
+	ri := &s.rep[j]
+	if ri.live == nil {
+		return ri.queueMs
+	}
+	n := ri.live.Load()
+	if n <= 0 {
+		return ri.queueMs
+	}
+	return max(ri.queueMs, float64(n)*ri.msPer)
 }
 
 // loadLeftMs is how long loading replica j still needs.

@@ -210,7 +210,7 @@ func explain(s *Snapshot, policy string, cands []int32, found bool, refuse Reaso
 			w := workerByID[rep.Worker]
 			ro := repOpt{v: v, j: int32(j), t: tierOf(rep, w), est: s.estimate(int32(j), p, nowNs), cost: vi.cost, costOK: costOK}
 			rr := ReplicaReport{Replica: rep.ID, Worker: rep.Worker, Tier: ro.t.String(), EstimateMs: ro.est,
-				QueueMs: s.rep[j].queueMs, LoadLeftMs: s.loadLeftMs(int32(j), nowNs)}
+				QueueMs: s.queueMs(int32(j)), LoadLeftMs: s.loadLeftMs(int32(j), nowNs)}
 			switch {
 			case !w.Healthy:
 				rr.Verdict = "worker unhealthy: last resort"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/infaas/infaas/catalog"
@@ -85,6 +86,13 @@ type Replica struct {
 	// are counted, QueuedRequests stands for that many samples.
 	QueuedRequests int
 	QueuedSamples  int
+	// Live, when set, is the dispatcher's own running count of samples it
+	// sent to the replica and has not had answered. Selection reads it at
+	// decision time (one atomic load) and takes the larger of it and
+	// QueuedSamples, so queries between two state refreshes spread over
+	// equal replicas instead of all picking the first. nil: QueuedSamples
+	// alone (the simulator's replicas, whose state is always current).
+	Live *atomic.Int64
 	// ThroughputQPS is the observed throughput in samples per second;
 	// 0 means the profile's throughput at the variant's max batch.
 	ThroughputQPS float64
@@ -177,8 +185,10 @@ type vinfo struct {
 
 // rinfo is what the hot path reads about a replica.
 type rinfo struct {
-	queueMs   float64 // outstanding samples / throughput
-	loadEndNs int64   // when a loading replica is expected to be ready; 0: unknown start
+	queueMs   float64 // outstanding samples / throughput, as of the state
+	msPer     float64 // ms one outstanding sample adds (1000 / throughput); +Inf when unknown
+	live      *atomic.Int64
+	loadEndNs int64 // when a loading replica is expected to be ready; 0: unknown start
 	variant   int32
 	worker    int32
 	tier      tier
@@ -307,12 +317,13 @@ func (c *catIndex) replicaInfo(v, w int32, r *Replica, wk *Worker) rinfo {
 	if thr <= 0 {
 		thr = vi.thr
 	}
-	switch {
-	case samples <= 0:
-	case thr <= 0:
-		ri.queueMs = math.Inf(1)
-	default:
-		ri.queueMs = float64(samples) / thr * 1000
+	ri.live = r.Live
+	ri.msPer = math.Inf(1)
+	if thr > 0 {
+		ri.msPer = 1000 / thr
+	}
+	if samples > 0 {
+		ri.queueMs = float64(samples) * ri.msPer
 	}
 	return ri
 }
