@@ -453,17 +453,42 @@ func (c *Controller) Ready(context.Context) bool {
 }
 
 // UnloadArchitecture unloads every replica of an architecture's variants
-// (after it was deleted); replicas drain their queues first.
+// (after it was deleted); replicas drain their queues first. Besides the
+// replicas the workers report, it covers what their last reports may not
+// show yet: loads in flight (unloaded as soon as they finish) and loads
+// that just finished.
 func (c *Controller) UnloadArchitecture(name string) {
+	unloaded := map[string]bool{}
 	for _, w := range c.workersNow() {
 		for _, r := range w.State().Replicas {
 			if r.Architecture != name || r.State == worker.StateDraining {
 				continue
 			}
+			unloaded[snapshotID(w.ID(), r.ID)] = true
 			if err := w.Unload(r.ID); err != nil {
 				c.log.Warn("unload", "replica", r.ID, "err", err)
 			} else {
 				c.log.Info("unloading replica of a deleted architecture", "replica", r.ID, "architecture", name)
+			}
+		}
+	}
+	c.mu.Lock()
+	for _, l := range c.loads {
+		if l.variant.Architecture == name {
+			l.orphaned = true
+		}
+	}
+	var recent []*loadOp
+	for _, l := range c.finished {
+		if l.err == nil && l.variant.Architecture == name && !unloaded[snapshotID(l.worker, l.replica)] {
+			recent = append(recent, l)
+		}
+	}
+	c.mu.Unlock()
+	for _, l := range recent {
+		if w := c.worker(l.worker); w != nil {
+			if err := w.Unload(l.replica); err != nil && !errors.Is(err, worker.ErrUnknownReplica) {
+				c.log.Warn("unload", "replica", l.replica, "err", err)
 			}
 		}
 	}

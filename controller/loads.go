@@ -21,6 +21,9 @@ type loadOp struct {
 	replica string
 	err     error
 	ended   time.Time // when it finished
+	// orphaned: the architecture was deleted while the load ran; the
+	// replica is unloaded as soon as it exists.
+	orphaned bool
 }
 
 // finishedGrace is how long a finished load stands in for its replica in
@@ -66,6 +69,16 @@ func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Work
 			c.log.Error("load failed", "variant", v.Name, "worker", w.ID(), "err", err)
 		} else {
 			c.log.Info("variant loaded", "variant", v.Name, "worker", w.ID(), "replica", id, "elapsed", c.now().Sub(l.started).Round(time.Millisecond))
+		}
+		c.mu.Lock()
+		orphaned := l.orphaned
+		c.mu.Unlock()
+		if err == nil && orphaned {
+			if uerr := w.Unload(id); uerr != nil {
+				c.log.Warn("unload a replica of a deleted architecture", "replica", id, "err", uerr)
+			}
+			c.log.Info("unloading a replica whose architecture was deleted while it loaded", "replica", id, "worker", w.ID())
+			id, err = "", fmt.Errorf("load %s on %s: its architecture %s was deleted", v.Name, w.ID(), v.Architecture)
 		}
 		c.mu.Lock()
 		l.replica, l.err, l.ended = id, err, c.now()

@@ -294,7 +294,7 @@ func TestCluster(t *testing.T) {
 		if !strings.HasPrefix(one.Hardware, "cpu-1 (1 cores") || !strings.HasPrefix(two.Hardware, "cpu-2 (2 cores") {
 			t.Fatalf("profiles measured on %q and %q; want one core for cpu-1 and two for cpu-2", one.Hardware, two.Hardware)
 		}
-		if len(one.LatencyMs) != 6 || one.LatencyMs[32].Samples == 0 || two.LatencyMs[32].Samples == 0 {
+		if len(one.LatencyMs) != 5 || one.LatencyMs[32].Samples == 0 || two.LatencyMs[32].Samples == 0 {
 			t.Fatalf("profiles: cpu-1 %+v, cpu-2 %+v", one.LatencyMs, two.LatencyMs)
 		}
 		t.Logf("%s p50 at batch 32: cpu-1 %.3f ms, cpu-2 %.3f ms", v.Name, one.LatencyMs[32].P50, two.LatencyMs[32].P50)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,16 +239,30 @@ func TestDeleteUnloadsAndCollects(t *testing.T) {
 	if n := len(listBlobs(t, dir)); n != blobsOne {
 		t.Fatalf("%d blobs after the delete, %d before the second registration", n, blobsOne)
 	}
-	ws, err := s.c.Workers(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range ws {
-		for _, r := range w.Replicas {
-			if r.Architecture == "mnist-mlp-m" && r.State != "draining" {
-				t.Fatalf("replica %s of the deleted architecture is %s", r.ID, r.State)
+	// Workers report their state every 50 ms: the unloads show within a
+	// few reports.
+	var left string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ws, err := s.c.Workers(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = ""
+		for _, w := range ws {
+			for _, r := range w.Replicas {
+				if r.Architecture == "mnist-mlp-m" && r.State != "draining" {
+					left = fmt.Sprintf("replica %s of the deleted architecture is %s on %s", r.ID, r.State, w.ID)
+				}
 			}
 		}
+		if left == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(left + " 5 s after the delete")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if _, err := s.c.Infer(c, "mnist-mlp-s", samples(set, 0, 1), nil); err != nil {
 		t.Fatalf("the other architecture stopped serving: %v", err)
