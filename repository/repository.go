@@ -173,6 +173,20 @@ func (r *Repository) Delete(ctx context.Context, d string) error {
 
 // List returns every stored digest.
 func (r *Repository) List(ctx context.Context) ([]string, error) {
+	// A write in progress elsewhere can make a listing fail: the local
+	// directory driver lists a blob's temporary file and then finds it
+	// renamed away. Such a listing is started again (a few times).
+	var err error
+	for range 5 {
+		var out []string
+		if out, err = r.list(ctx); err == nil || gcerrors.Code(err) != gcerrors.NotFound {
+			return out, err
+		}
+	}
+	return nil, err
+}
+
+func (r *Repository) list(ctx context.Context) ([]string, error) {
 	var out []string
 	it := r.bucket.List(&blob.ListOptions{Prefix: prefix})
 	for {
