@@ -25,6 +25,7 @@ var (
 	bucketArchVariants = []byte("arch_variants")
 	bucketUseCases     = []byte("use_cases")
 	bucketLeases       = []byte("leases")
+	bucketMeta         = []byte("meta") // identity
 )
 
 // blobLockWeight is the blob lock's capacity: LockBlobs takes all of it,
@@ -61,7 +62,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketArchs, bucketVariants, bucketArchVariants, bucketUseCases, bucketLeases} {
+		for _, name := range [][]byte{bucketArchs, bucketVariants, bucketArchVariants, bucketUseCases, bucketLeases, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -687,4 +688,22 @@ func (s *BoltStore) Changes(ctx context.Context) (<-chan struct{}, error) {
 		return nil, fmt.Errorf("watch changes: %w", err)
 	}
 	return ch, nil
+}
+
+// Identity returns the store's identity, creating it on first use.
+func (s *BoltStore) Identity(context.Context) (string, error) {
+	var id string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if v := b.Get([]byte("identity")); v != nil {
+			id = string(v)
+			return nil
+		}
+		id = newIdentity()
+		return b.Put([]byte("identity"), []byte(id))
+	})
+	if err != nil {
+		return "", fmt.Errorf("store identity: %w", err)
+	}
+	return id, nil
 }

@@ -45,6 +45,7 @@ const (
 //	arch_variants:<arch>   set     names of the architecture's variants
 //	use_case_archs:<id>    set     names of the ready architectures of a use case
 //	blob_lock              string  the blob lock's holder token, with a PX expiry
+//	identity               string  the store's identity (SETNX on first use)
 //	changes                channel PUBLISHed inside each transaction that commits,
 //	                               aborts or deletes a registration or sets a profile
 //
@@ -56,9 +57,10 @@ const (
 // so processes with skewed clocks agree. A failure to reach the server is
 // reported wrapped in ErrUnavailable.
 type RedisStore struct {
-	client *redis.Client
-	prefix string
-	where  string // the URL without its password, for messages
+	identity string // key
+	client   *redis.Client
+	prefix   string
+	where    string // the URL without its password, for messages
 
 	archs, variants, useCases, leases, blobLock, changes string
 
@@ -97,6 +99,7 @@ func OpenRedis(ctx context.Context, rawURL string, opts ...RedisOption) (*RedisS
 	s.leases = s.prefix + "leases"
 	s.blobLock = s.prefix + "blob_lock"
 	s.changes = s.prefix + "changes"
+	s.identity = s.prefix + "identity"
 	s.client = redis.NewClient(opt)
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		_ = s.client.Close()
@@ -962,4 +965,17 @@ func (s *RedisStore) Changes(ctx context.Context) (<-chan struct{}, error) {
 		s.mu.Unlock()
 	}()
 	return out, nil
+}
+
+// Identity returns the store's identity, creating it on first use: a
+// Redis restarted empty answers with a new one.
+func (s *RedisStore) Identity(ctx context.Context) (string, error) {
+	if err := s.client.SetNX(ctx, s.identity, newIdentity(), 0).Err(); err != nil {
+		return "", fmt.Errorf("store identity: %w", s.classify(ctx, err))
+	}
+	id, err := s.client.Get(ctx, s.identity).Result()
+	if err != nil {
+		return "", fmt.Errorf("store identity: %w", s.classify(ctx, err))
+	}
+	return id, nil
 }

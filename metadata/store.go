@@ -3,6 +3,8 @@ package metadata
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +141,13 @@ type Store interface {
 	// since a change may have been missed. The channel is closed when ctx
 	// ends or the store is closed.
 	Changes(ctx context.Context) (<-chan struct{}, error)
+
+	// Identity names this store: a random ID created the first time it is
+	// asked and kept with the records, so a store that was emptied or
+	// replaced (Redis restarted without persistence, another URL) has a
+	// new one. The blob collector compares it with the identity recorded
+	// beside the blobs and refuses to collect for a stranger.
+	Identity(ctx context.Context) (string, error)
 
 	// Close releases the store; no method may be called afterwards.
 	Close() error
@@ -428,4 +437,11 @@ func addDigest(set map[string]struct{}, d string) {
 	if d != "" {
 		set[d] = struct{}{}
 	}
+}
+
+// newIdentity makes a store identity.
+func newIdentity() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -292,3 +292,59 @@ func TestSubmitTakesOverAnAbandonedName(t *testing.T) {
 		t.Fatalf("pending: %+v; want only b's live registration", ps)
 	}
 }
+
+// TestCollectorNeverTrustsAStrangerStore: the repository records which
+// store its blobs belong to. The same store collects its garbage; an
+// emptied or different store (a Redis restarted without persistence, a
+// wrong --store) collects nothing, and neither does an empty store facing
+// a repository that records no store yet.
+func TestCollectorNeverTrustsAStrangerStore(t *testing.T) {
+	ctx := t.Context()
+	c := newCluster(t)
+
+	// A repository with blobs and no recorded store, an empty store.
+	_, _, repo := c.controller(t, "first", nil)
+	orphan := put(t, repo, "a model from before")
+	regEmpty, _, _ := c.controller(t, "empty", nil)
+	if err := regEmpty.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobs(t, repo); !slices.Equal(got, []string{orphan}) {
+		t.Fatalf("an empty store collected %v → %v", orphan, got)
+	}
+
+	// The store references a model: the repository adopts it, and its
+	// garbage goes.
+	reg, store, _ := c.controller(t, "owner", nil)
+	model := put(t, repo, "the registered model")
+	if err := store.BeginRegistration(ctx, pendingArch("kept", model), "owner", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CommitRegistration(ctx, pendingArch("kept", model), "owner", catalog.UseCase{Task: "classification", Dataset: "mnist"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobs(t, repo); !slices.Equal(got, []string{model}) {
+		t.Fatalf("the owning store kept %v, want only %s", got, model)
+	}
+	id, err := store.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bound, err := repo.StoreIdentity(ctx); err != nil || bound != id {
+		t.Fatalf("repository records store %q (%v), want %q", bound, err, id)
+	}
+
+	// The same Redis, emptied: another identity, nothing collected.
+	restarted := c
+	restarted.prefix = "restarted:"
+	regNew, _, _ := restarted.controller(t, "after-restart", nil)
+	if err := regNew.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobs(t, repo); !slices.Equal(got, []string{model}) {
+		t.Fatalf("a stranger store collected: %v left, want %s", got, model)
+	}
+}

@@ -238,6 +238,9 @@ func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if ok, err := r.sameStore(held, refs, all); err != nil || !ok {
+		return 0, err
+	}
 	n := 0
 	for _, d := range all {
 		if _, ok := refs[d]; ok {
@@ -252,6 +255,44 @@ func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// sameStore decides whether the collector may trust the metadata store
+// with these blobs: only when the store is the one that wrote them. The
+// repository records the store's identity beside the blobs; a store that
+// was emptied (Redis restarted without persistence) or replaced has
+// another identity, and then nothing is collected — an empty store would
+// otherwise make every model file look like garbage. A repository with no
+// identity yet adopts the store, unless the store references nothing
+// while the repository holds blobs (the same danger, first time round).
+func (r *Registrar) sameStore(ctx context.Context, refs map[string]struct{}, blobs []string) (bool, error) {
+	id, err := r.store.Identity(ctx)
+	if err != nil {
+		return false, err
+	}
+	bound, err := r.repo.StoreIdentity(ctx)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case bound == id:
+		return true, nil
+	case bound != "":
+		r.log.Error("not collecting garbage: the model repository belongs to another metadata store (was Redis restarted empty, or does --store point elsewhere?); "+
+			"no blob is deleted. If this store is the right one, remove the repository's identity object to let it adopt the blobs",
+			"store_identity", id, "repository_store_identity", bound, "identity_object", r.repo.StoreIdentityObject(), "blobs", len(blobs))
+		return false, nil
+	case len(refs) == 0 && len(blobs) > 0:
+		r.log.Error("not collecting garbage: the metadata store references no blob but the model repository holds some, and records no store; "+
+			"no blob is deleted. If those blobs are garbage, delete them by hand",
+			"store_identity", id, "blobs", len(blobs))
+		return false, nil
+	}
+	if err := r.repo.SetStoreIdentity(ctx, id); err != nil {
+		return false, err
+	}
+	r.log.Info("the model repository now belongs to this metadata store", "store_identity", id)
+	return true, nil
 }
 
 // Run recovers from interrupted registrations, then works the queue until

@@ -252,3 +252,33 @@ func splitObjectURL(raw string) (bucketURL, key string, err error) {
 	u.Path = ""
 	return u.String(), key, nil
 }
+
+// storeIdentityKey names the object that records which metadata store
+// the blobs belong to (outside the sha256/ prefix: List never sees it).
+const storeIdentityKey = "store-identity"
+
+// StoreIdentity returns the identity of the metadata store the blobs
+// belong to, as SetStoreIdentity recorded it; "" when none is recorded.
+func (r *Repository) StoreIdentity(ctx context.Context) (string, error) {
+	b, err := r.bucket.ReadAll(ctx, storeIdentityKey)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the store identity: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// SetStoreIdentity records the identity of the metadata store the blobs
+// belong to.
+func (r *Repository) SetStoreIdentity(ctx context.Context, id string) error {
+	if err := r.bucket.WriteAll(ctx, storeIdentityKey, []byte(id+"\n"), nil); err != nil {
+		return fmt.Errorf("record the store identity: %w", err)
+	}
+	return nil
+}
+
+// StoreIdentityObject is the name of the object holding the store
+// identity, for messages telling an operator what to remove.
+func (r *Repository) StoreIdentityObject() string { return r.URL() + " object " + storeIdentityKey }

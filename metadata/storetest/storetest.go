@@ -98,6 +98,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store, opts ...Optio
 		tests []pairTest
 	}{
 		{"TwoClients", twoClientTests},
+		{"Identity", identityTests},
 	}
 	for _, g := range pairGroups {
 		t.Run(g.name, func(t *testing.T) {
@@ -362,6 +363,7 @@ func testReopen(t *testing.T, s metadata.Store, reopen func(*testing.T, metadata
 	begin(t, s, pendingArch("half-done", mnist))
 	wantErr(t, "AddPendingDigests(half-done)", s.AddPendingDigests(t.Context(), "half-done", owner, "sha256:half-done-graph"), nil)
 	before := snapshot(t, s)
+	beforeID := must[string](t, "Identity")(s.Identity(t.Context()))
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -374,6 +376,9 @@ func testReopen(t *testing.T, s metadata.Store, reopen func(*testing.T, metadata
 	})
 	ctx := t.Context()
 	equal(t, "listings after reopening", snapshot(t, s), before)
+	if id := must[string](t, "Identity")(s.Identity(ctx)); id != beforeID {
+		t.Errorf("Identity after reopening = %q, want %q", id, beforeID)
+	}
 	equal(t, "Architecture(lenet) after reopening",
 		must[catalog.Architecture](t, "Architecture")(s.Architecture(ctx, "lenet")), wantArch(readyCopy(ready)))
 	equal(t, "Variants(lenet) after reopening",
