@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 	"github.com/infaas/infaas/controller"
@@ -511,5 +513,36 @@ func TestServeWorkersDieWithIt(t *testing.T) {
 				return true
 			})
 		})
+	}
+}
+
+// TestEmptiedRedisDeletesNoBlob: Redis loses everything under a running
+// server (here FLUSHALL, as a restart without persistence would), then
+// the server restarts. Its collector sees a store that is not the one the
+// model repository belongs to: no blob is deleted, and the log says why.
+func TestEmptiedRedisDeletesNoBlob(t *testing.T) {
+	redisAddr := testredis.Start(t)
+	dir := t.TempDir()
+	s := startServer(t, dir, "--store", "redis://"+redisAddr+"/0")
+	s.registerZoo(t, "mnist-mlp-s")
+	before := listBlobs(t, dir)
+	if len(before) == 0 {
+		t.Fatal("no blobs after a registration")
+	}
+	rc := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rc.Close()
+	if err := rc.FlushAll(ctx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s2 := startServer(t, dir, "--store", "redis://"+redisAddr+"/0")
+	waitFor(t, "the collector's refusal in the log", 10*time.Second, func() bool {
+		return strings.Contains(s2.log.String(), "not collecting garbage: the model repository belongs to another metadata store")
+	})
+	if after := listBlobs(t, dir); !slices.Equal(after, before) {
+		t.Fatalf("blobs after Redis was emptied and the server restarted: %d, before %d", len(after), len(before))
+	}
+	if _, err := s2.c.Infer(ctx(t), "classification.mnist", samples(mnist(t), 0, 1), nil); !isStatus(err, 404) {
+		t.Fatalf("a query after the store was emptied: %v, want 404 (the catalog is gone, the files are not)", err)
 	}
 }
