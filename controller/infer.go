@@ -130,7 +130,7 @@ func failureReason(err error) string {
 
 func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
 	arrival := c.now()
-	resp, err := c.attempt(ctx, req, arrival, "")
+	resp, err := c.attempt(ctx, req, arrival)
 	var gone *workerGoneError
 	if !errors.As(err, &gone) {
 		return resp, err
@@ -150,7 +150,7 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 		}
 		r.Requirements.LatencyMs = left
 	}
-	resp, err = c.attempt(ctx, &r, c.now(), gone.worker)
+	resp, err = c.attempt(ctx, &r, c.now())
 	if errors.As(err, &gone) {
 		return nil, fmt.Errorf("%w: two workers failed during the request; try again (%v)", ErrNotReady, gone.err)
 	}
@@ -210,10 +210,8 @@ func failedUnder(ctx context.Context, err error) (retry, suspect bool) {
 	return gone, gone
 }
 
-// attempt answers a query once. exclude names a worker that just failed
-// this request (its replicas are out of the snapshot already, or last
-// resort).
-func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, arrival time.Time, exclude string) (*inference.InferResponse, error) {
+// attempt answers a query once.
+func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, arrival time.Time) (*inference.InferResponse, error) {
 	v := c.view.Load()
 	if v == nil {
 		return nil, fmt.Errorf("%w: the controller is starting", ErrNotReady)
