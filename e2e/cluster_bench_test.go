@@ -55,7 +55,7 @@ func BenchmarkClusterThroughput(b *testing.B) {
 			var ids []string
 			for i := range n {
 				id := fmt.Sprintf("w%d", i+1)
-				p := startWorkerProc(b, id, "cpu-1", fmt.Sprint(i%2), repoDir, ctrl.cluster)
+				p := startWorkerProc(b, id, "cpu-1", cpuList(b, i, 1), repoDir, ctrl.cluster)
 				defer p.kill()
 				ids = append(ids, id)
 			}
@@ -152,7 +152,7 @@ func BenchmarkProfileByClass(b *testing.B) {
 	arch := catalog.Architecture{Name: "mnist-cnn-m", Input: catalog.TensorSpec{Name: "x", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}}
 	v := catalog.Variant{Name: "mnist-cnn-m.fp32.basic.t2.b32.cpu", Architecture: arch.Name, Precision: "fp32", OptLevel: "basic",
 		Provider: "cpu", Threads: 2, MaxBatch: 32, FileDigest: digest, FileBytes: int64(len(model))}
-	workers := map[string]string{"cpu-1": "0", "cpu-2": "0-1"}
+	workers := map[string]string{"cpu-1": cpuList(b, 0, 1), "cpu-2": cpuList(b, 0, 2)}
 	clients := map[string]*workerrpc.Client{}
 	for class, cpus := range workers {
 		addr := freeAddr(b)

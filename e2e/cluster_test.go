@@ -20,6 +20,7 @@ import (
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 	"github.com/infaas/infaas/controller"
+	"github.com/infaas/infaas/internal/cpuset"
 	"github.com/infaas/infaas/internal/testredis"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
@@ -172,6 +173,22 @@ func (c *ctrlProc) workerInfo(id string) controller.WorkerInfo {
 	return controller.WorkerInfo{}
 }
 
+// cpuList names n of the CPUs this process may use, from the i-th on
+// (wrapping), as a worker's --cpus takes them.
+func cpuList(t testing.TB, i, n int) string {
+	t.Helper()
+	all, err := cpuset.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for k := range n {
+		out = append(out, all[(i+k)%len(all)])
+	}
+	slices.Sort(out)
+	return cpuset.Format(slices.Compact(out))
+}
+
 func startWorkerProc(t testing.TB, id, class, cpus, repo string, controllers ...string) *proc {
 	t.Helper()
 	return startProc(t, id, "worker", "--id", id, "--class", class, "--cpus", cpus, "--repository", repo,
@@ -195,9 +212,9 @@ func TestCluster(t *testing.T) {
 	a := startController(t, "ctrl-a", dir, redis)
 	b := startController(t, "ctrl-b", dir, redis)
 	workers := map[string]*proc{
-		"w1": startWorkerProc(t, "w1", "cpu-1", "0", repo, a.cluster, b.cluster),
-		"w2": startWorkerProc(t, "w2", "cpu-1", "1", repo, a.cluster, b.cluster),
-		"w3": startWorkerProc(t, "w3", "cpu-2", "0-1", repo, a.cluster, b.cluster),
+		"w1": startWorkerProc(t, "w1", "cpu-1", cpuList(t, 0, 1), repo, a.cluster, b.cluster),
+		"w2": startWorkerProc(t, "w2", "cpu-1", cpuList(t, 1, 1), repo, a.cluster, b.cluster),
+		"w3": startWorkerProc(t, "w3", "cpu-2", cpuList(t, 0, 2), repo, a.cluster, b.cluster),
 	}
 	all := []*proc{a.proc, b.proc, workers["w1"], workers["w2"], workers["w3"]}
 	want := []string{"w1", "w2", "w3"}
