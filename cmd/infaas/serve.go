@@ -84,7 +84,7 @@ func defaultServeConfig() serveConfig {
 		Class:            catalog.LocalCPU().Name,
 		Workers:          catalog.LocalCPU().Name,
 		HeartbeatTimeout: time.Second,
-		ID:               defaultControllerID(),
+		ID:               processID(),
 	}
 }
 
@@ -97,7 +97,9 @@ func defaultControllerConfig() serveConfig {
 	return c
 }
 
-func defaultControllerID() string {
+// processID names this process in a cluster: host name and PID, in the
+// characters an ID may hold. Controllers and workers default to it.
+func processID() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d", sanitizeID(host), os.Getpid())
 }

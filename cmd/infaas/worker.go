@@ -46,9 +46,8 @@ type workerConfig struct {
 }
 
 func defaultWorkerConfig() workerConfig {
-	host, _ := os.Hostname()
 	return workerConfig{
-		ID:       fmt.Sprintf("%s-%d", sanitizeID(host), os.Getpid()),
+		ID:       processID(),
 		Class:    catalog.LocalCPU().Name,
 		Listen:   "127.0.0.1:0",
 		LogLevel: "info",
