@@ -1,6 +1,8 @@
 // Package metrics exposes infaas's Prometheus metrics: per-query counters
 // and latency histograms recorded by the controller (named after Triton's
-// where one exists), and worker gauges read at scrape time.
+// where one exists), a count of the actions infaas takes on its own
+// (autoscaling and mitigation, the event log's), and worker gauges read at
+// scrape time.
 package metrics
 
 import (
@@ -22,6 +24,7 @@ type Metrics struct {
 	compute   *prometheus.HistogramVec
 	unmet     *prometheus.CounterVec
 	failovers *prometheus.CounterVec
+	actions   *prometheus.CounterVec
 }
 
 var buckets = prometheus.ExponentialBuckets(0.02, 2, 16) // 20 µs … 655 ms
@@ -40,6 +43,8 @@ func New(reg prometheus.Registerer, workers func() []worker.Status) *Metrics {
 			Help: "Answered queries that missed their latency target or were served best effort."}, []string{"variant", "worker"}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_worker_failovers_total",
 			Help: "Queries retried on another replica because their worker failed under them, by failed worker."}, []string{"worker"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infaas_autoscale_actions_total",
+			Help: "Actions infaas took on its own (autoscaling and mitigation), by source, action and reason."}, []string{"source", "action", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_request_duration_ms",
 			Help: "Time from arrival to answer inside infaas, milliseconds.", Buckets: buckets}, []string{"variant"}),
 		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_queue_duration_ms",
@@ -47,7 +52,7 @@ func New(reg prometheus.Registerer, workers func() []worker.Status) *Metrics {
 		compute: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "infaas_compute_duration_ms",
 			Help: "ONNX Runtime time of the request's batch, milliseconds.", Buckets: buckets}, []string{"variant"}),
 	}
-	reg.MustRegister(m.success, m.failure, m.decisions, m.unmet, m.failovers, m.duration, m.queue, m.compute,
+	reg.MustRegister(m.success, m.failure, m.decisions, m.unmet, m.failovers, m.actions, m.duration, m.queue, m.compute,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if workers != nil {
 		reg.MustRegister(&workerCollector{state: workers})
@@ -59,6 +64,14 @@ func New(reg prometheus.Registerer, workers func() []worker.Status) *Metrics {
 func (m *Metrics) Decision(action, reason string) {
 	if m != nil {
 		m.decisions.WithLabelValues(action, reason).Inc()
+	}
+}
+
+// Action counts one action infaas took on its own: an autoscaler's or the
+// monitor's, as recorded in the event log (events.Log's onAppend).
+func (m *Metrics) Action(source, action, reason string) {
+	if m != nil {
+		m.actions.WithLabelValues(source, action, reason).Inc()
 	}
 }
 
