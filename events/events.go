@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strings"
 	"sync"
@@ -103,13 +104,17 @@ const DefaultCapacity = 1000
 type Log struct {
 	onAppend func(Event)
 
-	mu    sync.Mutex
-	ring  []Event // len == capacity; ring[(head+i)%cap] is the i-th oldest
-	head  int
-	n     int
-	seq   uint64        // the last Seq assigned
-	grown chan struct{} // closed and replaced by each Append
+	mu     sync.Mutex
+	ring   []Event // len == capacity; ring[(head+i)%cap] is the i-th oldest
+	head   int
+	n      int
+	seq    uint64        // the last Seq assigned
+	grown  chan struct{} // closed and replaced by each Append; left closed by Close
+	closed bool
 }
+
+// ErrClosed is Wait's answer once the log is closed and holds nothing newer.
+var ErrClosed = errors.New("event log closed")
 
 // NewLog returns an empty log keeping the newest capacity events
 // (DefaultCapacity if capacity < 1). onAppend, when not nil, is called
@@ -145,8 +150,10 @@ func (l *Log) Append(e Event) Event {
 		l.ring[l.head] = e
 		l.head = (l.head + 1) % len(l.ring)
 	}
-	close(l.grown)
-	l.grown = make(chan struct{})
+	if !l.closed {
+		close(l.grown)
+		l.grown = make(chan struct{})
+	}
 	l.mu.Unlock()
 	if l.onAppend != nil {
 		l.onAppend(e)
@@ -209,15 +216,32 @@ func (l *Log) copyOut(skip, k int) []Event {
 	return out
 }
 
+// Close ends every Wait, now and later, that has nothing newer to return:
+// they return ErrClosed. Appends still record. A server calls it when it
+// shuts down, so that streams following the log end (http.Server's
+// RegisterOnShutdown).
+func (l *Log) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.grown)
+	}
+}
+
 // Wait returns the kept events with Seq > seq, oldest first, blocking
-// until there is at least one or ctx ends (then it returns ctx's error).
+// until there is at least one, ctx ends (it returns ctx's error) or the
+// log is closed (ErrClosed).
 func (l *Log) Wait(ctx context.Context, seq uint64) ([]Event, error) {
 	for {
 		l.mu.Lock()
-		es, grown := l.since(seq, 0), l.grown
+		es, grown, closed := l.since(seq, 0), l.grown, l.closed
 		l.mu.Unlock()
 		if len(es) > 0 {
 			return es, nil
+		}
+		if closed {
+			return nil, ErrClosed
 		}
 		select {
 		case <-ctx.Done():

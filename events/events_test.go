@@ -157,6 +157,27 @@ func TestWaitEndsWithContext(t *testing.T) {
 	}
 }
 
+func TestCloseEndsWaits(t *testing.T) {
+	l := fill(8, 2)
+	done := make(chan error)
+	go func() {
+		_, err := l.Wait(context.Background(), 2)
+		done <- err
+	}()
+	l.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("err %v, want ErrClosed", err)
+	}
+	l.Close() // twice is fine
+	l.Append(Event{Action: "after"})
+	if es, err := l.Wait(context.Background(), 2); err != nil || len(es) != 1 {
+		t.Fatalf("a closed log still returns what is newer: %v, %v", seqs(es), err)
+	}
+	if _, err := l.Wait(context.Background(), 3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err %v, want ErrClosed", err)
+	}
+}
+
 func TestConcurrentAppendsAndReads(t *testing.T) {
 	const writers, each = 8, 200
 	var counted sync.Map
