@@ -568,8 +568,8 @@ func (m *Models) advance(now time.Time, w *world, a string, p *switchPlan, gs []
 		for _, r := range from.replicas {
 			res.Actions = append(res.Actions, Action{Kind: Unload, Architecture: a, Variant: p.from, From: p.from, Class: p.fromClass,
 				Worker: r.Worker, Replica: r.ID, Reason: ReasonSwitchDone,
-				Message:  fmt.Sprintf("%s replaces %s: %d replica(s) of %s are ready", p.to, p.from, to.ready, p.to),
-				Numbers:  map[string]float64{"ready": float64(to.ready), "wanted": float64(p.want)}})
+				Message: fmt.Sprintf("%s replaces %s: %d replica(s) of %s are ready", p.to, p.from, to.ready, p.to),
+				Numbers: map[string]float64{"ready": float64(to.ready), "wanted": float64(p.want)}})
 		}
 		delete(m.pending, a)
 		m.last[a] = now

@@ -74,7 +74,7 @@ func TestReplicateWhenDemandNearsCapacity(t *testing.T) {
 }
 
 func TestSwitchWhenAnotherVariantIsCheaperAtThePeak(t *testing.T) {
-	v := variant("a.b1", "a", "cpu-1", 1, 1, 90, 10, 10)  // 100/s
+	v := variant("a.b1", "a", "cpu-1", 1, 1, 90, 10, 10) // 100/s
 	b := variant("a.b8", "a", "cpu-1", 1, 8, 90, 10, 20) // batch 8 in 20 ms: 400/s
 	st := State{Variants: []catalog.Variant{v, b}, Classes: classes(),
 		Workers:  []Worker{cpuWorker("w1", 1), cpuWorker("w2", 1)},
@@ -124,7 +124,7 @@ func TestSwitchRespectsAccuracyFloorAndPinning(t *testing.T) {
 func TestScaleDownThenNoFlap(t *testing.T) {
 	v := variant("a.b1", "a", "cpu-1", 1, 1, 90, 10, 10)
 	st := State{Variants: []catalog.Variant{v}, Classes: classes(),
-		Workers: []Worker{cpuWorker("w1", 1), {ID: "w2", Class: "cpu-1", Cores: 1, MemoryBytes: 4 << 30, FreeMemoryBytes: 4 << 30, Healthy: true, Removable: true}},
+		Workers:  []Worker{cpuWorker("w1", 1), {ID: "w2", Class: "cpu-1", Cores: 1, MemoryBytes: 4 << 30, FreeMemoryBytes: 4 << 30, Healthy: true, Removable: true}},
 		Replicas: []Replica{{ID: "r1", Worker: "w1", Variant: v.Name, Demand: 5}, {ID: "r2", Worker: "w2", Variant: v.Name, Demand: 5}},
 		Traffic:  map[string]Traffic{v.Name: {LatencyMs: 100}}}
 	m := models(t, Config{DownWindow: 5 * time.Second})
