@@ -5,9 +5,10 @@
 // finish in time (admission control), and monitors every replica's load and
 // tail latency against its profile to flag it overloaded or interfered.
 //
-// The decisions are pure functions — planBatch (when to run a batch),
-// admit (whether to queue a request) and Assess (health flags) — so they can
-// be tested, and reused by the simulator, without clocks or goroutines. The
+// The decisions are pure functions — batching.PlanBatch (when to run a
+// batch), batching.Admit (whether to queue a request), both in the cgo-free
+// package batching, and Assess (health flags) — so they can be tested, and
+// reused by the simulator, without clocks or goroutines. The
 // Worker is the mechanism around them: a constructor that starts nothing,
 // Run(ctx) that owns every goroutine, and Load/Unload/Infer/State for the
 // controller.

@@ -1,6 +1,10 @@
 package worker
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/infaas/infaas/batching"
+)
 
 // Sentinel errors. The serving layer maps them to HTTP statuses and gRPC
 // codes; each message says what the caller should do.
@@ -10,8 +14,9 @@ var (
 	ErrNoMemory = errors.New("not enough memory on the worker")
 	// ErrOverloaded: admission control refused the request (queue full, or
 	// its deadline cannot be met given the queued work). Try later or
-	// another replica.
-	ErrOverloaded = errors.New("replica overloaded; try later")
+	// another replica. It is batching.ErrOverloaded itself, the error
+	// batching.Admit wraps, so errors.Is matches either name.
+	ErrOverloaded = batching.ErrOverloaded
 	// ErrUnknownReplica: no replica has that ID on this worker.
 	ErrUnknownReplica = errors.New("unknown replica")
 	// ErrNotReady: the replica is still loading.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 )
@@ -98,7 +99,7 @@ type replica struct {
 	inBytes    int // bytes per input sample
 	scale      float64
 	bound      int
-	cost       costModel
+	cost       batching.CostModel
 }
 
 // ready installs a loaded session. Call with r.mu held.
@@ -117,7 +118,7 @@ func (r *replica) ready(sess *executor.Session, queueBound int, loadTime time.Du
 	}
 	r.bound = max(queueBound, r.maxBatch)
 	p := r.variant.Profile
-	r.cost = profileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
+	r.cost = batching.ProfileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
 	r.state = StateReady
 	r.loadedAt = r.now()
 	r.loadTime = loadTime
@@ -154,7 +155,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 			ErrBadInput, req.Batch, r.io.Input.DataType, r.io.Input.SampleShape(), want, len(req.Input))
 	}
 	now := r.now()
-	if err := admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.cost); err != nil {
+	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.cost); err != nil {
 		r.mu.Unlock()
 		r.mon.refused()
 		return Response{}, err
@@ -207,8 +208,8 @@ func (r *replica) runsAlone(now time.Time, req Request) bool {
 	if req.Deadline.IsZero() || req.Batch >= r.maxBatch || r.maxDelay <= 0 {
 		return true
 	}
-	lone := [1]queued{{Arrived: now, Deadline: req.Deadline, Samples: req.Batch}}
-	return planBatch(now, lone[:], r.maxBatch, r.maxDelay, r.cost, false).N > 0
+	lone := [1]batching.Queued{{Arrived: now, Deadline: req.Deadline, Samples: req.Batch}}
+	return batching.PlanBatch(now, lone[:], r.maxBatch, r.maxDelay, r.cost, false).N > 0
 }
 
 // runInline runs p alone on the caller's goroutine. Call with r.mu held;
@@ -262,7 +263,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 	timer.Stop()
 	defer timer.Stop()
 	var (
-		view  []queued
+		view  []batching.Queued
 		batch []*pending
 		in    []byte
 		lat   []time.Duration
@@ -298,9 +299,9 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 		}
 		view = view[:0]
 		for _, p := range r.queue {
-			view = append(view, queued{Arrived: p.arrived, Deadline: p.req.Deadline, Samples: p.req.Batch})
+			view = append(view, batching.Queued{Arrived: p.arrived, Deadline: p.req.Deadline, Samples: p.req.Batch})
 		}
-		pl := planBatch(r.now(), view, r.maxBatch, maxDelay, r.cost, r.state == StateDraining)
+		pl := batching.PlanBatch(r.now(), view, r.maxBatch, maxDelay, r.cost, r.state == StateDraining)
 		if pl.N == 0 {
 			r.mu.Unlock()
 			timer.Reset(pl.Wait)
