@@ -2,7 +2,8 @@ package worker
 
 import "fmt"
 
-// ledger books the worker's memory. A load reserves its estimate before it
+// ledger books the worker's memory. A load reserves its need
+// (catalog.MemoryNeed of the variant's profile and file) before it
 // starts and releases it when the replica is closed, so concurrent loads
 // can never together over-commit. Not safe for concurrent use on its own:
 // the Worker guards it with its mutex.
@@ -40,17 +41,6 @@ func (l *ledger) release(id string) {
 	}
 	delete(l.held, id)
 	l.reserved -= n
-}
-
-// memoryEstimate is what a load reserves: the profiled peak resident memory
-// of the session (measured above a baseline that already held the model
-// file) plus the file itself, which the worker holds while ONNX Runtime
-// builds the session. An unprofiled variant reserves three times its file.
-func memoryEstimate(peak, file int64) int64 {
-	if peak <= 0 {
-		return 3 * file
-	}
-	return peak + file
 }
 
 func bytesString(n int64) string {

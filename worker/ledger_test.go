@@ -71,12 +71,3 @@ func TestLedgerRejectsNonsense(t *testing.T) {
 		t.Log(err)
 	}
 }
-
-func TestMemoryEstimate(t *testing.T) {
-	if got := memoryEstimate(100, 10); got != 110 {
-		t.Errorf("profiled: %d", got)
-	}
-	if got := memoryEstimate(0, 10); got != 30 {
-		t.Errorf("unprofiled: %d", got)
-	}
-}

@@ -145,7 +145,7 @@ func TestShutdownFailsQueuedRequests(t *testing.T) {
 func TestLoadRefusesOverCommit(t *testing.T) {
 	z := newZoo(t)
 	v, arch := z.variant(t, "mnist-cnn-s", 8, 1.0/255)
-	need := memoryEstimate(v.Profile.PeakMemoryBytes, v.FileBytes)
+	need := catalog.MemoryNeed(v.Profile, v.FileBytes)
 	w := newWorker(t, z, func(c *Config) { c.MemoryBytes = 3*need + need/2 })
 	run(t, w)
 	ctx := context.Background()
@@ -353,7 +353,7 @@ func TestLoadDoesNotBlockServing(t *testing.T) {
 			}
 		}
 	}
-	want := memoryEstimate(serving.Profile.PeakMemoryBytes, serving.FileBytes)
+	want := catalog.MemoryNeed(serving.Profile, serving.FileBytes)
 	waitFor(t, "only the serving replica's memory to stay reserved", func() bool { return w.State().MemoryReserved == want })
 }
 
@@ -371,7 +371,7 @@ func TestState(t *testing.T) {
 		}
 	}
 	st := w.State()
-	if st.ID != "w1" || !st.Running || len(st.Replicas) != 2 || st.MemoryReserved != 2*memoryEstimate(v.Profile.PeakMemoryBytes, v.FileBytes) {
+	if st.ID != "w1" || !st.Running || len(st.Replicas) != 2 || st.MemoryReserved != 2*catalog.MemoryNeed(v.Profile, v.FileBytes) {
 		t.Fatalf("state %+v", st)
 	}
 	for _, r := range st.Replicas {

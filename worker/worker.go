@@ -147,7 +147,7 @@ func (w *Worker) Load(ctx context.Context, variant catalog.Variant, arch catalog
 	if err := w.compatible(variant, arch); err != nil {
 		return "", fmt.Errorf("load %s: %w", variant.Name, err)
 	}
-	need := memoryEstimate(variant.Profile.PeakMemoryBytes, variant.FileBytes)
+	need := catalog.MemoryNeed(variant.Profile, variant.FileBytes)
 	if need <= 0 {
 		return "", fmt.Errorf("load %s: %w: neither a profiled peak memory nor a file size to reserve memory by", variant.Name, ErrIncompatible)
 	}
