@@ -61,7 +61,7 @@ func (w *world) inst(name, class string) *instance {
 	h, hok := w.classes[class]
 	if ok && hok {
 		if on, ok := v.OnClass(class); ok {
-			in = &instance{v: on, class: h, costH: h.CostPerHour(on.Threads), memory: memoryNeedTmp(on.Profile, on.FileBytes),
+			in = &instance{v: on, class: h, costH: h.CostPerHour(on.Threads), memory: catalog.MemoryNeed(on.Profile, on.FileBytes),
 				maxBatch: max(on.MaxBatch, 1)}
 			if isCPU(on.Provider) {
 				in.cores = max(on.Threads, 1)
@@ -225,10 +225,3 @@ func betterHost(r *room, in *instance, a, b *Worker, avoid map[string]bool) bool
 		cmp.Compare(r.free[b.ID], r.free[a.ID]), cmp.Compare(a.ID, b.ID)) < 0
 }
 
-// memoryNeedTmp: TODO(catalog.MemoryNeed) — the same rule until it lands.
-func memoryNeedTmp(p catalog.Profile, file int64) int64 {
-	if p.PeakMemoryBytes <= 0 {
-		return 3 * file
-	}
-	return p.PeakMemoryBytes + file
-}
