@@ -15,16 +15,17 @@ import (
 // still placed on whichever class serves the request best. A request naming
 // a variant is served with that variant, as in any policy.
 type Fixed struct {
-	byArch map[string]string
+	byArch   map[string]string
+	fallback bool // Config.FixedDefault
 }
 
 var _ Policy = (*Fixed)(nil)
 
 func newFixed(cfg Config) (Policy, error) {
-	if len(cfg.Fixed) == 0 {
-		return nil, errors.New("the fixed policy needs a variant per architecture (Config.Fixed)")
+	if len(cfg.Fixed) == 0 && !cfg.FixedDefault {
+		return nil, errors.New("the fixed policy needs a variant per architecture (Config.Fixed) or the default rule (Config.FixedDefault)")
 	}
-	return &Fixed{byArch: maps.Clone(cfg.Fixed)}, nil
+	return &Fixed{byArch: maps.Clone(cfg.Fixed), fallback: cfg.FixedDefault}, nil
 }
 
 // Name implements Policy.
@@ -87,11 +88,24 @@ func (f *Fixed) candidates(s *Snapshot, r *Request, buf []int32) ([]int32, Reaso
 // appendFixed appends the instances of architecture a's configured
 // variant, if it exists in the snapshot and belongs to a.
 func (f *Fixed) appendFixed(s *Snapshot, buf []int32, a int32) []int32 {
-	name, ok := f.byArch[s.cat.archs[a].name]
-	if !ok {
-		return buf
-	}
 	c := s.cat
+	name, ok := f.byArch[c.archs[a].name]
+	if !ok {
+		if !f.fallback {
+			return buf
+		}
+		// The cheapest fp32 instance's variant (the list is in cost order).
+		sp := c.archs[a].list
+		for _, v := range c.lists[sp.off : sp.off+sp.n] {
+			if c.variants[v].Precision == "fp32" {
+				name, ok = c.variants[v].Name, true
+				break
+			}
+		}
+		if !ok {
+			return buf
+		}
+	}
 	if t, ok := c.names[name]; ok && t.variant >= 0 && c.vi[c.vnames[t.variant].ref].arch == a {
 		sp := c.vnames[t.variant].list
 		return append(buf, c.lists[sp.off:sp.off+sp.n]...)

@@ -425,3 +425,32 @@ func TestLookup(t *testing.T) {
 		})
 	}
 }
+
+// TestFixedDefault: an architecture the fixed policy has no entry for is
+// served by its cheapest fp32 variant, and only by it.
+func TestFixedDefault(t *testing.T) {
+	cat := mnistCatalog()
+	for i := range cat.Variants {
+		cat.Variants[i].Precision = "int8"
+		if cat.Variants[i].Name == cnnM8 {
+			cat.Variants[i].Precision = "fp32"
+		}
+	}
+	s := mustSnapshot(t, cat, mnistState())
+	p, err := Lookup("fixed", Config{FixedDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Decision
+	req := Request{Name: "cnn-m"}
+	p.Select(s, &req, t0, &d)
+	if d.Variant < 0 || s.Variant(d.Variant).Name != cnnM8 {
+		t.Fatalf("want the fp32 variant %s (not the loaded int8 %s), got %+v", cnnM8, cnnM2, viewOf(s, &d))
+	}
+	// No fp32 variant at all: not configured.
+	req = Request{Name: "mlp-s"}
+	p.Select(s, &req, t0, &d)
+	if d.Action != Refuse || d.Reason != ReasonNotConfigured {
+		t.Fatalf("want not-configured for an architecture without fp32 variants, got %+v", viewOf(s, &d))
+	}
+}

@@ -26,6 +26,11 @@ type Config struct {
 	// Fixed maps an architecture name to the one variant the fixed policy
 	// serves it with.
 	Fixed map[string]string
+	// FixedDefault serves an architecture Fixed does not list with its
+	// cheapest full-precision (fp32) variant: the model as its owner
+	// registered it, tuned only in ways that do not change its answers —
+	// what a SageMaker- or Clipper-like deployment runs.
+	FixedDefault bool
 }
 
 // Factory makes a policy from its configuration.
