@@ -43,15 +43,22 @@ func (l *loadOp) visible(ws worker.Status) bool {
 }
 
 // startLoad loads v on worker w off the request path, or joins a load of
-// the same variant on the same worker already in flight.
+// the same variant on the same worker already in flight. The worker gets v
+// as it runs on its hardware class (that class's profile, when v has one),
+// and the load books catalog's memory need of v on that class: the same
+// bytes the worker's ledger reserves and selection checked.
 func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Worker, reason string) *loadOp {
 	key := v.Name + "@" + w.ID()
+	class := c.classOf(w)
+	if on, ok := v.OnClass(class); ok {
+		v = on
+	}
 	c.mu.Lock()
 	if l, ok := c.loads[key]; ok {
 		c.mu.Unlock()
 		return l
 	}
-	l := &loadOp{key: key, variant: v, worker: w.ID(), reserve: v.Profile.PeakMemoryBytes + v.FileBytes,
+	l := &loadOp{key: key, variant: v, worker: w.ID(), reserve: v.MemoryNeedOn(class),
 		started: c.now(), done: make(chan struct{})}
 	c.loads[key] = l
 	ctx := c.bgCtx
@@ -93,6 +100,19 @@ func (c *Controller) startLoad(v catalog.Variant, a catalog.Architecture, w Work
 		close(l.done)
 	}()
 	return l
+}
+
+// classOf names w's hardware class: as the current snapshot has it, or as
+// the worker reports it when the snapshot does not list it yet.
+func (c *Controller) classOf(w Worker) string {
+	if v := c.view.Load(); v != nil && v.snap != nil {
+		for i := range v.snap.NumWorkers() {
+			if sw := v.snap.Worker(int32(i)); sw.ID == w.ID() {
+				return sw.Class.Name
+			}
+		}
+	}
+	return w.State().Hardware.Name
 }
 
 // wait blocks until the load finishes or ctx ends.

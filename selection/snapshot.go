@@ -524,9 +524,6 @@ func (c *catIndex) variantInfo(v, arch int32, classes map[string]catalog.Hardwar
 	if h, ok := classes[cv.Hardware]; ok && vi.thr > 0 {
 		vi.cost = h.CostPerQuery(cv.Threads, vi.thr) * 1000
 	}
-	vi.need = cv.Profile.PeakMemoryBytes
-	if vi.need <= 0 {
-		vi.need = cv.FileBytes
-	}
+	vi.need = catalog.MemoryNeed(cv.Profile, cv.FileBytes)
 	return vi
 }
