@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/metrics"
 	"github.com/infaas/infaas/selection"
@@ -50,6 +51,10 @@ type Config struct {
 	// Dial connects to a joining worker's Worker service; nil refuses
 	// remote workers.
 	Dial func(ctx context.Context, addr string) (RemoteWorker, error)
+	// Autoscale configures the autoscalers (none when empty).
+	Autoscale AutoscaleConfig
+	// EventLog is how many events GET /v1/events keeps; 0 means 4096.
+	EventLog int
 }
 
 // RemoteWorker is a worker reached over the network (workerrpc.Client).
@@ -97,6 +102,9 @@ type Controller struct {
 	bgCtx    context.Context
 
 	decisions *decisionLog
+	events    *events.Log
+	traffic   *trafficLog
+	scale     *scaler
 }
 
 // New returns a controller over store and the in-process workers (more
@@ -112,10 +120,21 @@ func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (
 	if cfg.StateEvery <= 0 || cfg.CatalogEvery <= 0 {
 		return nil, errors.New("controller: the state and catalog refresh periods must be positive")
 	}
+	sc, err := newScaler(cfg.Autoscale)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EventLog <= 0 {
+		cfg.EventLog = 4096
+	}
+	m := cfg.Metrics
 	c := &Controller{
 		cfg: cfg, store: store, policy: pol, log: log, now: time.Now,
 		refresh: make(chan struct{}, 1), profile: make(chan struct{}, 1), loads: map[string]*loadOp{}, finished: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
 		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
+		events:  events.NewLog(cfg.EventLog, func(e events.Event) { m.Action(e.Source, e.Action, e.Reason) }),
+		traffic: newTrafficLog(10 * time.Second),
+		scale:   sc,
 	}
 	set := &workerSet{byID: map[string]Worker{}}
 	for _, w := range workers {
@@ -147,10 +166,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	st := time.NewTicker(c.cfg.StateEvery)
 	defer st.Stop()
 	defer c.bg.Wait()
-	c.bg.Add(2)
+	c.bg.Add(3)
 	go func() {
 		defer c.bg.Done()
 		c.runCatalog(ctx)
+	}()
+	go func() {
+		defer c.bg.Done()
+		c.runAutoscale(ctx)
 	}()
 	go func() {
 		defer c.bg.Done()
@@ -336,7 +359,7 @@ func (c *Controller) state() selection.State {
 	for _, w := range c.workersNow() {
 		ws := w.State()
 		free := ws.MemoryCapacity - ws.MemoryReserved
-		util := 0.0
+		util := utilization(ws, variants)
 		for _, r := range ws.Replicas {
 			if r.State == worker.StateDraining {
 				continue
@@ -359,15 +382,6 @@ func (c *Controller) state() selection.State {
 				Healthy: ws.Running, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
 				Loading: loading, QueuedSamples: out, Live: c.counter(ws.ID, r.ID),
 			})
-			if v, ok := variants[r.Variant]; ok {
-				p, ok := v.ProfileOn(ws.Hardware.Name)
-				if !ok {
-					p = v.Profile
-				}
-				if p.ThroughputQPS > 0 {
-					util += r.Stats.InferencesPerSecond / p.ThroughputQPS * float64(v.Threads) / float64(max(ws.Hardware.Cores, 1))
-				}
-			}
 		}
 		// Loads that finished and the worker's report does not show yet.
 		for key, l := range readyNow {
@@ -393,7 +407,7 @@ func (c *Controller) state() selection.State {
 		c.pruneCounters(ws.ID, seen)
 		st.Workers = append(st.Workers, selection.Worker{
 			ID: ws.ID, Class: ws.Hardware, Cores: ws.Hardware.Cores, MemoryBytes: ws.MemoryCapacity,
-			FreeMemoryBytes: max(free, 0), Utilization: min(util, 1), Healthy: ws.Running,
+			FreeMemoryBytes: max(free, 0), Utilization: util, Healthy: ws.Running && !c.scale.isDraining(ws.ID),
 		})
 	}
 	return st

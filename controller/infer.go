@@ -242,6 +242,7 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 	t0 := time.Now()
 	c.policy.Select(v.snap, &sr, arrival, &d)
 	decisionNs := time.Since(t0).Nanoseconds()
+	c.traffic.note(arrival, v.snap, &sr, &d)
 
 	rec := DecisionRecord{At: arrival, Model: req.Model, Batch: batch, LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy,
 		MaxCost: r.MaxCost, Strict: r.Strict, Action: d.Action.String(), Reason: d.Reason.String(),

@@ -31,6 +31,13 @@ type Stats struct {
 	ComputeP50 time.Duration `json:"compute_p50"`
 	ComputeP99 time.Duration `json:"compute_p99"`
 
+	// RecentArrivals counts the requests that arrived (admitted or
+	// refused) in the last RecentWindow — the current bucket and the one
+	// before it — so that demand can be read at once when load rises,
+	// while the rates above move over the whole window.
+	RecentArrivals int64         `json:"recent_arrivals"`
+	RecentWindow   time.Duration `json:"recent_window"`
+
 	Queued    int `json:"queued"`     // samples waiting now
 	Executing int `json:"executing"`  // samples running now
 	MaxQueued int `json:"max_queued"` // most samples waiting at once in the window
@@ -131,6 +138,9 @@ func (m *monitor) snapshot(queued, executing int) Stats {
 		}
 		s.Arrivals += b.arrivals
 		s.Refused += b.refused
+		if b.index >= cur-1 {
+			s.RecentArrivals += b.arrivals + b.refused
+		}
 		s.Dropped += b.dropped
 		s.Completed += b.completed
 		s.Failed += b.failed
@@ -150,6 +160,7 @@ func (m *monitor) snapshot(queued, executing int) Stats {
 	span = min(span, now.Sub(m.created))
 	span = max(span, m.width)
 	s.Window = span
+	s.RecentWindow = min(m.width+time.Duration(now.UnixNano()-cur*int64(m.width)), span)
 	s.QPS = float64(s.Completed) / span.Seconds()
 	s.InferencesPerSecond = float64(samples) / span.Seconds()
 	if s.Batches > 0 {

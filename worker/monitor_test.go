@@ -102,3 +102,31 @@ func TestHistogramQuantiles(t *testing.T) {
 		t.Errorf("extremes: %v %v", huge.quantile(1), huge.quantile(0))
 	}
 }
+
+// TestMonitorRecent: the recent count covers the current bucket and the one
+// before it, so a jump in arrivals shows at once while the window's rates
+// still average it away.
+func TestMonitorRecent(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(2_000_000, 0)}
+	m := newMonitor(clk.now, 10*time.Second, time.Second)
+	for range 9 { // 9 s at 10/s
+		for range 10 {
+			m.admitted(0)
+		}
+		clk.advance(time.Second)
+	}
+	for range 150 { // then 200/s: 150 admitted, 50 refused in half a second
+		m.admitted(0)
+	}
+	for range 50 {
+		m.refused()
+	}
+	clk.advance(500 * time.Millisecond)
+	s := m.snapshot(0, 0)
+	if s.RecentWindow != 1500*time.Millisecond || s.RecentArrivals != 10+200 {
+		t.Fatalf("recent: %d arrivals over %v, want 210 over 1.5s", s.RecentArrivals, s.RecentWindow)
+	}
+	if rate := float64(s.Arrivals+s.Refused) / s.Window.Seconds(); rate > 40 {
+		t.Fatalf("the window's rate %v should still average the jump away", rate)
+	}
+}
