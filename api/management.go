@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/registrar"
 )
@@ -34,6 +35,9 @@ type Management struct {
 	// Decisions and Workers, when set, serve /v1/decisions and /v1/workers.
 	Decisions func() any
 	Workers   func() any
+	// Events, when set, serves /v1/events: the actions infaas took on its
+	// own, as a page or (follow=true) a stream.
+	Events *events.Log
 }
 
 // Register adds the management routes to mux.
@@ -52,6 +56,9 @@ func (m *Management) Register(mux *http.ServeMux) {
 	}
 	if m.Workers != nil {
 		mux.HandleFunc("GET /v1/workers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Workers()) })
+	}
+	if m.Events != nil {
+		mux.HandleFunc("GET /v1/events", m.listEvents)
 	}
 }
 
