@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -127,11 +128,15 @@ func (c *Cluster) Step(now time.Time, st State, shortages []Shortage) []Action {
 			Numbers: map[string]float64{"workers": float64(total), "max_workers": float64(c.cfg.MaxWorkers), "price_per_hour": h.PricePerHour, "short_s": held.Seconds()}}}
 	}
 	// Remove: a drained worker goes at once; an idle one is drained first.
+	// Empty workers first, then the most recently started, then by ID.
 	ids := make([]string, 0, len(c.idle))
 	for id := range c.idle {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
+	slices.SortFunc(ids, func(a, b string) int {
+		wa, wb := w.workers[a], w.workers[b]
+		return cmp.Or(cmp.Compare(len(replicas[a]), len(replicas[b])), wb.Started.Compare(wa.Started), cmp.Compare(a, b))
+	})
 	for _, id := range ids {
 		wk := w.workers[id]
 		if since(c.idle[id], now) < c.cfg.IdleCooldown || len(st.Workers)-1 < c.cfg.MinWorkers || len(reasons[wk.Class]) > 0 {

@@ -224,4 +224,3 @@ func betterHost(r *room, in *instance, a, b *Worker, avoid map[string]bool) bool
 	return cmp.Or(cmp.Compare(a1, b1), cmp.Compare(a2, b2), cmp.Compare(a.Utilization, b.Utilization),
 		cmp.Compare(r.free[b.ID], r.free[a.ID]), cmp.Compare(a.ID, b.ID)) < 0
 }
-

@@ -314,8 +314,9 @@ func (m *Models) downFor(now time.Time, w *world, rm *room, a string, g *group, 
 }
 
 // victim picks the replica of g to remove: an interfered one first, then
-// one on a worker the provider may remove, then the least loaded, then by
-// ID.
+// one on a worker the provider may remove (the most recently started
+// first, so the workers added last empty first), then the least loaded,
+// then by ID.
 func (m *Models) victim(w *world, g *group) Replica {
 	rs := slices.Clone(g.replicas)
 	slices.SortFunc(rs, func(x, y Replica) int {
@@ -326,13 +327,14 @@ func (m *Models) victim(w *world, g *group) Replica {
 			return 1
 		}
 		rx, ry := false, false
+		var sx, sy time.Time
 		if wk := w.workers[x.Worker]; wk != nil {
-			rx = wk.Removable
+			rx, sx = wk.Removable, wk.Started
 		}
 		if wk := w.workers[y.Worker]; wk != nil {
-			ry = wk.Removable
+			ry, sy = wk.Removable, wk.Started
 		}
-		return cmp.Or(cmp.Compare(b(x.Interfered), b(y.Interfered)), cmp.Compare(b(rx), b(ry)),
+		return cmp.Or(cmp.Compare(b(x.Interfered), b(y.Interfered)), cmp.Compare(b(rx), b(ry)), sy.Compare(sx),
 			cmp.Compare(x.Demand+float64(x.Outstanding), y.Demand+float64(y.Outstanding)), cmp.Compare(x.ID, y.ID))
 	})
 	return rs[0]

@@ -45,8 +45,10 @@ type Worker struct {
 	Healthy         bool
 	Draining        bool
 	// Removable: the provider started it and may stop it (workers that
-	// joined on their own are never removed).
+	// joined on their own are never removed). Started is when; the newest
+	// is removed first, and its replicas are the first to go.
 	Removable bool
+	Started   time.Time
 }
 
 // Replica is one replica with its recent demand.

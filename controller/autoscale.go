@@ -142,7 +142,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 	slices.SortFunc(st.Variants, func(a, b catalog.Variant) int { return strings.Compare(a.Name, b.Name) })
 	st.Traffic, st.Unplaced = c.traffic.snapshot(now)
 
-	owned := map[string]bool{}
+	owned := map[string]time.Time{}
 	if c.scale.prov != nil {
 		joined := map[string]bool{}
 		for _, w := range c.workersNow() {
@@ -152,7 +152,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 			if pw.State != provider.StateRunning {
 				continue
 			}
-			owned[pw.ID] = true
+			owned[pw.ID] = pw.Started
 			if !joined[pw.ID] {
 				st.Starting[pw.Class]++
 			}
@@ -181,7 +181,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 		}
 		st.Workers = append(st.Workers, autoscale.Worker{ID: ws.ID, Class: ws.Hardware.Name, Cores: ws.Hardware.Cores,
 			MemoryBytes: ws.MemoryCapacity, FreeMemoryBytes: max(free, 0), Utilization: utilization(ws, v.variants),
-			Healthy: ws.Running && !suspected(w), Draining: c.scale.isDraining(ws.ID), Removable: owned[ws.ID]})
+			Healthy: ws.Running && !suspected(w), Draining: c.scale.isDraining(ws.ID), Removable: !owned[ws.ID].IsZero(), Started: owned[ws.ID]})
 	}
 	return st, true
 }

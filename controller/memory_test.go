@@ -68,7 +68,7 @@ func newMemoryRig(t *testing.T, capacity func(v catalog.Variant) int64) *memoryR
 	v := catalog.Variant{Name: memVariant, Architecture: memArch, Precision: "fp32", OptLevel: "all", Provider: "cpu",
 		Hardware: catalog.LocalCPU().Name, Threads: 1, MaxBatch: 8, FileDigest: d, FileBytes: int64(len(data)),
 		Accuracy: 91.3, AccuracySource: catalog.AccuracyMeasured,
-		Profile: catalog.Profile{LoadMs: 5, PeakMemoryBytes: refPeak, ThroughputQPS: 200000, LatencyMs: lat},
+		Profile:  catalog.Profile{LoadMs: 5, PeakMemoryBytes: refPeak, ThroughputQPS: 200000, LatencyMs: lat},
 		Profiles: map[string]catalog.Profile{otherClass.Name: {LoadMs: 5, PeakMemoryBytes: otherPeak, ThroughputQPS: 200000, LatencyMs: lat}}}
 	if err := store.BeginRegistration(ctx, a, "memory-test", time.Hour); err != nil {
 		t.Fatal(err)
