@@ -24,6 +24,7 @@ import (
 
 	"github.com/infaas/infaas/api"
 	"github.com/infaas/infaas/api/inferencepb"
+	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/executor"
@@ -33,7 +34,6 @@ import (
 	"github.com/infaas/infaas/provider/local"
 	"github.com/infaas/infaas/registrar"
 	"github.com/infaas/infaas/repository"
-	"github.com/infaas/infaas/selection"
 	"github.com/infaas/infaas/worker"
 	"github.com/infaas/infaas/workerrpc"
 	"github.com/infaas/infaas/workerrpc/workerpb"
@@ -65,6 +65,16 @@ type serveConfig struct {
 	HeartbeatTimeout time.Duration
 	TokenFile        string
 	ID               string
+
+	// Autoscaling: the model autoscaler (on unless Autoscale is false or
+	// the policy is static) and the cluster autoscaler (on when MaxWorkers
+	// exceeds the local workers started).
+	Autoscale  bool
+	Fixed      string // arch=variant,... for the fixed policies
+	MinWorkers int    // -1: the number of --workers
+	MaxWorkers int    // 0: no cluster autoscaling
+	Scale      autoscale.Config
+	ClusterCfg autoscale.ClusterConfig
 }
 
 func defaultServeConfig() serveConfig {
@@ -85,6 +95,11 @@ func defaultServeConfig() serveConfig {
 		Workers:          catalog.LocalCPU().Name,
 		HeartbeatTimeout: time.Second,
 		ID:               processID(),
+
+		Autoscale:  true,
+		MinWorkers: -1,
+		Scale:      autoscale.DefaultConfig(),
+		ClusterCfg: autoscale.DefaultClusterConfig(),
 	}
 }
 
@@ -94,6 +109,8 @@ func defaultControllerConfig() serveConfig {
 	c := defaultServeConfig()
 	c.Workers = ""
 	c.Store = "redis://127.0.0.1:6379/0"
+	// Controllers sharing workers would each scale them: enable it on one.
+	c.Autoscale = false
 	return c
 }
 
@@ -116,7 +133,17 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the cluster token workers must present (default: $"+workerrpc.TokenEnv+"; local workers get a random one)")
 	fs.StringVar(&c.ID, "id", c.ID, "controller `ID`, shown to workers and in logs")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Prometheus metrics listen `address` (/metrics); empty disables")
-	fs.StringVar(&c.Policy, "policy", c.Policy, "selection `policy`: "+strings.Join(selection.Names(), ", "))
+	fs.StringVar(&c.Policy, "policy", c.Policy, "serving `policy`: "+strings.Join(policyNames(), ", ")+" (see README: baselines)")
+	fs.StringVar(&c.Fixed, "fixed", c.Fixed, "the fixed policies' variant per architecture, `arch=variant,...` (default: each architecture's cheapest fp32 variant)")
+	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "run the model autoscaler (replicate, switch variants, downgrade, unload)")
+	fs.IntVar(&c.MinWorkers, "min-workers", c.MinWorkers, "the cluster autoscaler never goes below this many workers (-1: the number of --workers)")
+	fs.IntVar(&c.MaxWorkers, "max-workers", c.MaxWorkers, "the cluster autoscaler adds local workers up to this many (0: off)")
+	fs.DurationVar(&c.Scale.UpWindow, "scale-up-window", c.Scale.UpWindow, "demand must stay near capacity this long before scaling up")
+	fs.DurationVar(&c.Scale.DownWindow, "scale-down-window", c.Scale.DownWindow, "demand must stay low this long before a replica is removed or a variant downgraded")
+	fs.DurationVar(&c.Scale.Cooldown, "scale-cooldown", c.Scale.Cooldown, "least time between two scaling actions on one architecture")
+	fs.DurationVar(&c.Scale.IdleUnload, "idle-unload", c.Scale.IdleUnload, "unload an architecture's replicas after no traffic this long (negative: never)")
+	fs.DurationVar(&c.ClusterCfg.IdleCooldown, "worker-idle", c.ClusterCfg.IdleCooldown, "remove an added worker after it served nothing this long")
+	fs.DurationVar(&c.ClusterCfg.Interval, "worker-interval", c.ClusterCfg.Interval, "least time between two worker starts or stops")
 	fs.Int64Var(&c.WorkerMem, "worker-memory", c.WorkerMem, "memory in `bytes` each local worker may fill with replicas (0: its class's)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler at /debug/pprof/ on the HTTP address")
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
@@ -150,6 +177,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.HeartbeatTimeout <= 0 {
 		return errors.New("--heartbeat-timeout must be positive")
+	}
+	if _, ok := servingPolicies[c.Policy]; !ok {
+		return fmt.Errorf("--policy %q: want one of %s", c.Policy, strings.Join(policyNames(), ", "))
+	}
+	if _, err := c.Scale.WithDefaults(); err != nil {
+		return fmt.Errorf("autoscaling flags: %w", err)
+	}
+	if c.MaxWorkers < 0 {
+		return errors.New("--max-workers must not be negative")
 	}
 	return nil
 }
@@ -265,8 +301,51 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	rcfg.Hardware = refClass
 	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
 
+	var lns listeners
+	defer lns.closeAll()
+	ln, err := lns.listen(cfg.HTTPAddr, "--http")
+	if err != nil {
+		return err
+	}
+	gln, err := lns.listen(cfg.GRPCAddr, "--grpc")
+	if err != nil {
+		return err
+	}
+	cln, err := lns.listen(cfg.Cluster, "--cluster")
+	if err != nil {
+		return err
+	}
+	var prov *local.Provider
+	if len(localClasses) > 0 {
+		prov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
+			ClassesFile: cfg.ClassesFile, Env: []string{workerrpc.TokenEnv + "=" + token},
+			Args:        []string{"--log-level", cfg.LogLevel, "--profile-time", cfg.Profile.PerBatch.String()},
+			MemoryBytes: cfg.WorkerMem, Restart: true, Log: log.With("component", "provider")})
+		if err != nil {
+			return err
+		}
+	}
+	sp := servingPolicies[cfg.Policy]
 	ccfg := controller.DefaultConfig()
-	ccfg.Policy = cfg.Policy
+	ccfg.Policy = sp.selection
+	if ccfg.PolicyConfig, err = sp.selectionConfig(cfg.Fixed); err != nil {
+		return err
+	}
+	if cfg.Autoscale {
+		m := cfg.Scale
+		if sp.scale != nil {
+			sp.scale(&m)
+		}
+		ccfg.Autoscale.Models = &m
+	}
+	if prov != nil && cfg.MaxWorkers > len(localClasses) {
+		cc := cfg.ClusterCfg
+		cc.MinWorkers, cc.MaxWorkers = cfg.MinWorkers, cfg.MaxWorkers
+		if cc.MinWorkers < 0 {
+			cc.MinWorkers = len(localClasses)
+		}
+		ccfg.Autoscale.Cluster, ccfg.Autoscale.Provider = &cc, prov
+	}
 	ccfg.Classes = classes
 	ccfg.ID = cfg.ID
 	ccfg.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -297,7 +376,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
-		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return ctrl.Workers() }}).Register(mux)
+		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return ctrl.Workers() }, Events: ctrl.Events()}).Register(mux)
 	api.RegisterHealth(mux, ctrl)
 	api.RegisterInference(mux, ctrl, 64<<20)
 	if cfg.Pprof {
@@ -307,20 +386,6 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 
-	var lns listeners
-	defer lns.closeAll()
-	ln, err := lns.listen(cfg.HTTPAddr, "--http")
-	if err != nil {
-		return err
-	}
-	gln, err := lns.listen(cfg.GRPCAddr, "--grpc")
-	if err != nil {
-		return err
-	}
-	cln, err := lns.listen(cfg.Cluster, "--cluster")
-	if err != nil {
-		return err
-	}
 	// Stream workers reuse goroutines (and their grown stacks) across calls.
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.ChainUnaryInterceptor(api.RecoverUnary(log)))
@@ -344,16 +409,6 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		httpLns = append(httpLns, mln)
 	}
 
-	var prov *local.Provider
-	if len(localClasses) > 0 {
-		prov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
-			ClassesFile: cfg.ClassesFile, Env: []string{workerrpc.TokenEnv + "=" + token},
-			Args:        []string{"--log-level", cfg.LogLevel, "--profile-time", cfg.Profile.PerBatch.String()},
-			MemoryBytes: cfg.WorkerMem, Restart: true, Log: log.With("component", "provider")})
-		if err != nil {
-			return err
-		}
-	}
 	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "cluster", cln.Addr().String(),
 		"metrics", cfg.Metrics, "data", cfg.Data, "store", cfg.Store, "repository", repo.URL(), "onnxruntime", executor.Version(),
 		"class", refClass.Name, "policy", ctrl.Policy(), "local_workers", cfg.Workers)
@@ -383,6 +438,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	}
 	g.Go(func() error {
 		<-gctx.Done()
+		ctrl.Events().Close() // ends the streams following the event log
 		gs.GracefulStop()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
