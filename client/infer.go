@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // InferInput is one tensor of an Open Inference Protocol request, sent as JSON.
@@ -57,15 +58,53 @@ func (c *Client) Model(ctx context.Context, name string) (ModelInfo, error) {
 	return m, err
 }
 
-// Infer sends one inference request over the Open Inference Protocol's
-// HTTP/JSON binding; params carry the requirements (latency_ms,
-// min_accuracy, max_cost, strict, explain).
-func (c *Client) Infer(ctx context.Context, model string, in InferInput, params map[string]any) (InferResult, error) {
-	body := map[string]any{"inputs": []InferInput{in}}
+// Requirements are a query's requirements; zero values state none.
+type Requirements struct {
+	Latency     time.Duration // latency target
+	MinAccuracy float64       // percent
+	MaxCost     float64       // USD per 1,000 queries
+	Strict      bool          // refuse rather than serve best effort
+	Explain     bool          // ask for the decision's explanation
+}
+
+// Params writes r as the request parameters the server reads: latency_ms,
+// min_accuracy, max_cost, strict, explain; a requirement not stated is left
+// out.
+func (r Requirements) Params() map[string]any {
+	params := map[string]any{}
+	if r.Latency > 0 {
+		params["latency_ms"] = float64(r.Latency) / float64(time.Millisecond)
+	}
+	if r.MinAccuracy > 0 {
+		params["min_accuracy"] = r.MinAccuracy
+	}
+	if r.MaxCost > 0 {
+		params["max_cost"] = r.MaxCost
+	}
+	if r.Strict {
+		params["strict"] = true
+	}
+	if r.Explain {
+		params["explain"] = true
+	}
+	return params
+}
+
+// InferBody is the JSON body of an inference request over the Open
+// Inference Protocol's HTTP/JSON binding, as Infer sends it.
+func InferBody(ins []InferInput, params map[string]any) ([]byte, error) {
+	body := map[string]any{"inputs": ins}
 	if len(params) > 0 {
 		body["parameters"] = params
 	}
-	b, err := json.Marshal(body)
+	return json.Marshal(body)
+}
+
+// Infer sends one inference request over the Open Inference Protocol's
+// HTTP/JSON binding; params carry the requirements (latency_ms,
+// min_accuracy, max_cost, strict, explain; see Requirements.Params).
+func (c *Client) Infer(ctx context.Context, model string, in InferInput, params map[string]any) (InferResult, error) {
+	b, err := InferBody([]InferInput{in}, params)
 	if err != nil {
 		return InferResult{}, err
 	}

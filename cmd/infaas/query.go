@@ -61,22 +61,9 @@ func runQuery(ctx context.Context, args []string) error {
 	}
 	in.Name = info.Inputs[0].Name
 	in.Datatype = info.Inputs[0].Datatype
-	params := map[string]any{}
-	if *latency > 0 {
-		params["latency_ms"] = float64(*latency) / float64(time.Millisecond)
-	}
-	if *accuracy > 0 {
-		params["min_accuracy"] = *accuracy
-	}
-	if *cost > 0 {
-		params["max_cost"] = *cost
-	}
-	if *strict {
-		params["strict"] = true
-	}
-	if *explain {
-		params["explain"] = true
-	}
+	params := client.Requirements{
+		Latency: *latency, MinAccuracy: *accuracy, MaxCost: *cost, Strict: *strict, Explain: *explain,
+	}.Params()
 	start := time.Now()
 	res, err := c.Infer(ctx, name, in, params)
 	if err != nil {

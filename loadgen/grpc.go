@@ -1,0 +1,120 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/infaas/infaas/api/inferencepb"
+)
+
+// GRPCSender sends requests over the Open Inference Protocol's gRPC
+// service, inference.GRPCInferenceService/ModelInfer, on one connection
+// (HTTP/2 multiplexes the concurrent requests).
+type GRPCSender struct {
+	conn *grpc.ClientConn
+	rpc  pb.GRPCInferenceServiceClient
+	seed uint64
+}
+
+var _ Sender = (*GRPCSender)(nil)
+
+// NewGRPCSender returns a sender to addr (host:port, plaintext). It
+// connects lazily: an unreachable server shows in Prepare. Inputs are made
+// up from seed.
+func NewGRPCSender(addr string, seed uint64) (*GRPCSender, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("gRPC server %s: %w", addr, err)
+	}
+	return &GRPCSender{conn: conn, rpc: pb.NewGRPCInferenceServiceClient(conn), seed: seed}, nil
+}
+
+// Close closes the connection.
+func (s *GRPCSender) Close() error { return s.conn.Close() }
+
+// Prepare implements Sender: it reads the model's inputs from
+// ModelMetadata and builds one request of synthetic tensors in
+// raw_input_contents.
+func (s *GRPCSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared, error) {
+	md, err := s.rpc.ModelMetadata(ctx, &pb.ModelMetadataRequest{Name: set.Model})
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", set.Model, err)
+	}
+	if len(md.GetInputs()) == 0 {
+		return nil, fmt.Errorf("model %s has no inputs", set.Model)
+	}
+	rng := rand.New(rand.NewPCG(s.seed, 0))
+	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(set.Params())}
+	for _, in := range md.GetInputs() {
+		syn, err := makeSynthetic(TensorSpec{Name: in.GetName(), Datatype: in.GetDatatype(), Shape: in.GetShape()}, set.BatchSize(), rng)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", set.Model, err)
+		}
+		req.Inputs = append(req.Inputs, &pb.ModelInferRequest_InferInputTensor{
+			Name: in.GetName(), Datatype: in.GetDatatype(), Shape: syn.shape,
+		})
+		req.RawInputContents = append(req.RawInputContents, syn.raw())
+	}
+	return &Prepared{Set: set, Body: req}, nil
+}
+
+// Send implements Sender.
+func (s *GRPCSender) Send(ctx context.Context, p *Prepared) Outcome {
+	req, ok := p.Body.(*pb.ModelInferRequest)
+	if !ok {
+		return Outcome{Result: Failed, Status: "error", Err: errors.New("the request was not prepared by this gRPC sender")}
+	}
+	resp, err := s.rpc.ModelInfer(ctx, req)
+	if err != nil {
+		return grpcFailure(ctx, err)
+	}
+	o := Outcome{Result: Answered, Status: codes.OK.String()}
+	if v := resp.GetParameters()["variant"].GetStringParam(); v != "" {
+		o.Variant = v
+	} else if n := resp.GetModelName(); n != req.GetModelName() {
+		o.Variant = n
+	}
+	return o
+}
+
+// grpcFailure classifies an error status: the server's refusals are
+// ResourceExhausted, Unavailable and FailedPrecondition (requirements that
+// strict requests cannot have met); a deadline is a timeout.
+func grpcFailure(ctx context.Context, err error) Outcome {
+	if ctx.Err() != nil {
+		return transportFailure(ctx, err)
+	}
+	code := status.Code(err)
+	o := Outcome{Result: Failed, Status: code.String(), Err: err}
+	switch code {
+	case codes.ResourceExhausted, codes.Unavailable, codes.FailedPrecondition:
+		o.Result = Refused
+	case codes.DeadlineExceeded:
+		o.Status = "timeout"
+	}
+	return o
+}
+
+// protoParams converts request parameters as Requirements.Params writes
+// them: numbers and booleans.
+func protoParams(params map[string]any) map[string]*pb.InferParameter {
+	out := make(map[string]*pb.InferParameter, len(params))
+	for k, v := range params {
+		switch x := v.(type) {
+		case bool:
+			out[k] = &pb.InferParameter{ParameterChoice: &pb.InferParameter_BoolParam{BoolParam: x}}
+		case float64:
+			out[k] = &pb.InferParameter{ParameterChoice: &pb.InferParameter_DoubleParam{DoubleParam: x}}
+		case string:
+			out[k] = &pb.InferParameter{ParameterChoice: &pb.InferParameter_StringParam{StringParam: x}}
+		}
+	}
+	return out
+}

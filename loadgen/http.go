@@ -1,0 +1,183 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/infaas/infaas/client"
+)
+
+// HTTPSender sends requests over the Open Inference Protocol's HTTP/JSON
+// binding, POST /v2/models/{name}/infer, on keep-alive connections.
+type HTTPSender struct {
+	base string
+	http *http.Client
+	meta *client.Client
+	seed uint64
+}
+
+// headerJSONLength is the binary tensor data extension's header: the length
+// of the JSON that starts an answer whose raw tensors follow it.
+const headerJSONLength = "Inference-Header-Content-Length"
+
+var _ Sender = (*HTTPSender)(nil)
+
+// NewHTTPSender returns a sender to server (e.g. "http://127.0.0.1:8000")
+// whose connection pool holds up to conns idle keep-alive connections, as
+// many as requests may be in flight. Inputs are made up from seed.
+func NewHTTPSender(server string, conns int, seed uint64) *HTTPSender {
+	meta := client.New(server)
+	conns = max(conns, 1)
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &HTTPSender{
+		base: meta.Base(),
+		http: &http.Client{Transport: tr},
+		meta: meta,
+		seed: seed,
+	}
+}
+
+// Close closes the idle connections.
+func (s *HTTPSender) Close() { s.http.CloseIdleConnections() }
+
+type httpBody struct {
+	url  string
+	json []byte
+}
+
+// Prepare implements Sender: it reads the model's inputs from GET
+// /v2/models/{name} and encodes one JSON body of synthetic tensors.
+func (s *HTTPSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared, error) {
+	info, err := s.meta.Model(ctx, set.Model)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", set.Model, err)
+	}
+	if len(info.Inputs) == 0 {
+		return nil, fmt.Errorf("model %s has no inputs", set.Model)
+	}
+	rng := rand.New(rand.NewPCG(s.seed, 0))
+	ins := make([]client.InferInput, len(info.Inputs))
+	for i, in := range info.Inputs {
+		syn, err := makeSynthetic(TensorSpec{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape}, set.BatchSize(), rng)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", set.Model, err)
+		}
+		if ins[i], err = syn.jsonInput(); err != nil {
+			return nil, fmt.Errorf("model %s: %w", set.Model, err)
+		}
+	}
+	body, err := client.InferBody(ins, set.Params())
+	if err != nil {
+		return nil, fmt.Errorf("model %s: encode the request: %w", set.Model, err)
+	}
+	return &Prepared{Set: set, Body: httpBody{
+		url:  s.base + "/v2/models/" + url.PathEscape(set.Model) + "/infer",
+		json: body,
+	}}, nil
+}
+
+// Send implements Sender.
+func (s *HTTPSender) Send(ctx context.Context, p *Prepared) Outcome {
+	b, ok := p.Body.(httpBody)
+	if !ok {
+		return Outcome{Result: Failed, Status: "error", Err: errors.New("the request was not prepared by this HTTP sender")}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url, bytes.NewReader(b.json))
+	if err != nil {
+		return Outcome{Result: Failed, Status: "error", Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return transportFailure(ctx, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return transportFailure(ctx, err)
+	}
+	o := Outcome{Status: strconv.Itoa(resp.StatusCode)}
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		o.Result = Answered
+		o.Variant = answerVariant(resp.Header, data, p.Set.Model)
+		return o
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code == http.StatusUnprocessableEntity:
+		o.Result = Refused
+	default:
+		o.Result = Failed
+	}
+	o.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, errorMessage(data))
+	return o
+}
+
+// variant reads the serving variant from an answer: the "variant"
+// parameter, else a model_name other than the one asked for.
+func answerVariant(h http.Header, data []byte, asked string) string {
+	if v := h.Get(headerJSONLength); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= len(data) {
+			data = data[:n]
+		}
+	}
+	var r struct {
+		ModelName  string `json:"model_name"`
+		Parameters struct {
+			Variant any `json:"variant"`
+		} `json:"parameters"`
+	}
+	if json.Unmarshal(data, &r) != nil {
+		return ""
+	}
+	if v, ok := r.Parameters.Variant.(string); ok && v != "" {
+		return v
+	}
+	if r.ModelName != asked {
+		return r.ModelName
+	}
+	return ""
+}
+
+// errorMessage is the {"error": "..."} of an answer, or its start.
+func errorMessage(data []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	s := strings.TrimSpace(string(data))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// transportFailure classifies a request that got no answer.
+func transportFailure(ctx context.Context, err error) Outcome {
+	status := "error"
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		status = "timeout"
+	case ctx.Err() != nil:
+		status = "canceled"
+	}
+	return Outcome{Result: Failed, Status: status, Err: err}
+}

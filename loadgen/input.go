@@ -1,0 +1,117 @@
+package loadgen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/infaas/infaas/client"
+)
+
+// TensorSpec is one model input as the server's metadata describes it
+// (GET /v2/models/{name} or ModelMetadata): its first dimension is the
+// batch.
+type TensorSpec struct {
+	Name     string
+	Datatype string
+	Shape    []int64
+}
+
+// synthetic is one input tensor made up to fit a TensorSpec: its shape
+// with the batch first, and its values, uniform in [0, 1) for floating
+// point datatypes and 0 or 1 for the others.
+type synthetic struct {
+	spec  TensorSpec
+	shape []int64
+	vals  []float64
+}
+
+// makeSynthetic fills a batch of inputs of spec with values from rng.
+func makeSynthetic(spec TensorSpec, batch int, rng *rand.Rand) (synthetic, error) {
+	if len(spec.Shape) == 0 {
+		return synthetic{}, fmt.Errorf("input %q has no dimensions; loadgen sends batched tensors", spec.Name)
+	}
+	sample := spec.Shape[1:]
+	elems := batch
+	for _, d := range sample {
+		if d <= 0 {
+			return synthetic{}, fmt.Errorf("input %q: the model's input shape %v has dynamic dimensions", spec.Name, spec.Shape)
+		}
+		elems *= int(d)
+	}
+	if elems > 1<<26 {
+		return synthetic{}, fmt.Errorf("input %q: %d elements a request is too many; lower the batch", spec.Name, elems)
+	}
+	floating := false
+	switch spec.Datatype {
+	case "FP16", "BF16", "FP32", "FP64":
+		floating = true
+	case "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64":
+	default:
+		return synthetic{}, fmt.Errorf("input %q: loadgen cannot make up %s data", spec.Name, spec.Datatype)
+	}
+	vals := make([]float64, elems)
+	for i := range vals {
+		if floating {
+			vals[i] = rng.Float64()
+		} else {
+			vals[i] = float64(rng.IntN(2))
+		}
+	}
+	return synthetic{spec: spec, shape: append([]int64{int64(batch)}, sample...), vals: vals}, nil
+}
+
+// jsonInput is the tensor as `infaas query` sends it over HTTP: numbers in
+// the JSON body.
+func (s synthetic) jsonInput() (client.InferInput, error) {
+	switch s.spec.Datatype {
+	case "FP16", "BF16", "BOOL":
+		return client.InferInput{}, fmt.Errorf("input %q is %s, which the HTTP/JSON binding does not carry as numbers; use --protocol grpc",
+			s.spec.Name, s.spec.Datatype)
+	}
+	data := make([]float32, len(s.vals))
+	for i, v := range s.vals {
+		data[i] = float32(v)
+	}
+	return client.InferInput{Name: s.spec.Name, Shape: s.shape, Datatype: s.spec.Datatype, Data: data}, nil
+}
+
+// raw is the tensor in the protocol's raw layout: elements row-major,
+// little-endian.
+func (s synthetic) raw() []byte {
+	le := binary.LittleEndian
+	var out []byte
+	for _, v := range s.vals {
+		switch s.spec.Datatype {
+		case "BOOL", "INT8", "UINT8":
+			out = append(out, byte(v))
+		case "INT16", "UINT16":
+			out = le.AppendUint16(out, uint16(v))
+		case "INT32", "UINT32":
+			out = le.AppendUint32(out, uint32(v))
+		case "INT64", "UINT64":
+			out = le.AppendUint64(out, uint64(v))
+		case "FP16":
+			out = le.AppendUint16(out, float32ToHalf(float32(v)))
+		case "BF16":
+			out = le.AppendUint16(out, uint16(math.Float32bits(float32(v))>>16))
+		case "FP32":
+			out = le.AppendUint32(out, math.Float32bits(float32(v)))
+		case "FP64":
+			out = le.AppendUint64(out, math.Float64bits(v))
+		}
+	}
+	return out
+}
+
+// float32ToHalf converts a value in [0, 1) to IEEE 754 half precision,
+// truncating, with values too small for a normal half flushed to 0.
+func float32ToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	exp := int(b>>23&0xff) - 127 + 15
+	if exp <= 0 {
+		return 0
+	}
+	return uint16(exp)<<10 | uint16(b>>13&0x3ff)
+}

@@ -1,0 +1,332 @@
+package loadgen
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Schedule is an offered load over time: a pure function from the time
+// since the start to a rate in queries per second, over a total duration.
+type Schedule interface {
+	// Rate is the offered load at t, in queries per second; 0 outside
+	// [0, Duration).
+	Rate(t time.Duration) float64
+	// Duration is the schedule's length.
+	Duration() time.Duration
+}
+
+// Step is one rate held for a while.
+type Step struct {
+	QPS float64
+	For time.Duration
+}
+
+// Steps is a piecewise-constant schedule: each step holds its rate for its
+// duration, one after the other.
+type Steps []Step
+
+var _ Schedule = Steps(nil)
+
+// Rate implements Schedule.
+func (s Steps) Rate(t time.Duration) float64 {
+	if t < 0 {
+		return 0
+	}
+	for _, st := range s {
+		if t < st.For {
+			return st.QPS
+		}
+		t -= st.For
+	}
+	return 0
+}
+
+// Duration implements Schedule.
+func (s Steps) Duration() time.Duration {
+	var d time.Duration
+	for _, st := range s {
+		d += st.For
+	}
+	return d
+}
+
+// Point is a rate at a time.
+type Point struct {
+	At  time.Duration
+	QPS float64
+}
+
+// Linear is a piecewise-linear schedule through its points, which are in
+// increasing time order, the first at 0; the last one's time is the
+// duration.
+type Linear []Point
+
+var _ Schedule = Linear(nil)
+
+// Rate implements Schedule.
+func (l Linear) Rate(t time.Duration) float64 {
+	if len(l) == 0 || t < 0 || t >= l.Duration() {
+		return 0
+	}
+	i, _ := slices.BinarySearchFunc(l, t, func(p Point, t time.Duration) int {
+		return compareDurations(p.At, t)
+	})
+	// l[i] is the first point at or after t (t < the last point's time);
+	// before the first point the rate is the first point's.
+	if i == 0 || l[i].At == t {
+		return l[i].QPS
+	}
+	a, b := l[i-1], l[i]
+	f := float64(t-a.At) / float64(b.At-a.At)
+	return a.QPS + f*(b.QPS-a.QPS)
+}
+
+// Duration implements Schedule.
+func (l Linear) Duration() time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return l[len(l)-1].At
+}
+
+func compareDurations(a, b time.Duration) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// MeanRate is the mean offered load of s over [from, to), in queries per
+// second, integrated numerically (1 ms steps at most).
+func MeanRate(s Schedule, from, to time.Duration) float64 {
+	if to <= from {
+		return 0
+	}
+	n := int((to - from) / time.Millisecond)
+	n = max(1, min(n, 1000))
+	step := (to - from) / time.Duration(n)
+	sum := 0.0
+	for i := range n {
+		sum += s.Rate(from + time.Duration(i)*step + step/2)
+	}
+	return sum / float64(n)
+}
+
+// shape is one of the INFaaS paper's load shapes: rates at fractions of
+// its duration, joined by straight lines.
+type shape struct {
+	points      []shapePoint
+	defDuration time.Duration
+}
+
+type shapePoint struct{ frac, qps float64 }
+
+// shapes are the load shapes of the INFaaS paper's evaluation, by name. The
+// default durations are infaas's choice; `NAME:DURATION` compresses or
+// stretches a shape to another length.
+var shapes = map[string]shape{
+	"flat":        {[]shapePoint{{0, 4}, {1, 4}}, 60 * time.Second},
+	"steady":      {[]shapePoint{{0, 650}, {1, 700}}, 120 * time.Second},
+	"fluctuating": {[]shapePoint{{0, 4}, {0.5, 80}, {1, 4}}, 120 * time.Second},
+}
+
+func (s shape) over(d time.Duration) Linear {
+	out := make(Linear, len(s.points))
+	for i, p := range s.points {
+		out[i] = Point{At: time.Duration(p.frac * float64(d)), QPS: p.qps}
+	}
+	return out
+}
+
+// scheduleKinds parses the argument after "KIND:" (empty when there is none).
+var scheduleKinds = map[string]func(arg string) (Schedule, error){
+	"constant": parseConstant,
+	"steps":    parseSteps,
+	"ramp":     parseRamp,
+	"csv":      func(path string) (Schedule, error) { return ReadCSVSchedule(path) },
+}
+
+func init() {
+	for name, sh := range shapes {
+		scheduleKinds[name] = func(arg string) (Schedule, error) {
+			d := sh.defDuration
+			if arg != "" {
+				var err error
+				if d, err = parseDuration(arg); err != nil {
+					return nil, err
+				}
+			}
+			return sh.over(d), nil
+		}
+	}
+}
+
+// ScheduleKinds lists the schedule kinds ParseSchedule knows, sorted.
+func ScheduleKinds() []string {
+	out := make([]string, 0, len(scheduleKinds))
+	for k := range scheduleKinds {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ScheduleHelp describes the schedule syntax, for a flag's usage.
+const ScheduleHelp = "constant:QPS:DURATION | steps:QPS@DUR,QPS@DUR,... | ramp:FROM:TO:DURATION | " +
+	"flat[:DURATION] (4 QPS) | steady[:DURATION] (650→700 QPS) | fluctuating[:DURATION] (4→80→4 QPS) | " +
+	"csv:FILE (one rate per second a line: RATE or SECOND,RATE)"
+
+// ParseSchedule reads a schedule written as in ScheduleHelp.
+func ParseSchedule(spec string) (Schedule, error) {
+	kind, arg, _ := strings.Cut(strings.TrimSpace(spec), ":")
+	parse, ok := scheduleKinds[kind]
+	if !ok {
+		return nil, fmt.Errorf("schedule %q: unknown kind %q; use one of %s", spec, kind, strings.Join(ScheduleKinds(), ", "))
+	}
+	s, err := parse(arg)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %q: %w (the syntax: %s)", spec, err, ScheduleHelp)
+	}
+	if s.Duration() <= 0 {
+		return nil, fmt.Errorf("schedule %q lasts no time; give it a positive duration", spec)
+	}
+	return s, nil
+}
+
+func parseConstant(arg string) (Schedule, error) {
+	parts := strings.Split(arg, ":")
+	if len(parts) != 2 {
+		return nil, errors.New("want constant:QPS:DURATION")
+	}
+	qps, err := parseRate(parts[0])
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDuration(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	return Steps{{QPS: qps, For: d}}, nil
+}
+
+func parseSteps(arg string) (Schedule, error) {
+	if arg == "" {
+		return nil, errors.New("want steps:QPS@DURATION,...")
+	}
+	var out Steps
+	for _, item := range strings.Split(arg, ",") {
+		q, d, ok := strings.Cut(strings.TrimSpace(item), "@")
+		if !ok {
+			return nil, fmt.Errorf("step %q: want QPS@DURATION", item)
+		}
+		qps, err := parseRate(q)
+		if err != nil {
+			return nil, err
+		}
+		dur, err := parseDuration(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Step{QPS: qps, For: dur})
+	}
+	return out, nil
+}
+
+func parseRamp(arg string) (Schedule, error) {
+	parts := strings.Split(arg, ":")
+	if len(parts) != 3 {
+		return nil, errors.New("want ramp:FROM:TO:DURATION")
+	}
+	from, err := parseRate(parts[0])
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseRate(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	d, err := parseDuration(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	return Linear{{0, from}, {d, to}}, nil
+}
+
+func parseRate(s string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f < 0 || f != f || f > 1e7 {
+		return 0, fmt.Errorf("rate %q: want a number of queries per second, 0 to 10,000,000", s)
+	}
+	return f, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("duration %q: want a positive duration such as 30s or 5m", s)
+	}
+	return d, nil
+}
+
+// ReadCSVSchedule reads a per-second schedule from a file: one rate a line,
+// written RATE or SECOND,RATE (seconds from 0, in order, none skipped).
+// Blank lines, lines starting with # and a header line that is not a
+// number are ignored.
+func ReadCSVSchedule(path string) (Steps, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseCSVSchedule(f)
+}
+
+func parseCSVSchedule(r io.Reader) (Steps, error) {
+	var out Steps
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.Split(text, ",")
+		rate := fields[len(fields)-1]
+		if len(fields) > 2 {
+			return nil, fmt.Errorf("line %d: %q: want RATE or SECOND,RATE", line, text)
+		}
+		if len(fields) == 2 {
+			sec, err := strconv.Atoi(strings.TrimSpace(fields[0]))
+			if err != nil && len(out) == 0 && line == 1 {
+				continue // a header
+			}
+			if err != nil || sec != len(out) {
+				return nil, fmt.Errorf("line %d: second %q: want %d (seconds count from 0, one a line)", line, fields[0], len(out))
+			}
+		}
+		qps, err := parseRate(rate)
+		if err != nil {
+			if len(out) == 0 && line == 1 {
+				continue // a header
+			}
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, Step{QPS: qps, For: time.Second})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no rates; write one per line (RATE or SECOND,RATE)")
+	}
+	return out, nil
+}
