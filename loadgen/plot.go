@@ -153,6 +153,16 @@ func addLines(p *plot.Plot, ls ...line) error {
 	if len(ls) == 0 {
 		p.Legend.Add("no variant reported", emptyThumb{})
 	}
+	// Headroom above the data for the legend in the top left corner.
+	top := 0.0
+	for _, l := range ls {
+		for _, xy := range l.xys {
+			top = max(top, xy.Y)
+		}
+	}
+	if top > 0 {
+		p.Y.Max = top * (1.1 + 0.1*float64(max(len(ls), 1)))
+	}
 	return nil
 }
 

@@ -205,7 +205,7 @@ func TestHTTPStatuses(t *testing.T) {
 			fmt.Fprint(w, `{"model_name": "echo.v7", "outputs": []}`)
 		default:
 			w.Header().Set(headerJSONLength, "39")
-			fmt.Fprint(w, `{"parameters": {"variant": "binary.v"}}` + "\x00\x01raw")
+			fmt.Fprint(w, `{"parameters": {"variant": "binary.v"}}`+"\x00\x01raw")
 		}
 	})
 	srv := httptest.NewServer(mux)

@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"workers":    {"list workers with their replicas, load and health", runWorkers},
 	"worker":     {"run a worker: host replicas for a controller (infaas worker --controller ADDR --repository URL)", runWorker},
 	"query":      {"send a query: a variant, an architecture, or a task and dataset with requirements", runQuery},
+	"loadgen":    {"send an open-loop load: a rate schedule, a mix of requirements; report latency and violations", runLoadgen},
 }
 
 func usage() {
