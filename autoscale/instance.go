@@ -98,18 +98,20 @@ func (w *world) instances(arch string) []*instance {
 }
 
 // capacity is what one replica sustains, in samples per second, for
-// traffic with latency target targetMs (0: none): its throughput at the
-// largest batch whose p99 takes at most share of the target (batch 1 when
-// none does), and the batch and p99 that gives. 0 when unprofiled.
+// traffic with latency target targetMs (0: none): its profiled throughput
+// (catalog.Profile.ThroughputAt) at the largest batch whose p99 takes at
+// most share of the target — batch 1 when none does — and that batch and
+// p99. 0 when unprofiled.
 func (in *instance) capacity(targetMs, share float64) (qps float64, batch int, p99 float64) {
+	p := &in.v.Profile
 	for _, b := range in.batches {
-		p := in.v.Profile.P99At(b)
-		if p <= 0 || math.IsNaN(p) || math.IsInf(p, 0) {
+		q, p99b := p.ThroughputAt(b), p.P99At(b)
+		if q <= 0 || math.IsNaN(q) || math.IsInf(q, 0) {
 			continue
 		}
-		if batch == 0 || targetMs <= 0 || p <= share*targetMs {
-			if q := float64(b) * 1000 / p; q > qps || batch == 0 {
-				qps, batch, p99 = q, b, p
+		if batch == 0 || targetMs <= 0 || p99b <= share*targetMs {
+			if q > qps || batch == 0 {
+				qps, batch, p99 = q, b, p99b
 			}
 		}
 	}

@@ -198,16 +198,36 @@ func (p Profile) Batches() []int {
 // P99At interpolates the p99 latency (ms) at batch b linearly between the
 // profiled batch sizes, extrapolating from the last two beyond the range.
 func (p Profile) P99At(b int) float64 {
+	return p.at(b, func(l Latency) float64 { return l.P99 })
+}
+
+// P50At is P99At for the median.
+func (p Profile) P50At(b int) float64 {
+	return p.at(b, func(l Latency) float64 { return l.P50 })
+}
+
+// ThroughputAt is what one replica sustains at batch b, in samples per
+// second: b batches back to back at the median latency (0 when
+// unprofiled). The autoscalers' capacity and the profile's ThroughputQPS
+// (at the max batch) are this one rule.
+func (p Profile) ThroughputAt(b int) float64 {
+	if m := p.P50At(b); m > 0 {
+		return float64(b) * 1000 / m
+	}
+	return 0
+}
+
+func (p Profile) at(b int, of func(Latency) float64) float64 {
 	bs := p.Batches()
 	switch len(bs) {
 	case 0:
 		return 0
 	case 1:
-		return p.LatencyMs[bs[0]].P99 * float64(b) / float64(bs[0])
+		return of(p.LatencyMs[bs[0]]) * float64(b) / float64(bs[0])
 	}
 	i := sort.SearchInts(bs, b)
 	if i < len(bs) && bs[i] == b {
-		return p.LatencyMs[b].P99
+		return of(p.LatencyMs[b])
 	}
 	lo, hi := i-1, i
 	if i == 0 {
@@ -216,7 +236,7 @@ func (p Profile) P99At(b int) float64 {
 		lo, hi = len(bs)-2, len(bs)-1
 	}
 	x0, x1 := float64(bs[lo]), float64(bs[hi])
-	y0, y1 := p.LatencyMs[bs[lo]].P99, p.LatencyMs[bs[hi]].P99
+	y0, y1 := of(p.LatencyMs[bs[lo]]), of(p.LatencyMs[bs[hi]])
 	y := y0 + (y1-y0)*(float64(b)-x0)/(x1-x0)
 	if y < 0 {
 		y = 0

@@ -53,3 +53,21 @@ func TestCostPerHour(t *testing.T) {
 		t.Errorf("cost per query: %v", got)
 	}
 }
+
+func TestProfileThroughputAt(t *testing.T) {
+	p := Profile{LatencyMs: map[int]Latency{1: {P50: 2, P99: 4}, 8: {P50: 8, P99: 20}}}
+	for _, c := range []struct {
+		b        int
+		p50, thr float64
+	}{{1, 2, 500}, {8, 8, 1000}, {4, 2 + 6*3.0/7, 4000 / (2 + 6*3.0/7)}} {
+		if got := p.P50At(c.b); math.Abs(got-c.p50) > 1e-9 {
+			t.Errorf("P50At(%d) = %v, want %v", c.b, got, c.p50)
+		}
+		if got := p.ThroughputAt(c.b); math.Abs(got-c.thr) > 1e-9 {
+			t.Errorf("ThroughputAt(%d) = %v, want %v", c.b, got, c.thr)
+		}
+	}
+	if got := (Profile{}).ThroughputAt(4); got != 0 {
+		t.Errorf("unprofiled throughput %v, want 0", got)
+	}
+}
