@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/infaas/infaas/batching"
@@ -99,7 +100,42 @@ type replica struct {
 	inBytes    int // bytes per input sample
 	scale      float64
 	bound      int
-	cost       batching.CostModel
+	cost       batching.CostModel // the profile's, scaled by slowness
+	median     func(int) float64  // profiled p50 (ms) at a batch
+
+	// slowness is how much slower than its profile the replica has run
+	// lately (observed compute ÷ profiled median, smoothed over about five
+	// batches; float64 bits). Admission and batching scale the profile by
+	// it when above 1, so a replica on a machine busier than when it was
+	// profiled refuses what it can no longer finish in time instead of
+	// admitting it to miss its deadline.
+	slowness atomic.Uint64
+}
+
+// slowFactor is the factor (≥ 1) the profile's times are scaled by.
+func (r *replica) slowFactor() float64 {
+	return max(math.Float64frombits(r.slowness.Load()), 1)
+}
+
+// observe folds one batch's compute time into the slowness.
+func (r *replica) observe(exec int, compute time.Duration) {
+	if r.median == nil {
+		return
+	}
+	m := r.median(exec)
+	if m <= 0 {
+		return
+	}
+	ratio := float64(compute) / float64(time.Millisecond) / m
+	old := math.Float64frombits(r.slowness.Load())
+	r.slowness.Store(math.Float64bits(0.8*old + 0.2*ratio))
+}
+
+// costNow is the cost model with the current slowness. Call with r.mu held.
+func (r *replica) costNow() batching.CostModel {
+	c := r.cost
+	c.Throughput /= r.slowFactor()
+	return c
 }
 
 // ready installs a loaded session. Call with r.mu held.
@@ -118,7 +154,12 @@ func (r *replica) ready(sess *executor.Session, queueBound int, loadTime time.Du
 	}
 	r.bound = max(queueBound, r.maxBatch)
 	p := r.variant.Profile
-	r.cost = batching.ProfileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
+	r.median = p.P50At
+	r.slowness.Store(math.Float64bits(1))
+	base := batching.ProfileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
+	r.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
+		return time.Duration(float64(base.Exec(n)) * r.slowFactor())
+	}}
 	r.state = StateReady
 	r.loadedAt = r.now()
 	r.loadTime = loadTime
@@ -155,7 +196,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 			ErrBadInput, req.Batch, r.io.Input.DataType, r.io.Input.SampleShape(), want, len(req.Input))
 	}
 	now := r.now()
-	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.cost); err != nil {
+	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.costNow()); err != nil {
 		r.mu.Unlock()
 		r.mon.refused()
 		return Response{}, err
@@ -209,7 +250,7 @@ func (r *replica) runsAlone(now time.Time, req Request) bool {
 		return true
 	}
 	lone := [1]batching.Queued{{Arrived: now, Deadline: req.Deadline, Samples: req.Batch}}
-	return batching.PlanBatch(now, lone[:], r.maxBatch, r.maxDelay, r.cost, false).N > 0
+	return batching.PlanBatch(now, lone[:], r.maxBatch, r.maxDelay, r.costNow(), false).N > 0
 }
 
 // runInline runs p alone on the caller's goroutine. Call with r.mu held;
@@ -301,7 +342,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 		for _, p := range r.queue {
 			view = append(view, batching.Queued{Arrived: p.arrived, Deadline: p.req.Deadline, Samples: p.req.Batch})
 		}
-		pl := batching.PlanBatch(r.now(), view, r.maxBatch, maxDelay, r.cost, r.state == StateDraining)
+		pl := batching.PlanBatch(r.now(), view, r.maxBatch, maxDelay, r.costNow(), r.state == StateDraining)
 		if pl.N == 0 {
 			r.mu.Unlock()
 			timer.Reset(pl.Wait)
@@ -376,6 +417,9 @@ func (r *replica) run(sess *executor.Session, batch []*pending, samples int, in 
 	out, shape, err := sess.Run(in, exec, nil)
 	end := r.now()
 	compute := end.Sub(start)
+	if err == nil {
+		r.observe(exec, compute)
+	}
 	per := 0
 	if err == nil {
 		if len(shape) == 0 || shape[0] != int64(exec) || len(out)%exec != 0 {

@@ -11,13 +11,13 @@ import (
 
 // ConvNet returns an ONNX classifier for MNIST-shaped input whose cost is
 // set by its size, for tests that need a model slow enough to saturate a
-// worker (the zoo's models take microseconds): input [1, 1, 28, 28]
-// (a fixed batch of one) → Conv 3×3 to channels → Relu → layers × (Conv
+// worker (the zoo's models take microseconds): input [batch, 1, 28, 28]
+// (batch fixed at one, or dynamic) → Conv 3×3 to channels → Relu → layers × (Conv
 // 3×3 channels → channels → Relu) → GlobalAveragePool → Flatten → Gemm to
 // 10 logits. Each channels→channels layer is 28·28·channels²·9
 // multiply-adds. Its weights are random (seeded), so its accuracy is
 // chance: register it with a declared accuracy.
-func ConvNet(channels, layers int) []byte {
+func ConvNet(channels, layers int, dynamicBatch bool) []byte {
 	r := rand.New(rand.NewPCG(uint64(channels), uint64(layers)))
 	weights := func(name string, dims ...int64) *onnx.TensorProto {
 		n := int64(1)
@@ -34,9 +34,13 @@ func ConvNet(channels, layers int) []byte {
 	c := int64(channels)
 	pads := onnx.IntsAttr("pads", 1, 1, 1, 1)
 	kernel := onnx.IntsAttr("kernel_shape", 3, 3)
+	batch := int64(1)
+	if dynamicBatch {
+		batch = -1
+	}
 	g := &onnx.GraphProto{Name: "convnet",
-		Input:  []*onnx.ValueInfoProto{onnx.NewValueInfo("input", onnx.TensorProto_FLOAT, []int64{1, 1, 28, 28})},
-		Output: []*onnx.ValueInfoProto{onnx.NewValueInfo("logits", onnx.TensorProto_FLOAT, []int64{1, 10})},
+		Input:  []*onnx.ValueInfoProto{onnx.NewValueInfo("input", onnx.TensorProto_FLOAT, []int64{batch, 1, 28, 28})},
+		Output: []*onnx.ValueInfoProto{onnx.NewValueInfo("logits", onnx.TensorProto_FLOAT, []int64{batch, 10})},
 	}
 	g.Initializer = append(g.Initializer, weights("w0", c, 1, 3, 3))
 	g.Node = append(g.Node, onnx.NewNode("Conv", "conv0", []string{"input", "w0"}, []string{"c0"}, kernel, pads),
@@ -61,12 +65,12 @@ func ConvNet(channels, layers int) []byte {
 	return b
 }
 
-// ConvNetFile writes ConvNet(channels, layers) into the test's temporary
-// directory and returns its path.
-func ConvNetFile(t testing.TB, channels, layers int) string {
+// ConvNetFile writes ConvNet(channels, layers, dynamicBatch) into the
+// test's temporary directory and returns its path.
+func ConvNetFile(t testing.TB, channels, layers int, dynamicBatch bool) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "convnet.onnx")
-	if err := os.WriteFile(p, ConvNet(channels, layers), 0o644); err != nil {
+	if err := os.WriteFile(p, ConvNet(channels, layers, dynamicBatch), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
