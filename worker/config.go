@@ -69,10 +69,16 @@ func DefaultThresholds() Thresholds {
 	return Thresholds{Latency: 2.5, QPS: 0.5, Outstanding: 0.8, DrainBudget: time.Second, RefusedFraction: 0.05, MinBatches: 20}
 }
 
-// CPUThresholds are INFaaS's thresholds for a single CPU replica: L=4,
-// Q=1.0, U=1.1 (CPU latency is noisier, and one replica is all there is).
+// CPUThresholds are for CPU replicas: INFaaS's U=1.1 (one replica is all
+// there is), but L=3 and Q=0.05. INFaaS judged average latency, queueing
+// included, so it needed a replica near saturation (Q=1.0) before slowness
+// meant interference rather than load; infaas judges the compute p99 of
+// the ONNX Runtime runs alone, which queueing does not inflate, so a
+// replica serving a twentieth of its capacity with 20 batches in the
+// window is enough evidence, and a neighbour that triples the tail is
+// interference.
 func CPUThresholds() Thresholds {
-	return Thresholds{Latency: 4, QPS: 1.0, Outstanding: 1.1, DrainBudget: time.Second, RefusedFraction: 0.05, MinBatches: 20}
+	return Thresholds{Latency: 3, QPS: 0.05, Outstanding: 1.1, DrainBudget: time.Second, RefusedFraction: 0.05, MinBatches: 20}
 }
 
 // DefaultThresholdsFor picks CPUThresholds on a CPU worker (each replica
