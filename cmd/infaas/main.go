@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"serve":      {"run the all-in-one server: a controller and local worker processes", runServe},
 	"controller": {"run a controller (front end, dispatcher, registrar, worker registry); workers join it", runController},
 	"demo":       {"start a server, register the model zoo, show the variants", runDemo},
+	"events":     {"show the autoscaling and mitigation events (--follow to stream)", runEvents},
 	"register":   {"register an ONNX model", runRegister},
 	"models":     {"list use cases and architectures", runModels},
 	"variants":   {"list an architecture's variants and their profiles", runVariants},
