@@ -42,7 +42,7 @@ var autoscaleArgs = []string{"--class", "cpu-1", "--scale-up-window", "1s", "--s
 // the most one replica of any of its variants sustains on cpu-1 in samples
 // per second (the profiles' throughput, as the autoscaler reads it) and
 // the least p99 at batch 1.
-func registerConvNet(t *testing.T, s *server, name string) (capacity, p99 float64) {
+func registerConvNet(t testing.TB, s *server, name string) (capacity, p99 float64) {
 	t.Helper()
 	c := ctx(t)
 	_, err := s.c.Register(c, client.Registration{Name: name, Task: "classification", Dataset: "mnist",
@@ -75,7 +75,7 @@ func registerConvNet(t *testing.T, s *server, name string) (capacity, p99 float6
 }
 
 // eventsOf reads the whole event log.
-func eventsOf(t *testing.T, s *server) []events.Event {
+func eventsOf(t testing.TB, s *server) []events.Event {
 	t.Helper()
 	resp, err := http.Get("http://" + s.addr + "/v1/events?limit=10000")
 	if err != nil {

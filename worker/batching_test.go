@@ -2,11 +2,13 @@ package worker
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/infaas/infaas/batching"
+	"github.com/infaas/infaas/catalog"
 )
 
 // linearCost predicts base + perSample·n.
@@ -66,5 +68,33 @@ func TestCopyInputScales(t *testing.T) {
 	copyInput(dst, src, 1)
 	if got := floats(dst); got[0] != 255 || got[1] != 51 {
 		t.Errorf("unscaled %v", got)
+	}
+}
+
+// TestSlownessScalesAdmission: a replica that runs three times slower than
+// its profile refuses a deadline the profile alone would admit, and one
+// that runs faster is never judged faster than its profile.
+func TestSlownessScalesAdmission(t *testing.T) {
+	r := &replica{maxBatch: 1}
+	r.setCost(catalog.Profile{LatencyMs: map[int]catalog.Latency{1: {P50: 1, P99: 1}}, ThroughputQPS: 1000})
+	now := time.Unix(1000, 0)
+	deadline := now.Add(8 * time.Millisecond) // 5 queued (5 ms) + 1 ms own: fits the profile
+	if err := batching.Admit(now, 1, deadline, 5, 0, 64, r.costNow()); err != nil {
+		t.Fatalf("the profile alone admits: %v", err)
+	}
+	for range 30 {
+		r.observe(1, 3*time.Millisecond)
+	}
+	if f := r.slowFactor(); f < 2.9 || f > 3.01 {
+		t.Fatalf("slowness %v after runs at 3× the median, want about 3", f)
+	}
+	if err := batching.Admit(now, 1, deadline, 5, 0, 64, r.costNow()); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("3× slower: 15 ms of queue + 3 ms cannot meet 8 ms, got %v", err)
+	}
+	for range 60 {
+		r.observe(1, 100*time.Microsecond)
+	}
+	if f := r.slowFactor(); f != 1 {
+		t.Fatalf("faster than the profile must not scale below it: %v", f)
 	}
 }

@@ -112,6 +112,17 @@ type replica struct {
 	slowness atomic.Uint64
 }
 
+// setCost builds the cost model from profile p, scaled by the slowness
+// (which starts at 1).
+func (r *replica) setCost(p catalog.Profile) {
+	r.median = p.P50At
+	r.slowness.Store(math.Float64bits(1))
+	base := batching.ProfileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
+	r.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
+		return time.Duration(float64(base.Exec(n)) * r.slowFactor())
+	}}
+}
+
 // slowFactor is the factor (≥ 1) the profile's times are scaled by.
 func (r *replica) slowFactor() float64 {
 	return max(math.Float64frombits(r.slowness.Load()), 1)
@@ -153,13 +164,7 @@ func (r *replica) ready(sess *executor.Session, queueBound int, loadTime time.Du
 		r.scale = 1
 	}
 	r.bound = max(queueBound, r.maxBatch)
-	p := r.variant.Profile
-	r.median = p.P50At
-	r.slowness.Store(math.Float64bits(1))
-	base := batching.ProfileCost(p.P99At, p.ThroughputQPS, r.maxBatch)
-	r.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
-		return time.Duration(float64(base.Exec(n)) * r.slowFactor())
-	}}
+	r.setCost(r.variant.Profile)
 	r.state = StateReady
 	r.loadedAt = r.now()
 	r.loadTime = loadTime
