@@ -267,8 +267,10 @@ func hog(t *testing.T, cpu, threads int) (stop func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The thread stays locked: it ends with the goroutine, so its
+			// one-CPU affinity never passes to other goroutines (nor to the
+			// processes later tests fork from them).
 			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
 			var set unix.CPUSet
 			set.Set(cpu)
 			if err := unix.SchedSetaffinity(0, &set); err != nil {
