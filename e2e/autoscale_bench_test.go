@@ -22,21 +22,26 @@ import (
 //
 //	go test -run '^$' -bench AutoscaleFluctuating -benchtime 1x ./e2e
 func BenchmarkAutoscaleFluctuating(b *testing.B) {
+	// The first run sizes the schedule and the target from its profile;
+	// the second reuses them, so the two face the same load.
+	var schedule string
+	var target float64
 	for _, mode := range []struct{ name, flag string }{{"autoscale", "--autoscale=true"}, {"static", "--autoscale=false"}} {
 		b.Run(mode.name, func(b *testing.B) {
 			for range b.N {
-				benchFluctuating(b, mode.name, mode.flag)
+				benchFluctuating(b, mode.name, mode.flag, &schedule, &target)
 			}
 		})
 	}
 }
 
-func benchFluctuating(b *testing.B, name, flag string) {
+func benchFluctuating(b *testing.B, name, flag string, schedule *string, target *float64) {
 	s := startServer(b, b.TempDir(), append([]string{"--workers", "cpu-1,cpu-1", flag}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(b, s, "convnet")
-	low, high := max(2, 0.15*capacity), 1.1*capacity
-	target := max(80, 20*p99)
-	schedule := fmt.Sprintf("steps:%.0f@15s,%.0f@30s,%.0f@30s", low, high, low)
+	if *schedule == "" {
+		*schedule = fmt.Sprintf("steps:%.0f@15s,%.0f@30s,%.0f@30s", max(2, 0.15*capacity), 1.1*capacity, max(2, 0.15*capacity))
+		*target = max(80, 20*p99)
+	}
 
 	// Replica cost: every second, what the ready replicas cost per hour.
 	var mu sync.Mutex
@@ -74,15 +79,15 @@ func benchFluctuating(b *testing.B, name, flag string) {
 			mu.Unlock()
 		}
 	}()
-	sched, err := loadgen.ParseSchedule(schedule)
+	sched, err := loadgen.ParseSchedule(*schedule)
 	if err != nil {
 		b.Fatal(err)
 	}
 	sender := loadgen.NewHTTPSender("http://"+s.addr, 64, 1)
 	defer sender.Close()
 	b.ResetTimer()
-	sum, rows, err := loadgen.Run(c, loadgen.Config{Schedule: sched, ScheduleName: schedule, Seed: 1,
-		Mix: loadgen.Mix{{Weight: 1, Model: "convnet", LatencyMs: target}}, Sender: sender})
+	sum, rows, err := loadgen.Run(c, loadgen.Config{Schedule: sched, ScheduleName: *schedule, Seed: 1,
+		Mix: loadgen.Mix{{Weight: 1, Model: "convnet", LatencyMs: *target}}, Sender: sender})
 	b.StopTimer()
 	cancel()
 	wg.Wait()
@@ -95,7 +100,7 @@ func benchFluctuating(b *testing.B, name, flag string) {
 	b.ReportMetric(sum.ThroughputQPS, "answered/s")
 	b.ReportMetric(usd, "USD")
 	b.ReportMetric(float64(peakReplicas), "peak_replicas")
-	b.Logf("%s: %s\n%s", name, schedule, loadgen.FormatSummary(sum))
+	b.Logf("%s: %s\n%s", name, *schedule, loadgen.FormatSummary(sum))
 	if dir := os.Getenv("INFAAS_BENCH_OUT"); dir != "" {
 		var csv, js, png bytes.Buffer
 		if err := loadgen.WriteCSV(&csv, rows); err != nil {

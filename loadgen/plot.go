@@ -54,7 +54,7 @@ func WritePlot(w io.Writer, rows []Row, s Summary) error {
 			{"p99", series(func(r Row) float64 { return r.P99Ms }), false},
 		}
 		if s.TightestTargetMs > 0 {
-			ls = append(ls, line{fmt.Sprintf("tightest target %g ms", s.TightestTargetMs),
+			ls = append(ls, line{fmt.Sprintf("tightest target %.4g ms", s.TightestTargetMs),
 				series(func(Row) float64 { return s.TightestTargetMs }), true})
 		}
 		err = addLines(latency, ls...)
