@@ -122,7 +122,7 @@ func Admit(now time.Time, samples int, deadline time.Time, queuedSamples, execut
 	finish := now.Add(ahead + cost.Exec(samples))
 	if finish.After(deadline) {
 		return fmt.Errorf("%w: deadline in %s cannot be met: %d samples ahead take %s and the request itself %s",
-			ErrOverloaded, ms(deadline.Sub(now)), queuedSamples+executingSamples, ms(ahead), ms(cost.Exec(samples)))
+			ErrOverloaded, FormatMs(deadline.Sub(now)), queuedSamples+executingSamples, FormatMs(ahead), FormatMs(cost.Exec(samples)))
 	}
 	return nil
 }
@@ -147,8 +147,9 @@ func ProfileCost(p99At func(int) float64, throughputQPS float64, maxBatch int) C
 	return CostModel{Exec: exec, Throughput: tp}
 }
 
-// ms formats a duration in milliseconds with sensible precision.
-func ms(d time.Duration) string {
+// FormatMs formats a duration in milliseconds with sensible precision;
+// the worker words its messages with it too.
+func FormatMs(d time.Duration) string {
 	v := float64(d) / float64(time.Millisecond)
 	switch {
 	case v >= 100 || v <= -100:

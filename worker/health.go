@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 )
 
@@ -66,17 +67,4 @@ func Assess(s Stats, p catalog.Profile, maxBatch int, t Thresholds) Health {
 
 func fmtMs(v float64) string { return ms(time.Duration(v * float64(time.Millisecond))) }
 
-// ms formats a duration in milliseconds with sensible precision (as
-// package batching words its refusals).
-func ms(d time.Duration) string {
-	v := float64(d) / float64(time.Millisecond)
-	switch {
-	case v >= 100 || v <= -100:
-		return fmt.Sprintf("%.0f ms", v)
-	case v >= 10 || v <= -10:
-		return fmt.Sprintf("%.1f ms", v)
-	case v >= 0.1 || v <= -0.1:
-		return fmt.Sprintf("%.2f ms", v)
-	}
-	return fmt.Sprintf("%.3f ms", v)
-}
+func ms(d time.Duration) string { return batching.FormatMs(d) }
