@@ -11,12 +11,19 @@ import (
 
 // BenchmarkModelsStep is one model-autoscaler step over a large cluster:
 // archs architectures of 8 variants each, 50 workers, two replicas per
-// architecture with demand near capacity on a tenth of them.
+// architecture with demand near capacity on a tenth of them. reindex=false
+// is the usual step, over a catalog unchanged since the last (same
+// State.Epoch); reindex=true re-indexes the catalog as after a
+// registration.
 //
 //	go test -run '^$' -bench ModelsStep -benchmem ./autoscale
 func BenchmarkModelsStep(b *testing.B) {
-	for _, archs := range []int{10, 100} {
-		b.Run(fmt.Sprintf("archs=%d", archs), func(b *testing.B) {
+	for _, bc := range []struct {
+		archs   int
+		reindex bool
+	}{{10, false}, {100, false}, {100, true}} {
+		archs := bc.archs
+		b.Run(fmt.Sprintf("archs=%d/reindex=%v", archs, bc.reindex), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(1, 2))
 			st := State{Classes: []catalog.HardwareClass{catalog.CPUClass(1), catalog.CPUClass(4)}, Traffic: map[string]Traffic{}}
 			for i := range 50 {
@@ -48,6 +55,10 @@ func BenchmarkModelsStep(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
+				st.Epoch = 1
+				if bc.reindex {
+					st.Epoch = uint64(i) + 1
+				}
 				m.Step(now.Add(time.Duration(i)*time.Millisecond), st)
 			}
 		})

@@ -18,6 +18,7 @@ type Cluster struct {
 	why   map[string]string    // class → the latest reason it is short
 	idle  map[string]time.Time // worker idle since
 	last  time.Time            // last action
+	cat   *catIndex            // reused while State.Epoch holds
 }
 
 // NewCluster makes a cluster autoscaler; cfg's zero fields take defaults.
@@ -36,7 +37,8 @@ func (c *Cluster) Config() ClusterConfig { return c.cfg }
 // action per step, and none within Interval of the last. shortages are
 // what the model autoscaler's step just reported.
 func (c *Cluster) Step(now time.Time, st State, shortages []Shortage) []Action {
-	w := newWorld(&st)
+	w := newWorld(&st, c.cat)
+	c.cat = w.catIndex
 	total := len(st.Workers)
 	for _, n := range st.Starting {
 		total += n

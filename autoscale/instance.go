@@ -17,31 +17,56 @@ type instance struct {
 	memory   int64   // catalog.MemoryNeed
 	cores    int     // cores a replica occupies (CPU variants)
 	batches  []int   // profiled batch sizes up to MaxBatch, and MaxBatch
+	qps      []float64
+	p99      []float64 // at batches
+	p99at1   float64
 	maxBatch int
+}
+
+// catIndex is the catalog half of a world: classes, variants and their
+// instances. A policy keeps it across steps while State.Epoch is unchanged
+// and non-zero, so a step over an unchanged catalog indexes nothing.
+type catIndex struct {
+	epoch      uint64
+	classes    map[string]catalog.HardwareClass
+	classNames []string // sorted
+	variants   map[string]catalog.Variant
+	byArch     map[string][]string // architecture → its variant names, sorted
+	instCache  map[[2]string]*instance
+	archInst   map[string][]*instance
+}
+
+func newCatIndex(st *State) *catIndex {
+	c := &catIndex{epoch: st.Epoch, classes: map[string]catalog.HardwareClass{}, variants: map[string]catalog.Variant{},
+		byArch: map[string][]string{}, instCache: map[[2]string]*instance{}, archInst: map[string][]*instance{}}
+	for _, h := range st.Classes {
+		c.classes[h.Name] = h
+		c.classNames = append(c.classNames, h.Name)
+	}
+	slices.Sort(c.classNames)
+	for _, v := range st.Variants {
+		c.variants[v.Name] = v
+		c.byArch[v.Architecture] = append(c.byArch[v.Architecture], v.Name)
+	}
+	for _, names := range c.byArch {
+		slices.Sort(names)
+	}
+	return c
 }
 
 // world indexes a State for one step.
 type world struct {
-	st        *State
-	classes   map[string]catalog.HardwareClass
-	variants  map[string]catalog.Variant
-	byArch    map[string][]string // architecture → its variant names, sorted
-	workers   map[string]*Worker
-	instCache map[[2]string]*instance
+	st *State
+	*catIndex
+	workers map[string]*Worker
 }
 
-func newWorld(st *State) *world {
-	w := &world{st: st, classes: map[string]catalog.HardwareClass{}, variants: map[string]catalog.Variant{},
-		byArch: map[string][]string{}, workers: map[string]*Worker{}, instCache: map[[2]string]*instance{}}
-	for _, h := range st.Classes {
-		w.classes[h.Name] = h
-	}
-	for _, v := range st.Variants {
-		w.variants[v.Name] = v
-		w.byArch[v.Architecture] = append(w.byArch[v.Architecture], v.Name)
-	}
-	for _, names := range w.byArch {
-		slices.Sort(names)
+// newWorld indexes st, reusing prev's catalog index when st.Epoch says it
+// still holds (prev may be nil).
+func newWorld(st *State, prev *catIndex) *world {
+	w := &world{st: st, catIndex: prev, workers: make(map[string]*Worker, len(st.Workers))}
+	if prev == nil || st.Epoch == 0 || prev.epoch != st.Epoch {
+		w.catIndex = newCatIndex(st)
 	}
 	for i := range st.Workers {
 		w.workers[st.Workers[i].ID] = &st.Workers[i]
@@ -51,18 +76,18 @@ func newWorld(st *State) *world {
 
 // inst returns variant name on class, or nil when the variant is unknown,
 // the class is not listed, or the variant has no profile there.
-func (w *world) inst(name, class string) *instance {
+func (c *catIndex) inst(name, class string) *instance {
 	key := [2]string{name, class}
-	if in, ok := w.instCache[key]; ok {
+	if in, ok := c.instCache[key]; ok {
 		return in
 	}
 	var in *instance
-	v, ok := w.variants[name]
-	h, hok := w.classes[class]
+	v, ok := c.variants[name]
+	h, hok := c.classes[class]
 	if ok && hok {
 		if on, ok := v.OnClass(class); ok {
 			in = &instance{v: on, class: h, costH: h.CostPerHour(on.Threads), memory: catalog.MemoryNeed(on.Profile, on.FileBytes),
-				maxBatch: max(on.MaxBatch, 1)}
+				maxBatch: max(on.MaxBatch, 1), p99at1: on.Profile.P99At(1)}
 			if isCPU(on.Provider) {
 				in.cores = max(on.Threads, 1)
 			}
@@ -72,28 +97,31 @@ func (w *world) inst(name, class string) *instance {
 				}
 			}
 			in.batches = append(in.batches, in.maxBatch)
+			for _, b := range in.batches {
+				in.qps = append(in.qps, on.Profile.ThroughputAt(b))
+				in.p99 = append(in.p99, on.Profile.P99At(b))
+			}
 		}
 	}
-	w.instCache[key] = in
+	c.instCache[key] = in
 	return in
 }
 
 // instances lists every instance of an architecture's variants, by
 // variant name then class name.
-func (w *world) instances(arch string) []*instance {
-	var out []*instance
-	classes := make([]string, 0, len(w.classes))
-	for c := range w.classes {
-		classes = append(classes, c)
+func (c *catIndex) instances(arch string) []*instance {
+	if out, ok := c.archInst[arch]; ok {
+		return out
 	}
-	slices.Sort(classes)
-	for _, name := range w.byArch[arch] {
-		for _, c := range classes {
-			if in := w.inst(name, c); in != nil {
+	var out []*instance
+	for _, name := range c.byArch[arch] {
+		for _, cl := range c.classNames {
+			if in := c.inst(name, cl); in != nil {
 				out = append(out, in)
 			}
 		}
 	}
+	c.archInst[arch] = out
 	return out
 }
 
@@ -103,9 +131,8 @@ func (w *world) instances(arch string) []*instance {
 // most share of the target — batch 1 when none does — and that batch and
 // p99. 0 when unprofiled.
 func (in *instance) capacity(targetMs, share float64) (qps float64, batch int, p99 float64) {
-	p := &in.v.Profile
-	for _, b := range in.batches {
-		q, p99b := p.ThroughputAt(b), p.P99At(b)
+	for i, b := range in.batches {
+		q, p99b := in.qps[i], in.p99[i]
 		if q <= 0 || math.IsNaN(q) || math.IsInf(q, 0) {
 			continue
 		}
@@ -125,7 +152,7 @@ func (in *instance) meets(t Traffic, share float64) bool {
 		return false
 	}
 	if t.LatencyMs > 0 {
-		if p := in.v.Profile.P99At(1); p <= 0 || p > share*t.LatencyMs {
+		if p := in.p99at1; p <= 0 || p > share*t.LatencyMs {
 			return false
 		}
 	}

@@ -21,6 +21,7 @@ type Models struct {
 	idle    map[string]time.Time   // architecture without traffic since
 	last    map[string]time.Time   // architecture's last action
 	pending map[string]*switchPlan // architecture → switch in progress
+	cat     *catIndex              // reused while State.Epoch holds
 }
 
 type groupKey struct{ variant, class string }
@@ -72,7 +73,8 @@ func (m *Models) Step(now time.Time, st State) Result {
 	if m.cfg.Static {
 		return res
 	}
-	w := newWorld(&st)
+	w := newWorld(&st, m.cat)
+	m.cat = w.catIndex
 	rm := newRoom(w)
 	archs, groups := m.groups(w)
 	live := map[groupKey]bool{}

@@ -218,3 +218,26 @@ func TestConfigValidation(t *testing.T) {
 		t.Error("max below min: want an error")
 	}
 }
+
+// TestCatalogIndexReuse: a step re-indexes the catalog only when
+// State.Epoch changes (or is 0).
+func TestCatalogIndexReuse(t *testing.T) {
+	a := State{Epoch: 1, Classes: []catalog.HardwareClass{catalog.CPUClass(1)},
+		Variants: []catalog.Variant{variant("m.v1", "m", "cpu-1", 1, 1, 90, 2, 10)}}
+	b := a
+	b.Variants = append([]catalog.Variant{}, a.Variants...)
+	b.Variants = append(b.Variants, variant("m.v2", "m", "cpu-1", 1, 4, 90, 3, 10))
+	w1 := newWorld(&a, nil)
+	if w := newWorld(&b, w1.catIndex); w.catIndex != w1.catIndex || len(w.instances("m")) != 1 {
+		t.Errorf("same epoch: re-indexed (%d instances of m)", len(w.instances("m")))
+	}
+	b.Epoch = 2
+	if w := newWorld(&b, w1.catIndex); w.catIndex == w1.catIndex || len(w.instances("m")) != 2 {
+		t.Errorf("new epoch: %d instances of m, want 2", len(w.instances("m")))
+	}
+	a.Epoch, b.Epoch = 0, 0
+	w0 := newWorld(&a, nil)
+	if w := newWorld(&b, w0.catIndex); w.catIndex == w0.catIndex || len(w.instances("m")) != 2 {
+		t.Errorf("epoch 0: %d instances of m, want 2", len(w.instances("m")))
+	}
+}

@@ -50,11 +50,11 @@ func newPropSim(r *rand.Rand, cfg Config) *propSim {
 		s.st.Traffic[v.Name] = s.traffic[v.Architecture]
 	}
 	// One replica per architecture where one fits.
-	w := newWorld(&s.st)
+	w := newWorld(&s.st, nil)
 	for a := range s.demand {
 		for _, in := range w.instances(a) {
 			s.refresh()
-			rm := newRoom(newWorld(&s.st))
+			rm := newRoom(newWorld(&s.st, nil))
 			if hosts := rm.place(w, in, 1, nil); hosts != nil {
 				s.add(in.v.Name, hosts[0], false)
 				break
@@ -76,7 +76,7 @@ func (s *propSim) add(variant, worker string, loading bool) {
 
 // refresh recomputes free memory and spreads demand.
 func (s *propSim) refresh() {
-	w := newWorld(&s.st)
+	w := newWorld(&s.st, nil)
 	used := map[string]int64{}
 	for _, r := range s.st.Replicas {
 		in := w.inst(r.Variant, w.workers[r.Worker].Class)
@@ -138,7 +138,7 @@ func (s *propSim) apply(t *testing.T, acts []Action) {
 
 func (s *propSim) check(t *testing.T, before map[string]int) {
 	t.Helper()
-	w := newWorld(&s.st)
+	w := newWorld(&s.st, nil)
 	mem := map[string]int64{}
 	cores := map[string]int{}
 	perInst := map[[2]string]int{}
@@ -172,7 +172,7 @@ func (s *propSim) check(t *testing.T, before map[string]int) {
 }
 
 func (s *propSim) archCounts() map[string]int {
-	w := newWorld(&s.st)
+	w := newWorld(&s.st, nil)
 	out := map[string]int{}
 	for _, r := range s.st.Replicas {
 		out[w.variants[r.Variant].Architecture]++

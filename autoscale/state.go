@@ -16,6 +16,11 @@ type State struct {
 	Variants []catalog.Variant
 	// Classes are the hardware classes with their prices.
 	Classes []catalog.HardwareClass
+	// Epoch names the Variants and Classes: a policy re-indexes them
+	// only when it differs from the last step's (0 re-indexes every step).
+	// Bump it whenever either changes; the controller passes its catalog
+	// view's generation, the simulator a constant.
+	Epoch   uint64
 	Workers []Worker
 	// Replicas are every replica the workers report (and loads the
 	// controller started that no report shows yet, as Loading).

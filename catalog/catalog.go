@@ -217,26 +217,51 @@ func (p Profile) ThroughputAt(b int) float64 {
 	return 0
 }
 
+// at interpolates of(latency) at batch b. It scans the map once and
+// allocates nothing: selection, the worker's monitor and the autoscalers
+// call it on hot paths. Between profiled sizes it interpolates linearly;
+// below the smallest it extends the line through the two smallest, above
+// the largest the line through the two largest; with one size, it scales
+// proportionally.
 func (p Profile) at(b int, of func(Latency) float64) float64 {
-	bs := p.Batches()
-	switch len(bs) {
-	case 0:
+	if l, ok := p.LatencyMs[b]; ok {
+		return of(l)
+	}
+	// lo: largest size below b; hi: smallest above; s1 < s2 the two
+	// smallest sizes, g1 > g2 the two largest.
+	lo, hi, s1, s2, g1, g2 := 0, 0, 0, 0, 0, 0
+	for x := range p.LatencyMs {
+		if x < b && x > lo {
+			lo = x
+		}
+		if x > b && (hi == 0 || x < hi) {
+			hi = x
+		}
+		switch {
+		case s1 == 0 || x < s1:
+			s1, s2 = x, s1
+		case s2 == 0 || x < s2:
+			s2 = x
+		}
+		switch {
+		case x > g1:
+			g1, g2 = x, g1
+		case x > g2:
+			g2 = x
+		}
+	}
+	switch {
+	case len(p.LatencyMs) == 0:
 		return 0
-	case 1:
-		return of(p.LatencyMs[bs[0]]) * float64(b) / float64(bs[0])
+	case len(p.LatencyMs) == 1:
+		return of(p.LatencyMs[s1]) * float64(b) / float64(s1)
+	case lo == 0:
+		lo, hi = s1, s2
+	case hi == 0:
+		lo, hi = g2, g1
 	}
-	i := sort.SearchInts(bs, b)
-	if i < len(bs) && bs[i] == b {
-		return of(p.LatencyMs[b])
-	}
-	lo, hi := i-1, i
-	if i == 0 {
-		lo, hi = 0, 1
-	} else if i == len(bs) {
-		lo, hi = len(bs)-2, len(bs)-1
-	}
-	x0, x1 := float64(bs[lo]), float64(bs[hi])
-	y0, y1 := of(p.LatencyMs[bs[lo]]), of(p.LatencyMs[bs[hi]])
+	x0, x1 := float64(lo), float64(hi)
+	y0, y1 := of(p.LatencyMs[lo]), of(p.LatencyMs[hi])
 	y := y0 + (y1-y0)*(float64(b)-x0)/(x1-x0)
 	if y < 0 {
 		y = 0

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"math"
+	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
@@ -69,5 +71,44 @@ func TestProfileThroughputAt(t *testing.T) {
 	}
 	if got := (Profile{}).ThroughputAt(4); got != 0 {
 		t.Errorf("unprofiled throughput %v, want 0", got)
+	}
+}
+
+// TestAtMatchesSortedInterpolation checks the single-pass interpolation
+// against the obvious one (sort the sizes, find the segment) on random
+// profiles, and that it allocates nothing.
+func TestAtMatchesSortedInterpolation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		p := Profile{LatencyMs: map[int]Latency{}}
+		for range 1 + rng.IntN(6) {
+			p.LatencyMs[1+rng.IntN(64)] = Latency{P50: rng.Float64() * 10, P99: rng.Float64() * 20}
+		}
+		bs := p.Batches()
+		for b := 1; b <= 80; b++ {
+			want := 0.0
+			switch i := sort.SearchInts(bs, b); {
+			case len(bs) == 1:
+				want = p.LatencyMs[bs[0]].P99 * float64(b) / float64(bs[0])
+			case i < len(bs) && bs[i] == b:
+				want = p.LatencyMs[b].P99
+			default:
+				lo, hi := i-1, i
+				if i == 0 {
+					lo, hi = 0, 1
+				} else if i == len(bs) {
+					lo, hi = len(bs)-2, len(bs)-1
+				}
+				y0, y1 := p.LatencyMs[bs[lo]].P99, p.LatencyMs[bs[hi]].P99
+				want = max(0, y0+(y1-y0)*float64(b-bs[lo])/float64(bs[hi]-bs[lo]))
+			}
+			if got := p.P99At(b); math.Abs(got-want) > 1e-9 {
+				t.Fatalf("%v: P99At(%d) = %v, want %v", p.LatencyMs, b, got, want)
+			}
+		}
+	}
+	p := Profile{LatencyMs: map[int]Latency{1: {P99: 1}, 4: {P99: 3}, 16: {P99: 9}}}
+	if n := testing.AllocsPerRun(100, func() { p.P99At(7); p.ThroughputAt(32) }); n != 0 {
+		t.Errorf("P99At and ThroughputAt allocate %v times per call", n)
 	}
 }

@@ -135,7 +135,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 	if v == nil {
 		return autoscale.State{}, false
 	}
-	st := autoscale.State{Classes: c.cfg.Classes, Starting: map[string]int{}}
+	st := autoscale.State{Classes: c.cfg.Classes, Epoch: v.gen, Starting: map[string]int{}}
 	for _, x := range v.variants {
 		st.Variants = append(st.Variants, x)
 	}

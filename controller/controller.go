@@ -74,6 +74,7 @@ type view struct {
 	useCases map[string]catalog.UseCase
 	variants map[string]catalog.Variant
 	version  string // catalog fingerprint
+	gen      uint64 // bumped with every new catalog (autoscale.State.Epoch)
 }
 
 // Controller answers queries: it selects a variant and a replica from an
@@ -91,6 +92,7 @@ type Controller struct {
 
 	view    atomic.Pointer[view]
 	viewMu  sync.Mutex    // serialises the view's writers
+	viewGen atomic.Uint64 // the last view's gen
 	refresh chan struct{} // coalesced "state changed" trigger
 	profile chan struct{} // coalesced "look for variants to profile" trigger
 
@@ -257,7 +259,7 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		return err
 	}
 	v := &view{snap: snap, archs: map[string]catalog.Architecture{}, useCases: map[string]catalog.UseCase{},
-		variants: map[string]catalog.Variant{}, version: version}
+		variants: map[string]catalog.Variant{}, version: version, gen: c.viewGen.Add(1)}
 	for _, a := range archs {
 		v.archs[a.Name] = a
 	}
@@ -380,7 +382,7 @@ func (c *Controller) state() selection.State {
 			st.Replicas = append(st.Replicas, selection.Replica{
 				ID: snapshotID(ws.ID, r.ID), Variant: r.Variant, Worker: ws.ID,
 				Healthy: ws.Running, Overloaded: r.Health.Overloaded, Interfered: r.Health.Interfered,
-				Loading: loading, QueuedSamples: out, Live: c.counter(ws.ID, r.ID),
+				Loading: loading, QueuedSamples: out, Live: c.counter(ws.ID, r.ID), Slowness: r.Stats.Slowness,
 			})
 		}
 		// Loads that finished and the worker's report does not show yet.

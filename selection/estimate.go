@@ -45,10 +45,11 @@ func (s *Snapshot) p99(v int32, b int) float64 {
 }
 
 // estimate is replica j's estimated latency in ms for a request whose
-// compute takes p ms: what is left of its load, plus its queue, plus p.
+// compute takes p ms by the profile: what is left of its load, plus its
+// queue, plus p scaled by the replica's slowness.
 func (s *Snapshot) estimate(j int32, p float64, nowNs int64) float64 {
 	ri := &s.rep[j]
-	est := p + s.queueMs(j)
+	est := p*ri.slow + s.queueMs(j)
 	if ri.loading {
 		est += s.loadLeftMs(j, nowNs)
 	}

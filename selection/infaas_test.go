@@ -117,6 +117,27 @@ func TestSelectInfaas(t *testing.T) {
 			want:  view{Action: Serve, Reason: ReasonBusy, Met: true, Variant: cnnM2, Replica: "r-m2", Worker: "w1"},
 		},
 		{
+			name: "both replicas interfered: the less slowed one serves",
+			state: mnistState().with(func(st *State) {
+				st.replica("r-m2").Interfered = true
+				st.replica("r-m2").Slowness = 8
+				r := replica("r-m2b", cnnM2, "w2")
+				r.Interfered, r.Slowness = true, 3
+				st.Replicas = append(st.Replicas, r)
+			}),
+			req:  Request{Name: "cnn-m", LatencyMs: 50},
+			want: view{Action: Serve, Reason: ReasonBusy, Met: true, Variant: cnnM2, Replica: "r-m2b", Worker: "w2"},
+		},
+		{
+			name: "slowness: of two idle replicas the one running at its profile wins",
+			state: mnistState().with(func(st *State) {
+				st.replica("r-m2").Slowness = 1.5
+				st.Replicas = append(st.Replicas, replica("r-m2b", cnnM2, "w2"))
+			}),
+			req:  Request{Name: uc, LatencyMs: 10},
+			want: view{Action: Serve, Reason: ReasonLoaded, Met: true, Variant: cnnM2, Replica: "r-m2b", Worker: "w2"},
+		},
+		{
 			name: "queueing: the idle replica wins",
 			state: mnistState().with(func(st *State) {
 				st.replica("r-m2").QueuedSamples = 10 // 4 ms

@@ -96,6 +96,14 @@ type Replica struct {
 	// ThroughputQPS is the observed throughput in samples per second;
 	// 0 means the profile's throughput at the variant's max batch.
 	ThroughputQPS float64
+	// Slowness is how many times slower than its profile the replica has
+	// run lately (the worker's observed compute ÷ profiled median). The
+	// estimate scales the profile's p99 and, when ThroughputQPS is 0, the
+	// profile's drain time by it, so that of two replicas the one a
+	// neighbour slows down gets less work even when both are flagged.
+	// Below 1 (0: unknown) counts as 1: a replica is never assumed faster
+	// than its profile.
+	Slowness float64
 }
 
 // State is the fast-changing half of a snapshot: workers and replicas.
@@ -187,6 +195,7 @@ type vinfo struct {
 type rinfo struct {
 	queueMs   float64 // outstanding samples / throughput, as of the state
 	msPer     float64 // ms one outstanding sample adds (1000 / throughput); +Inf when unknown
+	slow      float64 // Replica.Slowness, at least 1
 	live      *atomic.Int64
 	loadEndNs int64 // when a loading replica is expected to be ready; 0: unknown start
 	variant   int32
@@ -313,9 +322,10 @@ func (c *catIndex) replicaInfo(v, w int32, r *Replica, wk *Worker) rinfo {
 		ri.loadEndNs = r.LoadStarted.UnixNano() + int64(vi.loadMs*1e6)
 	}
 	samples := max(r.QueuedSamples, r.QueuedRequests)
+	ri.slow = max(r.Slowness, 1)
 	thr := r.ThroughputQPS
 	if thr <= 0 {
-		thr = vi.thr
+		thr = vi.thr / ri.slow
 	}
 	ri.live = r.Live
 	ri.msPer = math.Inf(1)

@@ -38,6 +38,12 @@ type Stats struct {
 	RecentArrivals int64         `json:"recent_arrivals"`
 	RecentWindow   time.Duration `json:"recent_window"`
 
+	// Slowness is how many times slower than its profile the replica has
+	// run lately: observed compute ÷ profiled median, smoothed over about
+	// five batches (1 before any batch). The dispatcher scales its
+	// estimates by it.
+	Slowness float64 `json:"slowness,omitempty"`
+
 	Queued    int `json:"queued"`     // samples waiting now
 	Executing int `json:"executing"`  // samples running now
 	MaxQueued int `json:"max_queued"` // most samples waiting at once in the window

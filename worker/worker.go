@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -442,6 +443,7 @@ func (w *Worker) info(r *replica) ReplicaInfo {
 	queued, executing, loaded := r.queued, r.executing, r.sess != nil
 	r.mu.Unlock()
 	info.Stats = r.mon.snapshot(queued, executing)
+	info.Stats.Slowness = math.Float64frombits(r.slowness.Load())
 	if loaded {
 		info.Health = Assess(info.Stats, r.variant.Profile, info.MaxBatch, w.cfg.Thresholds)
 	}
