@@ -16,6 +16,7 @@ var pure = []string{
 	"github.com/infaas/infaas/selection",
 	"github.com/infaas/infaas/catalog",
 	"github.com/infaas/infaas/autoscale",
+	"github.com/infaas/infaas/health",
 }
 
 // stdCgo are the standard library packages that have cgo files on Linux

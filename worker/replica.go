@@ -12,6 +12,7 @@ import (
 	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/health"
 )
 
 // Replica states.
@@ -68,7 +69,7 @@ type replica struct {
 	variant catalog.Variant
 	arch    catalog.Architecture
 	now     func() time.Time
-	mon     *monitor
+	mon     *health.Monitor
 	wake    chan struct{} // buffered 1: "the queue changed"
 	done    chan struct{} // closed once the replica is finalised
 	once    sync.Once
@@ -203,7 +204,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	now := r.now()
 	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.costNow()); err != nil {
 		r.mu.Unlock()
-		r.mon.refused()
+		r.mon.Refused()
 		return Response{}, err
 	}
 	p := &pending{ctx: ctx, req: req, arrived: now, done: make(chan result, 1)}
@@ -221,7 +222,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	r.queued += req.Batch
 	depth := r.queued
 	r.mu.Unlock()
-	r.mon.admitted(depth)
+	r.mon.Admitted(depth)
 	r.signal()
 
 	select {
@@ -236,7 +237,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	}
 	r.mu.Unlock()
 	if dropped {
-		r.mon.dropped()
+		r.mon.Dropped()
 		return Response{}, fmt.Errorf("request left the queue of %s: %w", r.id, ctx.Err())
 	}
 	select { // its batch finished as the caller gave up: answer anyway
@@ -267,7 +268,7 @@ func (r *replica) runInline(p *pending) (Response, error) {
 	sess := r.sess
 	r.runMu.Lock()
 	r.mu.Unlock()
-	r.mon.admitted(0)
+	r.mon.Admitted(0)
 	r.inlineIn, r.inlineLt = r.run(sess, []*pending{p}, p.req.Batch, r.inlineIn, r.inlineLt)
 	r.runMu.Unlock()
 	r.mu.Lock()
@@ -386,10 +387,10 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 		r.executing = samples
 		r.mu.Unlock()
 		for range dropped {
-			r.mon.dropped()
+			r.mon.Dropped()
 		}
 		for range shed {
-			r.mon.refused()
+			r.mon.Refused()
 		}
 		if len(batch) > 0 {
 			in, lat = r.run(r.sess, batch, samples, in, lat)
@@ -442,7 +443,7 @@ func (r *replica) run(sess *executor.Session, batch []*pending, samples int, in 
 	for _, p := range batch {
 		lat = append(lat, end.Sub(p.arrived))
 	}
-	r.mon.batch(samples, compute, lat, err != nil)
+	r.mon.Batch(samples, compute, lat, err != nil)
 	off = 0
 	for _, p := range batch {
 		n := p.req.Batch

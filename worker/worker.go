@@ -13,6 +13,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/health"
 )
 
 // Blobs is where model files come from: the model repository, or a fake.
@@ -166,7 +167,7 @@ func (w *Worker) Load(ctx context.Context, variant catalog.Variant, arch catalog
 	}
 	r := &replica{
 		id: id, variant: variant, arch: arch, now: w.cfg.Now,
-		mon:   newMonitor(w.cfg.Now, w.cfg.MonitorWindow, w.cfg.MonitorBucket),
+		mon:   health.NewMonitor(w.cfg.Now, w.cfg.MonitorWindow, w.cfg.MonitorBucket),
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		state: StateLoading,
@@ -442,7 +443,7 @@ func (w *Worker) info(r *replica) ReplicaInfo {
 	}
 	queued, executing, loaded := r.queued, r.executing, r.sess != nil
 	r.mu.Unlock()
-	info.Stats = r.mon.snapshot(queued, executing)
+	info.Stats = r.mon.Snapshot(queued, executing)
 	info.Stats.Slowness = math.Float64frombits(r.slowness.Load())
 	if loaded {
 		info.Health = Assess(info.Stats, r.variant.Profile, info.MaxBatch, w.cfg.Thresholds)

@@ -1,4 +1,4 @@
-package worker
+package health
 
 import (
 	"math"
@@ -41,7 +41,8 @@ type Stats struct {
 	// Slowness is how many times slower than its profile the replica has
 	// run lately: observed compute ÷ profiled median, smoothed over about
 	// five batches (1 before any batch). The dispatcher scales its
-	// estimates by it.
+	// estimates by it. Snapshot leaves it 0: whoever runs the replica
+	// fills it in (the worker from the slowness its cost model tracks).
 	Slowness float64 `json:"slowness,omitempty"`
 
 	Queued    int `json:"queued"`     // samples waiting now
@@ -53,9 +54,9 @@ type Stats struct {
 // received − completed).
 func (s Stats) Outstanding() int { return s.Queued + s.Executing }
 
-// monitor keeps a ring of time buckets; a snapshot sums the buckets of the
+// Monitor keeps a ring of time buckets; a snapshot sums the buckets of the
 // window. Safe for concurrent use.
-type monitor struct {
+type Monitor struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	width   time.Duration
@@ -71,14 +72,16 @@ type bucket struct {
 	latency, compute                              histogram
 }
 
-func newMonitor(now func() time.Time, window, width time.Duration) *monitor {
+// NewMonitor returns a monitor over a sliding window of window, rounded up
+// to whole buckets of width, that reads the time from now.
+func NewMonitor(now func() time.Time, window, width time.Duration) *Monitor {
 	n := int((window + width - 1) / width)
-	return &monitor{now: now, width: width, ring: make([]bucket, n), created: now()}
+	return &Monitor{now: now, width: width, ring: make([]bucket, n), created: now()}
 }
 
 // slot returns the current bucket, resetting it when it last held an
 // older period. Call with mu held.
-func (m *monitor) slot(t time.Time) *bucket {
+func (m *Monitor) slot(t time.Time) *bucket {
 	idx := t.UnixNano() / int64(m.width)
 	b := &m.ring[int(idx%int64(len(m.ring)))]
 	if b.index != idx {
@@ -87,7 +90,8 @@ func (m *monitor) slot(t time.Time) *bucket {
 	return b
 }
 
-func (m *monitor) admitted(queued int) {
+// Admitted records a request admitted to a queue now holding queued samples.
+func (m *Monitor) Admitted(queued int) {
 	m.mu.Lock()
 	b := m.slot(m.now())
 	b.arrivals++
@@ -95,20 +99,22 @@ func (m *monitor) admitted(queued int) {
 	m.mu.Unlock()
 }
 
-func (m *monitor) refused() {
+// Refused records a request refused by admission control.
+func (m *Monitor) Refused() {
 	m.mu.Lock()
 	m.slot(m.now()).refused++
 	m.mu.Unlock()
 }
 
-func (m *monitor) dropped() {
+// Dropped records a request cancelled while queued.
+func (m *Monitor) Dropped() {
 	m.mu.Lock()
 	m.slot(m.now()).dropped++
 	m.mu.Unlock()
 }
 
-// batch records one executed batch and its requests' end-to-end latencies.
-func (m *monitor) batch(samples int, compute time.Duration, latencies []time.Duration, failed bool) {
+// Batch records one executed batch and its requests' end-to-end latencies.
+func (m *Monitor) Batch(samples int, compute time.Duration, latencies []time.Duration, failed bool) {
 	m.mu.Lock()
 	b := m.slot(m.now())
 	b.batches++
@@ -126,9 +132,9 @@ func (m *monitor) batch(samples int, compute time.Duration, latencies []time.Dur
 	m.mu.Unlock()
 }
 
-// snapshot sums the window. queued and executing are the replica's
+// Snapshot sums the window. queued and executing are the replica's
 // current queue, which the monitor does not track itself.
-func (m *monitor) snapshot(queued, executing int) Stats {
+func (m *Monitor) Snapshot(queued, executing int) Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()

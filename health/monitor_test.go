@@ -1,4 +1,4 @@
-package worker
+package health
 
 import (
 	"math"
@@ -13,22 +13,22 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func TestMonitorWindow(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
-	m := newMonitor(clk.now, 10*time.Second, time.Second)
+	m := NewMonitor(clk.now, 10*time.Second, time.Second)
 
 	// 10 s of steady load: 100 requests a second in batches of 4.
 	for range 10 {
 		for range 25 {
 			for range 4 {
-				m.admitted(3)
+				m.Admitted(3)
 			}
-			m.batch(4, 2*time.Millisecond, []time.Duration{3 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond, 9 * time.Millisecond}, false)
+			m.Batch(4, 2*time.Millisecond, []time.Duration{3 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond, 9 * time.Millisecond}, false)
 		}
-		m.refused()
+		m.Refused()
 		clk.advance(time.Second)
 	}
 	// Now is the start of second 10: the window is the 9 full buckets of
 	// seconds 1–9 plus the empty current one, so second 0 has left it.
-	s := m.snapshot(5, 4)
+	s := m.Snapshot(5, 4)
 	if s.Completed != 900 || s.Batches != 225 || s.AvgBatch != 4 || s.MaxBatch != 4 || s.Refused != 9 || s.Arrivals != 900 {
 		t.Errorf("counts: %+v", s)
 	}
@@ -45,7 +45,7 @@ func TestMonitorWindow(t *testing.T) {
 
 	// Half a second into second 15: seconds 6–9 remain, over 9.5 s.
 	clk.advance(5*time.Second + 500*time.Millisecond)
-	s = m.snapshot(0, 0)
+	s = m.Snapshot(0, 0)
 	if s.Completed != 400 || s.Refused != 4 || s.MaxQueued != 3 {
 		t.Errorf("after sliding: completed %d refused %d max queued %d, want 400, 4, 3", s.Completed, s.Refused, s.MaxQueued)
 	}
@@ -53,7 +53,7 @@ func TestMonitorWindow(t *testing.T) {
 		t.Errorf("window %v, qps %v; want 9.5s, %v", s.Window, s.QPS, 400/9.5)
 	}
 	clk.advance(20 * time.Second)
-	if s := m.snapshot(0, 0); s.Completed != 0 || s.Batches != 0 || s.LatencyP99 != 0 {
+	if s := m.Snapshot(0, 0); s.Completed != 0 || s.Batches != 0 || s.LatencyP99 != 0 {
 		t.Errorf("after the window passed: %+v", s)
 	}
 }
@@ -62,18 +62,18 @@ func TestMonitorWindow(t *testing.T) {
 // (but at least one bucket).
 func TestMonitorYoungReplica(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_000_000, 500_000_000)}
-	m := newMonitor(clk.now, 10*time.Second, time.Second)
+	m := NewMonitor(clk.now, 10*time.Second, time.Second)
 	clk.advance(2 * time.Second)
 	for range 100 {
-		m.batch(1, time.Millisecond, []time.Duration{time.Millisecond}, false)
+		m.Batch(1, time.Millisecond, []time.Duration{time.Millisecond}, false)
 	}
-	s := m.snapshot(0, 0)
+	s := m.Snapshot(0, 0)
 	if s.Window != 2*time.Second || s.QPS != 50 {
 		t.Errorf("young replica: window %v, qps %v; want 2s, 50", s.Window, s.QPS)
 	}
-	m2 := newMonitor(clk.now, 10*time.Second, time.Second)
-	m2.batch(1, time.Millisecond, []time.Duration{time.Millisecond}, false)
-	if s := m2.snapshot(0, 0); s.Window != time.Second || s.QPS != 1 {
+	m2 := NewMonitor(clk.now, 10*time.Second, time.Second)
+	m2.Batch(1, time.Millisecond, []time.Duration{time.Millisecond}, false)
+	if s := m2.Snapshot(0, 0); s.Window != time.Second || s.QPS != 1 {
 		t.Errorf("brand-new replica: window %v, qps %v; want the 1 s floor", s.Window, s.QPS)
 	}
 }
@@ -108,21 +108,21 @@ func TestHistogramQuantiles(t *testing.T) {
 // still average it away.
 func TestMonitorRecent(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(2_000_000, 0)}
-	m := newMonitor(clk.now, 10*time.Second, time.Second)
+	m := NewMonitor(clk.now, 10*time.Second, time.Second)
 	for range 9 { // 9 s at 10/s
 		for range 10 {
-			m.admitted(0)
+			m.Admitted(0)
 		}
 		clk.advance(time.Second)
 	}
 	for range 150 { // then 200/s: 150 admitted, 50 refused in half a second
-		m.admitted(0)
+		m.Admitted(0)
 	}
 	for range 50 {
-		m.refused()
+		m.Refused()
 	}
 	clk.advance(500 * time.Millisecond)
-	s := m.snapshot(0, 0)
+	s := m.Snapshot(0, 0)
 	if s.RecentWindow != 1500*time.Millisecond || s.RecentArrivals != 10+200 {
 		t.Fatalf("recent: %d arrivals over %v, want 210 over 1.5s", s.RecentArrivals, s.RecentWindow)
 	}
