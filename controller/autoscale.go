@@ -140,7 +140,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 		st.Variants = append(st.Variants, x)
 	}
 	slices.SortFunc(st.Variants, func(a, b catalog.Variant) int { return strings.Compare(a.Name, b.Name) })
-	st.Traffic, st.Unplaced = c.traffic.snapshot(now)
+	st.Traffic, st.Unplaced = c.traffic.Snapshot(now)
 
 	owned := map[string]time.Time{}
 	if c.scale.prov != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/metadata"
@@ -105,7 +106,7 @@ type Controller struct {
 
 	decisions *decisionLog
 	events    *events.Log
-	traffic   *trafficLog
+	traffic   *autoscale.TrafficLog
 	scale     *scaler
 }
 
@@ -135,7 +136,7 @@ func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (
 		refresh: make(chan struct{}, 1), profile: make(chan struct{}, 1), loads: map[string]*loadOp{}, finished: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
 		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
 		events:  events.NewLog(cfg.EventLog, func(e events.Event) { m.Action(e.Source, e.Action, e.Reason) }),
-		traffic: newTrafficLog(10 * time.Second),
+		traffic: autoscale.NewTrafficLog(10 * time.Second),
 		scale:   sc,
 	}
 	set := &workerSet{byID: map[string]Worker{}}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/inference"
@@ -242,7 +243,7 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 	t0 := time.Now()
 	c.policy.Select(v.snap, &sr, arrival, &d)
 	decisionNs := time.Since(t0).Nanoseconds()
-	c.traffic.note(arrival, v.snap, &sr, &d)
+	noteTraffic(c.traffic, arrival, v.snap, &sr, &d)
 
 	rec := DecisionRecord{At: arrival, Model: req.Model, Batch: batch, LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy,
 		MaxCost: r.MaxCost, Strict: r.Strict, Action: d.Action.String(), Reason: d.Reason.String(),
@@ -468,4 +469,18 @@ func round3(v float64) float64 {
 		return -1
 	}
 	return math.Round(v*1000) / 1000
+}
+
+// noteTraffic tells the traffic log what decision d served: the variant
+// and the request's requirements, and the class of a load that fit no
+// worker.
+func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, r *selection.Request, d *selection.Decision) {
+	var variant, unplaced string
+	if d.Variant >= 0 {
+		variant = s.Variant(d.Variant).Name
+	}
+	if d.Unplaced >= 0 {
+		unplaced = s.Variant(d.Unplaced).Hardware
+	}
+	l.Note(now, variant, autoscale.Traffic{LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy, Pinned: r.Kind == selection.KindVariant}, unplaced)
 }

@@ -412,7 +412,7 @@ func TestInterferenceMitigation(t *testing.T) {
 	var moved events.Event
 	waitFor(t, "a replica on the other worker", 30*time.Second, func() bool {
 		var ok bool
-		moved, ok = find(eventsOf(t, s), flagged.Time, func(e events.Event) bool {
+		moved, ok = find(eventsOf(t, s), start, func(e events.Event) bool {
 			return e.Source == "model-autoscaler" && e.Action == "replicate" && e.Worker != first && e.Reason == "interfered"
 		})
 		return ok

@@ -30,6 +30,7 @@ import (
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/metrics"
+	"github.com/infaas/infaas/policies"
 	"github.com/infaas/infaas/profiler"
 	"github.com/infaas/infaas/provider/local"
 	"github.com/infaas/infaas/registrar"
@@ -133,7 +134,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the cluster token workers must present (default: $"+workerrpc.TokenEnv+"; local workers get a random one)")
 	fs.StringVar(&c.ID, "id", c.ID, "controller `ID`, shown to workers and in logs")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "Prometheus metrics listen `address` (/metrics); empty disables")
-	fs.StringVar(&c.Policy, "policy", c.Policy, "serving `policy`: "+strings.Join(policyNames(), ", ")+" (see README: baselines)")
+	fs.StringVar(&c.Policy, "policy", c.Policy, "serving `policy`: "+strings.Join(policies.Names(), ", ")+" (see README: baselines)")
 	fs.StringVar(&c.Fixed, "fixed", c.Fixed, "the fixed policies' variant per architecture, `arch=variant,...` (default: each architecture's cheapest fp32 variant)")
 	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "run the model autoscaler (replicate, switch variants, downgrade, unload)")
 	fs.IntVar(&c.MinWorkers, "min-workers", c.MinWorkers, "the cluster autoscaler never goes below this many workers (-1: the number of --workers)")
@@ -178,8 +179,8 @@ func (c *serveConfig) validate() error {
 	if c.HeartbeatTimeout <= 0 {
 		return errors.New("--heartbeat-timeout must be positive")
 	}
-	if _, ok := servingPolicies[c.Policy]; !ok {
-		return fmt.Errorf("--policy %q: want one of %s", c.Policy, strings.Join(policyNames(), ", "))
+	if _, err := policies.Lookup(c.Policy); err != nil {
+		return fmt.Errorf("--policy: %w", err)
 	}
 	if _, err := c.Scale.WithDefaults(); err != nil {
 		return fmt.Errorf("autoscaling flags: %w", err)
@@ -325,17 +326,17 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 			return err
 		}
 	}
-	sp := servingPolicies[cfg.Policy]
+	sp, err := policies.Lookup(cfg.Policy)
+	if err != nil {
+		return err
+	}
 	ccfg := controller.DefaultConfig()
-	ccfg.Policy = sp.selection
-	if ccfg.PolicyConfig, err = sp.selectionConfig(cfg.Fixed); err != nil {
+	ccfg.Policy = sp.Selection
+	if ccfg.PolicyConfig, err = sp.SelectionConfig(cfg.Fixed); err != nil {
 		return err
 	}
 	if cfg.Autoscale {
-		m := cfg.Scale
-		if sp.scale != nil {
-			sp.scale(&m)
-		}
+		m := sp.Models(cfg.Scale)
 		ccfg.Autoscale.Models = &m
 	}
 	if prov != nil && cfg.MaxWorkers > len(localClasses) {

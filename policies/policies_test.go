@@ -1,4 +1,4 @@
-package main
+package policies
 
 import (
 	"strings"
@@ -12,19 +12,19 @@ import (
 // configuration (the fixed ones without --fixed too), and its autoscaler
 // configuration validates.
 func TestServingPoliciesBuild(t *testing.T) {
-	for _, name := range policyNames() {
-		sp := servingPolicies[name]
-		cfg, err := sp.selectionConfig("")
+	for _, name := range Names() {
+		sp, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := sp.SelectionConfig("")
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, err := selection.Lookup(sp.selection, cfg); err != nil {
+		if _, err := selection.Lookup(sp.Selection, cfg); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		m := autoscale.DefaultConfig()
-		if sp.scale != nil {
-			sp.scale(&m)
-		}
+		m := sp.Models(autoscale.DefaultConfig())
 		if _, err := autoscale.NewModels(m); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -46,16 +46,16 @@ func TestServingPoliciesBuild(t *testing.T) {
 }
 
 func TestParseFixed(t *testing.T) {
-	m, err := parseFixed("a=a.v1, b=b.v2")
+	m, err := ParseFixed("a=a.v1, b=b.v2")
 	if err != nil || m["a"] != "a.v1" || m["b"] != "b.v2" {
 		t.Fatalf("got %v, %v", m, err)
 	}
 	for _, bad := range []string{"a", "a=", "=v", "a=x,a=y"} {
-		if _, err := parseFixed(bad); err == nil || !strings.Contains(err.Error(), "--fixed") {
+		if _, err := ParseFixed(bad); err == nil || !strings.Contains(err.Error(), "--fixed") {
 			t.Errorf("%q: want an error naming --fixed, got %v", bad, err)
 		}
 	}
-	if _, err := servingPolicies["infaas"].selectionConfig("a=v"); err == nil {
+	if _, err := table["infaas"].SelectionConfig("a=v"); err == nil {
 		t.Error("--fixed with the infaas policy must be refused")
 	}
 }

@@ -1,0 +1,94 @@
+package autoscale
+
+import (
+	"sync"
+	"time"
+)
+
+// TrafficLog remembers, per variant, what the requests it served asked for
+// (the tightest latency target, the highest accuracy floor, whether any
+// named the variant itself) over the last one to two windows, and the
+// loads selection could not place, per hardware class. The model
+// autoscaler reads it (State.Traffic, State.Unplaced): a replacement
+// variant must meet what the traffic asked for. The controller notes every
+// decision (one short lock per query); the simulator does the same.
+type TrafficLog struct {
+	window time.Duration
+
+	mu       sync.Mutex
+	cur      map[string]Traffic
+	prev     map[string]Traffic
+	rotated  time.Time
+	unplaced map[string]int
+}
+
+// NewTrafficLog remembers one to two windows of traffic.
+func NewTrafficLog(window time.Duration) *TrafficLog {
+	return &TrafficLog{window: window, cur: map[string]Traffic{}, prev: map[string]Traffic{}, unplaced: map[string]int{}}
+}
+
+// Note records one decision: variant (when not "") serves a request that
+// asked for want, and a load of class unplacedClass (when not "") fit no
+// worker.
+func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedClass string) {
+	if variant == "" && unplacedClass == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rotate(now)
+	if variant != "" {
+		e, seen := t.cur[variant]
+		t.cur[variant] = merge(e, seen, want)
+	}
+	if unplacedClass != "" {
+		t.unplaced[unplacedClass]++
+	}
+}
+
+// rotate starts a new window when the current one is over. Call with mu held.
+func (t *TrafficLog) rotate(now time.Time) {
+	switch {
+	case t.rotated.IsZero():
+		t.rotated = now
+	case now.Sub(t.rotated) >= 2*t.window:
+		clear(t.prev)
+		clear(t.cur)
+		t.rotated = now
+	case now.Sub(t.rotated) >= t.window:
+		t.prev, t.cur = t.cur, t.prev
+		clear(t.cur)
+		t.rotated = now
+	}
+}
+
+// merge folds b into a (seen: a holds something).
+func merge(a Traffic, seen bool, b Traffic) Traffic {
+	if !seen {
+		return b
+	}
+	if b.LatencyMs > 0 && (a.LatencyMs == 0 || b.LatencyMs < a.LatencyMs) {
+		a.LatencyMs = b.LatencyMs
+	}
+	a.MinAccuracy = max(a.MinAccuracy, b.MinAccuracy)
+	a.Pinned = a.Pinned || b.Pinned
+	return a
+}
+
+// Snapshot returns the traffic of the last one to two windows, and the
+// unplaced loads since the last call (which it resets).
+func (t *TrafficLog) Snapshot(now time.Time) (map[string]Traffic, map[string]int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rotate(now)
+	out := make(map[string]Traffic, len(t.cur)+len(t.prev))
+	for _, m := range []map[string]Traffic{t.prev, t.cur} {
+		for k, v := range m {
+			e, seen := out[k]
+			out[k] = merge(e, seen, v)
+		}
+	}
+	un := t.unplaced
+	t.unplaced = map[string]int{}
+	return out, un
+}

@@ -1,0 +1,35 @@
+package autoscale
+
+import (
+	"testing"
+	"time"
+)
+
+// TestTrafficLog: per variant, the tightest target, the highest accuracy
+// floor and whether any request named the variant, over one to two
+// windows; unplaced loads per class, reset by each read.
+func TestTrafficLog(t *testing.T) {
+	const class = "cpu-1"
+	t0 := time.Unix(1_000, 0)
+	l := NewTrafficLog(10 * time.Second)
+	l.Note(t0, "a.v", Traffic{LatencyMs: 50, MinAccuracy: 80}, "")
+	l.Note(t0.Add(time.Second), "a.v", Traffic{LatencyMs: 20}, "")
+	l.Note(t0.Add(2*time.Second), "a.v", Traffic{Pinned: true}, class)
+	tr, un := l.Snapshot(t0.Add(3 * time.Second))
+	if want := (Traffic{LatencyMs: 20, MinAccuracy: 80, Pinned: true}); tr["a.v"] != want {
+		t.Fatalf("traffic %+v, want %+v", tr["a.v"], want)
+	}
+	if un[class] != 1 {
+		t.Fatalf("unplaced %v, want one on %s", un, class)
+	}
+	if _, un = l.Snapshot(t0.Add(3 * time.Second)); len(un) != 0 {
+		t.Fatalf("unplaced not reset: %v", un)
+	}
+	// One window later the requests are still remembered; two later, not.
+	if tr, _ = l.Snapshot(t0.Add(12 * time.Second)); tr["a.v"].LatencyMs != 20 {
+		t.Fatalf("forgot the previous window: %+v", tr)
+	}
+	if tr, _ = l.Snapshot(t0.Add(35 * time.Second)); len(tr) != 0 {
+		t.Fatalf("remembered traffic two windows old: %+v", tr)
+	}
+}
