@@ -12,6 +12,7 @@ import (
 	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/events"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/provider"
 	"github.com/infaas/infaas/worker"
 )
@@ -171,7 +172,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 			st.Replicas = append(st.Replicas, autoscale.Replica{ID: r.ID, Worker: ws.ID, Variant: r.Variant,
 				Loading: r.State == worker.StateLoading, Draining: r.State == worker.StateDraining,
 				Interfered: r.Health.Interfered, Overloaded: r.Health.Overloaded,
-				Demand: demand(r.Stats), Outstanding: r.Stats.Outstanding()})
+				Demand: health.Demand(r.Stats), Outstanding: r.Stats.Outstanding()})
 		}
 		for _, l := range loads {
 			if l.worker == ws.ID && !l.visible(ws) {
@@ -184,26 +185,6 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 			Healthy: ws.Running && !suspected(w), Draining: c.scale.isDraining(ws.ID), Removable: !owned[ws.ID].IsZero(), Started: owned[ws.ID]})
 	}
 	return st, true
-}
-
-// demand is what a replica is asked for, in samples per second: the
-// requests that arrived (admitted or refused) times the samples per
-// request it served, at the larger of the last two seconds' rate and the
-// monitor window's. So a rise shows at once, and a fall only once the
-// whole window has seen it.
-func demand(s worker.Stats) float64 {
-	if s.Window <= 0 {
-		return 0
-	}
-	per := 1.0
-	if s.QPS > 0 && s.InferencesPerSecond > 0 {
-		per = s.InferencesPerSecond / s.QPS
-	}
-	rate := float64(s.Arrivals+s.Refused) / s.Window.Seconds()
-	if s.RecentWindow > 0 {
-		rate = max(rate, float64(s.RecentArrivals)/s.RecentWindow.Seconds())
-	}
-	return rate * per
 }
 
 // utilization is the busy fraction of a worker's cores: each replica's
@@ -223,9 +204,7 @@ func utilization(ws worker.Status, variants map[string]catalog.Variant) float64 
 		if !ok {
 			p = v.Profile
 		}
-		if p.ThroughputQPS > 0 {
-			util += r.Stats.InferencesPerSecond / p.ThroughputQPS * float64(max(v.Threads, 1)) / float64(max(ws.Hardware.Cores, 1))
-		}
+		util += health.Busy(r.Stats, p.ThroughputQPS, v.Threads, ws.Hardware.Cores)
 	}
 	return min(util, 1)
 }

@@ -129,18 +129,14 @@ func (r *replica) slowFactor() float64 {
 	return max(math.Float64frombits(r.slowness.Load()), 1)
 }
 
-// observe folds one batch's compute time into the slowness.
+// observe folds one batch's compute time into the slowness
+// (health.Slowness).
 func (r *replica) observe(exec int, compute time.Duration) {
 	if r.median == nil {
 		return
 	}
-	m := r.median(exec)
-	if m <= 0 {
-		return
-	}
-	ratio := float64(compute) / float64(time.Millisecond) / m
 	old := math.Float64frombits(r.slowness.Load())
-	r.slowness.Store(math.Float64bits(0.8*old + 0.2*ratio))
+	r.slowness.Store(math.Float64bits(health.Slowness(old, compute, r.median(exec))))
 }
 
 // costNow is the cost model with the current slowness. Call with r.mu held.

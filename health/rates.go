@@ -1,0 +1,50 @@
+package health
+
+import "time"
+
+// Slowness folds one batch's compute time into a replica's slowness: how
+// many times slower than its profile it has run lately (observed compute ÷
+// the profiled median at the batch, smoothed over about five batches). It
+// returns old unchanged when the median is unknown. The worker scales its
+// admission and batching costs by it and reports it; the dispatcher scales
+// its estimates by it.
+func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
+	if medianMs <= 0 {
+		return old
+	}
+	ratio := float64(compute) / float64(time.Millisecond) / medianMs
+	return 0.8*old + 0.2*ratio
+}
+
+// Demand is what a replica is asked for, in samples per second: the
+// requests that arrived (admitted or refused) times the samples per
+// request it served, at the larger of the last two seconds' rate and the
+// monitor window's. So a rise shows at once, and a fall only once the
+// whole window has seen it. The model autoscaler reads it as
+// autoscale.Replica.Demand.
+func Demand(s Stats) float64 {
+	if s.Window <= 0 {
+		return 0
+	}
+	per := 1.0
+	if s.QPS > 0 && s.InferencesPerSecond > 0 {
+		per = s.InferencesPerSecond / s.QPS
+	}
+	rate := float64(s.Arrivals+s.Refused) / s.Window.Seconds()
+	if s.RecentWindow > 0 {
+		rate = max(rate, float64(s.RecentArrivals)/s.RecentWindow.Seconds())
+	}
+	return rate * per
+}
+
+// Busy is the fraction of a worker's cores a replica keeps busy: the
+// inferences it served per second over its profiled throughput on the
+// worker's class, weighted by the cores its threads occupy. A worker's
+// utilisation (autoscale.Worker.Utilization) is the sum over its
+// replicas, at most 1.
+func Busy(s Stats, throughputQPS float64, threads, cores int) float64 {
+	if throughputQPS <= 0 {
+		return 0
+	}
+	return s.InferencesPerSecond / throughputQPS * float64(max(threads, 1)) / float64(max(cores, 1))
+}

@@ -1,0 +1,47 @@
+package health
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestSlowness(t *testing.T) {
+	s := 1.0
+	for range 30 {
+		s = Slowness(s, 8*time.Millisecond, 2) // four times the median
+	}
+	if math.Abs(s-4) > 0.01 {
+		t.Errorf("slowness after 30 batches at 4× the median: %v, want about 4", s)
+	}
+	if got := Slowness(1.5, time.Second, 0); got != 1.5 {
+		t.Errorf("unknown median: %v, want the old value", got)
+	}
+}
+
+func TestDemand(t *testing.T) {
+	// 100 requests in 10 s (10/s), two samples each, but 30 in the last
+	// two seconds: the recent rate wins.
+	s := Stats{Window: 10 * time.Second, Arrivals: 90, Refused: 10, QPS: 9, InferencesPerSecond: 18,
+		RecentArrivals: 30, RecentWindow: 2 * time.Second}
+	if got := Demand(s); math.Abs(got-30) > 1e-9 {
+		t.Errorf("Demand = %v, want 15/s × 2 samples = 30", got)
+	}
+	s.RecentArrivals = 2
+	if got := Demand(s); math.Abs(got-20) > 1e-9 {
+		t.Errorf("Demand = %v, want the window's 10/s × 2 = 20", got)
+	}
+	if got := Demand(Stats{}); got != 0 {
+		t.Errorf("empty window: %v", got)
+	}
+}
+
+func TestBusy(t *testing.T) {
+	s := Stats{InferencesPerSecond: 50}
+	if got := Busy(s, 100, 2, 8); math.Abs(got-0.125) > 1e-9 {
+		t.Errorf("Busy = %v, want half of 2 of 8 cores = 0.125", got)
+	}
+	if got := Busy(s, 0, 1, 1); got != 0 {
+		t.Errorf("unprofiled: %v", got)
+	}
+}
