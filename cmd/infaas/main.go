@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"worker":     {"run a worker: host replicas for a controller (infaas worker --controller ADDR --repository URL)", runWorker},
 	"query":      {"send a query: a variant, an architecture, or a task and dataset with requirements", runQuery},
 	"loadgen":    {"send an open-loop load: a rate schedule, a mix of requirements; report latency and violations", runLoadgen},
+	"simulate":   {"simulate a workload on the live policies (infaas, SM+, Clipper+) on a virtual clock; --compare, --out for plots", runSimulate},
 }
 
 func usage() {

@@ -1,0 +1,151 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/infaas/infaas/autoscale"
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
+	"github.com/infaas/infaas/loadgen"
+	"github.com/infaas/infaas/policies"
+)
+
+// Config is one simulated run: what is registered, the cluster it starts
+// with, the policy, the load, and how the simulated hardware behaves.
+type Config struct {
+	// Architectures and Variants are what is registered (ready variants
+	// with profiles); Classes the hardware classes with their prices.
+	Architectures []catalog.Architecture
+	Variants      []catalog.Variant
+	Classes       []catalog.HardwareClass
+	// Workers are the classes of the workers running at the start; they
+	// are never removed (the cluster autoscaler removes only the workers
+	// it added, like the live provider's).
+	Workers []string
+
+	// Policy is the serving policy (selection and autoscaling
+	// configuration); Fixed its --fixed pairs for the fixed policies.
+	Policy policies.Policy
+	Fixed  string
+	// Models configures the model autoscaler (before Policy adjusts it);
+	// Autoscale false runs without it, as `infaas serve --autoscale=false`.
+	Models    autoscale.Config
+	Autoscale bool
+	// Cluster, when set, runs the cluster autoscaler; WorkerStart is how
+	// long a worker it adds takes to join.
+	Cluster     *autoscale.ClusterConfig
+	WorkerStart time.Duration
+	// Provision loads replicas before the first query: variant name →
+	// count, placed like selection places loads. Clipper+ is provisioned
+	// this way (statically, for the load it will see).
+	Provision map[string]int
+	// GrowToProvision adds workers of the first worker's class until the
+	// provisioned replicas fit (a static deployment sized for its load).
+	GrowToProvision bool
+	// Assumptions are reported with the result (see Derive).
+	Assumptions []string
+
+	// Schedule and Arrivals place the queries in time (loadgen's, so a
+	// live run and a simulated one see the same load); Trace, when set,
+	// replays exact arrival times instead. Mix gives each query its
+	// requirements.
+	Schedule loadgen.Schedule
+	Arrivals loadgen.ArrivalKind
+	Trace    *loadgen.Trace
+	Mix      loadgen.Mix
+	Seed     uint64
+
+	// Noise scales the spread of service times: a batch takes a
+	// log-normal time whose median is the profile's p50 at its size and
+	// whose 99th percentile is the profile's p99 when Noise is 1; 0 makes
+	// every batch take exactly its p50.
+	Noise float64
+	// Interference slows the replicas of some workers for a while.
+	Interference []Interference
+	// Overhead is the time a query spends outside the worker (client to
+	// controller to worker and back), split evenly before and after.
+	Overhead time.Duration
+
+	// Worker behaviour, as the live worker's defaults.
+	QueueBound    int
+	MaxQueueDelay time.Duration
+	Thresholds    health.Thresholds
+	MonitorWindow time.Duration
+	MonitorBucket time.Duration
+	// Refresh is how often workers report (the selection snapshot's state
+	// is rebuilt); Every how often the autoscalers step; Sample the
+	// length of one row of the time series.
+	Refresh time.Duration
+	Every   time.Duration
+	Sample  time.Duration
+}
+
+// Interference makes the replicas on Worker (an index into the workers in
+// the order they joined) run Factor times slower from At for For.
+type Interference struct {
+	Worker int
+	At     time.Duration
+	For    time.Duration
+	Factor float64
+}
+
+// DefaultConfig is a run's defaults: infaas's policy with its autoscaler
+// defaults, the live worker's queue and monitor settings, reports every
+// 250 ms, an autoscaler step a second, 1 ms outside the worker, workers
+// that take 5 s to join, and the profiles' own spread.
+func DefaultConfig() Config {
+	p, _ := policies.Lookup("infaas")
+	return Config{
+		Policy:        p,
+		Models:        autoscale.DefaultConfig(),
+		Autoscale:     true,
+		WorkerStart:   5 * time.Second,
+		Arrivals:      loadgen.Poisson,
+		Seed:          1,
+		Noise:         1,
+		Overhead:      time.Millisecond,
+		QueueBound:    256,
+		MaxQueueDelay: 2 * time.Millisecond,
+		Thresholds:    health.CPUThresholds(),
+		MonitorWindow: 10 * time.Second,
+		MonitorBucket: time.Second,
+		Refresh:       250 * time.Millisecond,
+		Every:         time.Second,
+		Sample:        time.Second,
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Variants) == 0:
+		return errors.New("sim: no variants registered")
+	case len(c.Workers) == 0:
+		return errors.New("sim: no workers; give at least one worker class")
+	case c.Schedule == nil && c.Trace == nil:
+		return errors.New("sim: no load; give a schedule or a trace")
+	case c.Refresh <= 0 || c.Every <= 0 || c.Sample <= 0:
+		return errors.New("sim: refresh, step and sample intervals must be positive")
+	case c.MonitorBucket <= 0 || c.MonitorWindow < c.MonitorBucket:
+		return fmt.Errorf("sim: monitor window %v must hold at least one bucket of %v", c.MonitorWindow, c.MonitorBucket)
+	case c.QueueBound <= 0:
+		return errors.New("sim: the queue bound must be positive")
+	case c.Noise < 0:
+		return errors.New("sim: noise must not be negative")
+	}
+	if err := c.Mix.Validate(); err != nil {
+		return fmt.Errorf("sim: mix: %w", err)
+	}
+	for _, w := range c.Workers {
+		if _, ok := catalog.FindClass(c.Classes, w); !ok {
+			return fmt.Errorf("sim: worker class %q is not among the classes", w)
+		}
+	}
+	for i, in := range c.Interference {
+		if in.Worker < 0 || in.Factor < 1 || in.For <= 0 {
+			return fmt.Errorf("sim: interference %d: want a worker index ≥ 0, a duration > 0 and a factor ≥ 1", i)
+		}
+	}
+	return nil
+}

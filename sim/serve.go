@@ -1,0 +1,386 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/infaas/infaas/autoscale"
+	"github.com/infaas/infaas/batching"
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
+	"github.com/infaas/infaas/selection"
+)
+
+// z99 is the standard normal's 99th percentile: a log-normal time with
+// median m and spread σ has its p99 at m·e^(z99·σ).
+const z99 = 2.3263478740408408
+
+// arrive is a query reaching the controller: selection decides, exactly
+// as the live controller's dispatcher does, and the query travels on.
+func (e *engine) arrive(i int32) {
+	if e.dirty {
+		e.rebuild()
+	}
+	r := &e.reqs[i]
+	s := &e.cfg.Mix[r.set]
+	e.res.Sent++
+	e.cur.offered++
+	e.sreq = selection.Request{Name: s.Model, Batch: r.samples, LatencyMs: r.target, MinAccuracy: s.MinAccuracy,
+		MaxCostPer1k: s.MaxCost, Strict: s.Strict}
+	now := e.time()
+	d := &e.d
+	e.policy.Select(e.snap, &e.sreq, now, d)
+	e.note(now, d)
+	var rep *replica
+	switch d.Action {
+	case selection.Refuse:
+		if d.Load >= 0 {
+			e.startLoad(d.Load, d.LoadWorker)
+		}
+		e.refuse(i, "selection: "+d.Reason.String())
+		return
+	case selection.ServeAndLoad:
+		e.startLoad(d.Load, d.LoadWorker)
+		rep = e.byIdx[d.Replica]
+	case selection.Serve:
+		rep = e.byIdx[d.Replica]
+	case selection.LoadAndServe:
+		rep = e.startLoad(d.Load, d.LoadWorker)
+	}
+	if rep == nil || rep.gone {
+		e.fail(i)
+		return
+	}
+	// The worker enforces the deadline when the variant can meet it at
+	// all; a cold start or a best-effort pick is served as well as it can
+	// be (controller.attempt).
+	if r.target > 0 && d.Action != selection.LoadAndServe && rep.p99At(r.samples) <= r.target {
+		r.deadline = r.arrival + int64(r.target*float64(time.Millisecond))
+	}
+	r.replica, r.variant = rep, d.Variant
+	rep.live.Add(int64(r.samples))
+	e.evq.push(event{at: e.now + int64(e.cfg.Overhead/2), kind: evDeliver, ref: i})
+}
+
+// note tells the traffic log what the decision served, as the live
+// controller does for every query.
+func (e *engine) note(now time.Time, d *selection.Decision) {
+	if e.models == nil || (d.Variant < 0 && d.Unplaced < 0) {
+		return
+	}
+	var variant, unplaced string
+	if d.Variant >= 0 {
+		variant = e.snap.Variant(d.Variant).Name
+	}
+	if d.Unplaced >= 0 {
+		unplaced = e.snap.Variant(d.Unplaced).Hardware
+	}
+	e.traffic.Note(now, variant, autoscale.Traffic{LatencyMs: e.sreq.LatencyMs, MinAccuracy: e.sreq.MinAccuracy,
+		Pinned: e.sreq.Kind == selection.KindVariant}, unplaced)
+}
+
+// deliver is a query reaching its replica's worker.
+func (e *engine) deliver(i int32) {
+	r := &e.reqs[i]
+	rep := r.replica
+	switch {
+	case rep.gone:
+		rep.live.Add(-int64(r.samples))
+		e.fail(i)
+		return
+	case rep.loading:
+		// The worker answers "not ready"; the controller waits for the
+		// load and sends again (controller.retryWhileLoading).
+		rep.parked = append(rep.parked, i)
+		return
+	}
+	e.admit(rep, i)
+}
+
+// admit runs the worker's admission control, then queues the request.
+func (e *engine) admit(rep *replica, i int32) {
+	r := &e.reqs[i]
+	var deadline time.Time
+	if r.deadline != 0 {
+		deadline = epoch.Add(time.Duration(r.deadline))
+	}
+	if rep.draining {
+		rep.live.Add(-int64(r.samples))
+		e.refuse(i, "draining")
+		return
+	}
+	if err := batching.Admit(e.time(), r.samples, deadline, rep.queued, rep.executing, e.cfg.QueueBound, rep.costNow()); err != nil {
+		rep.mon.Refused()
+		rep.live.Add(-int64(r.samples))
+		e.refuse(i, "overloaded")
+		return
+	}
+	rep.queue = append(rep.queue, i)
+	rep.queued += r.samples
+	rep.mon.Admitted(rep.queued)
+	e.plan(rep)
+}
+
+// plan is the worker's batcher: run the head of the queue now, or wait
+// for more while every request's slack allows.
+func (e *engine) plan(rep *replica) {
+	if rep.executing > 0 || rep.head == len(rep.queue) {
+		return
+	}
+	q := rep.planned[:0]
+	for _, i := range rep.queue[rep.head:min(len(rep.queue), rep.head+rep.maxBatch+1)] {
+		r := &e.reqs[i]
+		var dl time.Time
+		if r.deadline != 0 {
+			dl = epoch.Add(time.Duration(r.deadline))
+		}
+		q = append(q, batching.Queued{Arrived: epoch.Add(time.Duration(r.arrival + int64(e.cfg.Overhead/2))), Deadline: dl, Samples: r.samples})
+	}
+	rep.planned = q
+	p := batching.PlanBatch(e.time(), q, rep.maxBatch, e.cfg.MaxQueueDelay, rep.costNow(), rep.draining)
+	if p.N == 0 {
+		if p.Wait > 0 {
+			rep.wakeGen++
+			e.evq.push(event{at: e.now + int64(p.Wait), kind: evWake, ref: rep.slot, gen: rep.wakeGen})
+		}
+		return
+	}
+	rep.batch = append(rep.batch[:0], rep.queue[rep.head:rep.head+p.N]...)
+	rep.head += p.N
+	if rep.head == len(rep.queue) {
+		rep.queue, rep.head = rep.queue[:0], 0
+	}
+	rep.queued -= p.Samples
+	rep.executing = p.Samples
+	rep.compute = e.serviceTime(rep, p.Samples)
+	rep.wakeGen++ // a wake planned for this batch is moot
+	e.evq.push(event{at: e.now + int64(rep.compute), kind: evBatchDone, ref: rep.slot})
+}
+
+// serviceTime draws how long a batch of n takes: log-normal around the
+// profile's p50 at n with the profile's p99 spread (scaled by Noise),
+// times the worker's interference factor now.
+func (e *engine) serviceTime(rep *replica, n int) time.Duration {
+	n = min(max(n, 1), len(rep.p50)-1)
+	ms := rep.p50[n]
+	if s := rep.sigma[n] * e.cfg.Noise; s > 0 {
+		ms *= math.Exp(s * e.rng.NormFloat64())
+	}
+	ms *= rep.w.interference(e.now)
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// batchDone answers a finished batch's requests and plans the next.
+func (e *engine) batchDone(rep *replica) {
+	n := rep.executing
+	lat := rep.lat[:0]
+	back := e.now + int64(e.cfg.Overhead/2)
+	for _, i := range rep.batch {
+		r := &e.reqs[i]
+		rep.live.Add(-int64(r.samples))
+		lat = append(lat, time.Duration(e.now-r.arrival-int64(e.cfg.Overhead/2)))
+		e.answer(i, back)
+	}
+	rep.lat = lat
+	rep.mon.Batch(n, rep.compute, lat, false)
+	rep.slowness = health.Slowness(rep.slowness, rep.compute, rep.p50At(n))
+	rep.batch = rep.batch[:0]
+	rep.executing = 0
+	if rep.draining && rep.head == len(rep.queue) {
+		e.remove(rep)
+		return
+	}
+	e.plan(rep)
+}
+
+// answer records request i as answered at virtual time at.
+func (e *engine) answer(i int32, at int64) {
+	r := &e.reqs[i]
+	d := time.Duration(at - r.arrival)
+	e.res.Answered++
+	e.cur.answered++
+	e.res.latency.Record(d)
+	e.cur.latency.Record(d)
+	if r.target > 0 && float64(d) > r.target*float64(time.Millisecond) {
+		e.res.Late++
+		e.cur.late++
+	}
+	if r.variant >= 0 {
+		e.cur.served[e.snapVariantName(r.variant)]++
+	}
+	e.release(i)
+}
+
+func (e *engine) refuse(i int32, why string) {
+	e.res.Refused++
+	e.cur.refused++
+	e.res.RefusedWhy[why]++
+	e.release(i)
+}
+
+func (e *engine) fail(i int32) {
+	e.res.Failed++
+	e.cur.failed++
+	e.release(i)
+}
+
+// snapVariantName names instance v of the snapshot the request was
+// decided on; instance indexes are stable while the catalog is.
+func (e *engine) snapVariantName(v int32) string { return e.snap.Variant(v).Name }
+
+// costNow is the worker's cost model scaled by the replica's slowness
+// (worker.replica.costNow).
+func (rep *replica) costNow() batching.CostModel {
+	c := rep.cost
+	c.Throughput /= max(rep.slowness, 1)
+	return c
+}
+
+func (rep *replica) p99At(b int) float64 {
+	if b < len(rep.p99) {
+		return rep.p99[b]
+	}
+	return rep.variant.Profile.P99At(b)
+}
+
+func (rep *replica) p50At(b int) float64 {
+	if b < len(rep.p50) {
+		return rep.p50[b]
+	}
+	return rep.variant.Profile.P50At(b)
+}
+
+// newReplica makes a replica of v on w, loading.
+func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
+	on, ok := v.OnClass(w.class.Name)
+	if !ok {
+		on = *v
+	}
+	e.nextID++
+	rep := &replica{id: fmt.Sprintf("%s#%d", v.Name, e.nextID), slot: int32(len(e.slots)), variant: &on, w: w,
+		reserve: catalog.MemoryNeed(on.Profile, on.FileBytes), cores: coresOf(on), loading: true, loadAt: e.now,
+		maxBatch: max(on.MaxBatch, 1), slowness: 1}
+	rep.p50 = make([]float64, rep.maxBatch+1)
+	rep.p99 = make([]float64, rep.maxBatch+1)
+	rep.sigma = make([]float64, rep.maxBatch+1)
+	for b := 1; b <= rep.maxBatch; b++ {
+		rep.p50[b], rep.p99[b] = on.Profile.P50At(b), on.Profile.P99At(b)
+		if rep.p50[b] <= 0 {
+			rep.p50[b] = rep.p99[b]
+		}
+		if rep.p99[b] > rep.p50[b] && rep.p50[b] > 0 {
+			rep.sigma[b] = math.Log(rep.p99[b]/rep.p50[b]) / z99
+		}
+	}
+	base := batching.ProfileCost(on.Profile.P99At, on.Profile.ThroughputQPS, rep.maxBatch)
+	rep.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
+		return time.Duration(rep.p99At(n) * max(rep.slowness, 1) * float64(time.Millisecond))
+	}}
+	rep.mon = health.NewMonitor(e.time, e.cfg.MonitorWindow, e.cfg.MonitorBucket)
+	w.free -= rep.reserve
+	w.replicas = append(w.replicas, rep)
+	e.slots = append(e.slots, rep)
+	e.replicas[rep.id] = rep
+	e.dirty = true
+	return rep
+}
+
+// startLoad loads snapshot instance inst on snapshot worker wi, or
+// returns the load of it already in flight there.
+func (e *engine) startLoad(inst, wi int32) *replica {
+	if inst < 0 || wi < 0 || int(wi) >= len(e.wByIdx) {
+		return nil
+	}
+	return e.load(e.snap.Variant(inst).Name, e.wByIdx[wi])
+}
+
+// load starts loading variant name on w (or returns the load in flight).
+func (e *engine) load(name string, w *simWorker) *replica {
+	key := name + "@" + w.id
+	if rep, ok := e.loads[key]; ok {
+		return rep
+	}
+	v, ok := e.variants[name]
+	if !ok || w.removed {
+		return nil
+	}
+	rep := e.newReplica(v, w)
+	e.loads[key] = rep
+	e.res.Loads++
+	loadMs := rep.variant.Profile.LoadMs
+	e.evq.push(event{at: e.now + int64(loadMs*float64(time.Millisecond)), kind: evLoadDone, ref: rep.slot})
+	return rep
+}
+
+// loadDone makes a loading replica ready and sends it the requests that
+// waited for it.
+func (e *engine) loadDone(slot int32) {
+	rep := e.slot(slot)
+	if rep == nil {
+		return
+	}
+	delete(e.loads, rep.variant.Name+"@"+rep.w.id)
+	if rep.gone {
+		return
+	}
+	rep.loading = false
+	e.dirty = true
+	parked := rep.parked
+	rep.parked = nil
+	for _, i := range parked {
+		e.admit(rep, i)
+	}
+	if rep.draining && rep.executing == 0 && rep.head == len(rep.queue) {
+		e.remove(rep)
+	}
+}
+
+// unload drains a replica: it takes nothing new, finishes its queue, and
+// is removed.
+func (e *engine) unload(rep *replica) {
+	if rep.gone || rep.draining {
+		return
+	}
+	rep.draining = true
+	e.dirty = true
+	if rep.loading {
+		return // removed once the load finishes
+	}
+	for _, i := range rep.parked {
+		e.reqs[i].replica.live.Add(-int64(e.reqs[i].samples))
+		e.refuse(i, "draining")
+	}
+	rep.parked = nil
+	if rep.executing == 0 && rep.head == len(rep.queue) {
+		e.remove(rep)
+	}
+}
+
+// remove takes a replica off its worker; what it still held fails.
+func (e *engine) remove(rep *replica) {
+	if rep.gone {
+		return
+	}
+	rep.gone = true
+	e.dirty = true
+	w := rep.w
+	w.free += rep.reserve
+	for j, x := range w.replicas {
+		if x == rep {
+			w.replicas = append(w.replicas[:j], w.replicas[j+1:]...)
+			break
+		}
+	}
+	delete(e.replicas, rep.id)
+	e.res.replicaSeconds(rep, e.now)
+	for _, i := range append(rep.queue[rep.head:], rep.parked...) {
+		e.fail(i)
+	}
+	if rep.executing > 0 {
+		for _, i := range rep.batch {
+			e.fail(i)
+		}
+	}
+	rep.queue, rep.parked, rep.batch = nil, nil, nil
+}

@@ -1,0 +1,141 @@
+package sim
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/loadgen"
+	"github.com/infaas/infaas/policies"
+)
+
+// testVariant is a CPU variant profiled on class with p50 at batch 1 and
+// at maxBatch (p99 = 1.3 × p50).
+func testVariant(arch, prec string, maxBatch int, acc, p50b1, p50max float64, class string) catalog.Variant {
+	lat := map[int]catalog.Latency{1: {P50: p50b1, P99: 1.3 * p50b1, Samples: 200}}
+	if maxBatch > 1 {
+		lat[maxBatch] = catalog.Latency{P50: p50max, P99: 1.3 * p50max, Samples: 200}
+	}
+	p := catalog.Profile{LoadMs: 200, PeakMemoryBytes: 64 << 20, LatencyMs: lat}
+	p.ThroughputQPS = p.ThroughputAt(maxBatch)
+	return catalog.Variant{Name: catalog.VariantName(arch, prec, "all", 1, maxBatch, "cpu"), Architecture: arch, Precision: prec,
+		Provider: "cpu", Hardware: class, Threads: 1, MaxBatch: maxBatch, Accuracy: acc, FileBytes: 10 << 20, Profile: p}
+}
+
+func testConfig(t testing.TB, policy, schedule string) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	p, err := policies.Lookup(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Policy = p
+	h := catalog.CPUClass(1)
+	cfg.Classes = []catalog.HardwareClass{h}
+	cfg.Architectures = []catalog.Architecture{{Name: "net", Task: "classification", Dataset: "toy", Accuracy: 90}}
+	cfg.Variants = []catalog.Variant{
+		testVariant("net", "fp32", 1, 90, 10, 10, h.Name),
+		testVariant("net", "fp32", 8, 90, 10, 30, h.Name),
+		testVariant("net", "int8", 8, 89, 5, 15, h.Name),
+	}
+	cfg.Workers = []string{h.Name, h.Name, h.Name, h.Name}
+	s, err := loadgen.ParseSchedule(schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Schedule = s
+	cfg.Mix = loadgen.Mix{{Weight: 1, Model: "classification/toy", LatencyMs: 200}}
+	return cfg
+}
+
+func TestRunDeterministic(t *testing.T) {
+	cfg := testConfig(t, "infaas", "fluctuating:60s")
+	a, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sent %d answered %d refused %d (%v) failed %d late %d p50 %.1f p99 %.1f cost %.5f actions %v loads %d",
+		a.Sent, a.Answered, a.Refused, a.RefusedWhy, a.Failed, a.Late, a.P50Ms, a.P99Ms, a.CostUSD, a.Actions, a.Loads)
+	for _, e := range a.Events {
+		t.Logf("%6.1fs %s %s %s on %s: %s", e.T, e.Source, e.Action, e.Variant, e.Worker, e.Message)
+	}
+	if a.Sent == 0 || a.Answered == 0 {
+		t.Fatalf("nothing served: %+v", a)
+	}
+	a.latency, b.latency = loadgen.Histogram{}, loadgen.Histogram{}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("two runs with one seed differ:\n%+v\n%+v", a, b)
+	}
+	cfg.Seed = 2
+	c, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sent == a.Sent && c.P99Ms == a.P99Ms {
+		t.Errorf("another seed gave the same run")
+	}
+	_ = fmt.Sprint
+	_ = time.Second
+}
+
+// TestAutoscalingHelps: on a fluctuating load that one replica cannot
+// carry at its peak, the model autoscaler adds capacity (a replica or a
+// switch, with its reason) and misses fewer queries than the same run
+// with autoscaling off.
+func TestAutoscalingHelps(t *testing.T) {
+	cfg := testConfig(t, "infaas", "steps:50@20s,900@40s,50@40s")
+	cfg.Workers = cfg.Workers[:2]
+	on, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Autoscale = false
+	off, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on: %+v", summary(on))
+	t.Logf("off: %+v", summary(off))
+	if on.Actions["replicate"]+on.Actions["switch"] == 0 {
+		t.Fatalf("no scale-up action: %v", on.Actions)
+	}
+	for _, e := range on.Events {
+		if (e.Action == "replicate" || e.Action == "switch") && (e.Reason == "" || e.Message == "") {
+			t.Errorf("unexplained action: %+v", e)
+		}
+	}
+	if on.MissRate >= off.MissRate {
+		t.Errorf("autoscaling missed %.3f of the queries, without it %.3f", on.MissRate, off.MissRate)
+	}
+}
+
+// TestInterferenceFlagged: a worker slowed four-fold is flagged
+// interfered, and the autoscaler replicates away from it.
+func TestInterferenceFlagged(t *testing.T) {
+	cfg := testConfig(t, "infaas", "constant:60:60s")
+	cfg.Interference = []Interference{{Worker: 0, At: 20 * time.Second, For: 30 * time.Second, Factor: 6}}
+	r, err := Run(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flagged, moved bool
+	for _, e := range r.Events {
+		t.Logf("%5.1fs %s %s %s on %s (%s): %s", e.T, e.Source, e.Action, e.Variant, e.Worker, e.Reason, e.Message)
+		flagged = flagged || e.Source == "monitor" && e.Action == "interfered" && e.T >= 20
+		moved = moved || e.Source == "model-autoscaler" && e.Reason == "interfered"
+	}
+	if !flagged || !moved {
+		t.Errorf("interference flagged %v, mitigated %v", flagged, moved)
+	}
+}
+
+func summary(r *Result) string {
+	return fmt.Sprintf("sent %d answered %d refused %d %v failed %d late %d miss %.3f p99 %.1f ms cost $%.5f actions %v",
+		r.Sent, r.Answered, r.Refused, r.RefusedWhy, r.Failed, r.Late, r.MissRate, r.P99Ms, r.CostUSD, r.Actions)
+}
