@@ -7,7 +7,7 @@ ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
 BIN := bin/infaas
 export INFAAS_ORT_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build ort demo test bench vet fmt clean
+.PHONY: all build ort demo test bench vet fmt clean sim-catalog
 
 all: build
 
@@ -34,6 +34,10 @@ test: $(ORT_LIB)
 	@command -v redis-server >/dev/null || { echo "redis-server is needed by the test suite (apt-get install redis-server)"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# sim-catalog re-measures sim/catalogs/convnets.json on this machine.
+sim-catalog: build
+	INFAAS_BIN=$(BIN) sim/catalogs/convnets.sh
 
 bench: $(ORT_LIB)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

@@ -57,10 +57,9 @@ type Config struct {
 	Mix      loadgen.Mix
 	Seed     uint64
 
-	// Noise scales the spread of service times: a batch takes a
-	// log-normal time whose median is the profile's p50 at its size and
-	// whose 99th percentile is the profile's p99 when Noise is 1; 0 makes
-	// every batch take exactly its p50.
+	// Noise scales the spread of service times (see serviceTime): 1
+	// reproduces the profile's p50 and p99, 0 makes every batch take
+	// exactly its p50.
 	Noise float64
 	// Interference slows the replicas of some workers for a while.
 	Interference []Interference

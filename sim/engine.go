@@ -55,7 +55,6 @@ type replica struct {
 
 	maxBatch int
 	p50, p99 []float64 // ms at batch b (index b), from the class profile
-	sigma    []float64 // log-normal spread of service time at batch b
 	cost     batching.CostModel
 	slowness float64
 	mon      *health.Monitor

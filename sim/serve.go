@@ -12,10 +12,6 @@ import (
 	"github.com/infaas/infaas/selection"
 )
 
-// z99 is the standard normal's 99th percentile: a log-normal time with
-// median m and spread σ has its p99 at m·e^(z99·σ).
-const z99 = 2.3263478740408408
-
 // arrive is a query reaching the controller: selection decides, exactly
 // as the live controller's dispatcher does, and the query travels on.
 func (e *engine) arrive(i int32) {
@@ -158,14 +154,30 @@ func (e *engine) plan(rep *replica) {
 	e.evq.push(event{at: e.now + int64(rep.compute), kind: evBatchDone, ref: rep.slot})
 }
 
-// serviceTime draws how long a batch of n takes: log-normal around the
-// profile's p50 at n with the profile's p99 spread (scaled by Noise),
-// times the worker's interference factor now.
+// Service-time model: measured CPU inference times are not log-normal;
+// most runs land close to the median and a few percent land in a long
+// tail (a preemption, a page fault, a GC of the neighbour). So a batch of
+// n takes the profile's p50 at n with a small spread (σ = bodySpread) with
+// probability 1 − tailShare, and otherwise a time uniform between the p50
+// and p50 + 2 × (p99 − p50), which puts the mixture's p99 at the profile's
+// p99 and its median at the profile's p50.
+const (
+	bodySpread = 0.05
+	tailShare  = 0.02
+)
+
+// serviceTime draws how long a batch of n takes (see the model above;
+// Noise scales the body's spread and the tail's length, 0 makes every batch
+// take its p50), times the worker's interference factor now.
 func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	n = min(max(n, 1), len(rep.p50)-1)
 	ms := rep.p50[n]
-	if s := rep.sigma[n] * e.cfg.Noise; s > 0 {
-		ms *= math.Exp(s * e.rng.NormFloat64())
+	if noise := e.cfg.Noise; noise > 0 {
+		if e.rng.Float64() < tailShare {
+			ms += 2 * e.rng.Float64() * (rep.p99[n] - rep.p50[n]) * noise
+		} else {
+			ms *= math.Exp(bodySpread * noise * e.rng.NormFloat64())
+		}
 	}
 	ms *= rep.w.interference(e.now)
 	return time.Duration(ms * float64(time.Millisecond))
@@ -263,15 +275,12 @@ func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
 		maxBatch: max(on.MaxBatch, 1), slowness: 1}
 	rep.p50 = make([]float64, rep.maxBatch+1)
 	rep.p99 = make([]float64, rep.maxBatch+1)
-	rep.sigma = make([]float64, rep.maxBatch+1)
 	for b := 1; b <= rep.maxBatch; b++ {
 		rep.p50[b], rep.p99[b] = on.Profile.P50At(b), on.Profile.P99At(b)
 		if rep.p50[b] <= 0 {
 			rep.p50[b] = rep.p99[b]
 		}
-		if rep.p99[b] > rep.p50[b] && rep.p50[b] > 0 {
-			rep.sigma[b] = math.Log(rep.p99[b]/rep.p50[b]) / z99
-		}
+		rep.p99[b] = max(rep.p99[b], rep.p50[b])
 	}
 	base := batching.ProfileCost(on.Profile.P99At, on.Profile.ThroughputQPS, rep.maxBatch)
 	rep.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
