@@ -15,6 +15,10 @@ const (
 	Poisson ArrivalKind = "poisson"
 	// Fixed arrivals: evenly spaced at the schedule's rate.
 	Fixed ArrivalKind = "fixed"
+	// Replayed arrivals: a Trace's, at their recorded times. Run replays a
+	// Trace schedule whatever its Config.Arrivals says, and its summary
+	// says Replayed; ParseArrivalKind does not accept it.
+	Replayed ArrivalKind = "trace"
 )
 
 // ParseArrivalKind reads "poisson" or "fixed".
@@ -43,6 +47,8 @@ type Arrivals struct {
 	rng   *rand.Rand
 	end   time.Duration
 
+	steps stepCursor // when sched is Steps: its rate, read in time order
+
 	t    time.Duration // where the integration stands
 	acc  float64       // Λ(t) − Λ(the last arrival)
 	gap  float64       // Λ still to cover before the next arrival
@@ -53,6 +59,7 @@ type Arrivals struct {
 // Fixed).
 func NewArrivals(s Schedule, kind ArrivalKind, rng *rand.Rand) *Arrivals {
 	a := &Arrivals{sched: s, kind: kind, rng: rng, end: s.Duration()}
+	a.steps.steps, _ = s.(Steps)
 	if kind == Fixed {
 		a.gap = 0.5
 	} else {
@@ -71,7 +78,7 @@ func (a *Arrivals) Next() (time.Duration, bool) {
 			break
 		}
 		width := stepEnd - a.t
-		r := a.sched.Rate(a.t + width/2)
+		r := a.rate(a.t + width/2)
 		area := r * width.Seconds()
 		if r > 0 && a.acc+area >= a.gap {
 			at := a.t + time.Duration((a.gap-a.acc)/r*float64(time.Second))
@@ -86,6 +93,38 @@ func (a *Arrivals) Next() (time.Duration, bool) {
 		a.t = stepEnd
 	}
 	return 0, false
+}
+
+// rate is the schedule's rate at t; the integration reads it at times
+// that never decrease.
+func (a *Arrivals) rate(t time.Duration) float64 {
+	if a.steps.steps != nil {
+		return a.steps.rate(t)
+	}
+	return a.sched.Rate(t)
+}
+
+// stepCursor reads a Steps schedule's rate at times that never decrease,
+// in O(1) amortised time rather than Steps.Rate's O(len(steps)): it keeps
+// the step it stands in.
+type stepCursor struct {
+	steps Steps
+	i     int           // the current step
+	start time.Duration // where it starts
+}
+
+func (c *stepCursor) rate(t time.Duration) float64 {
+	if t < c.start {
+		return c.steps.Rate(t) // not in time order after all
+	}
+	for c.i < len(c.steps) && t-c.start >= c.steps[c.i].For {
+		c.start += c.steps[c.i].For
+		c.i++
+	}
+	if c.i == len(c.steps) {
+		return 0
+	}
+	return c.steps[c.i].QPS
 }
 
 func (a *Arrivals) nextGap() float64 {

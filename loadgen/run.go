@@ -85,23 +85,57 @@ func (c Config) timeoutFor(s RequirementSet) time.Duration {
 // goroutine, never waiting for answers, and returns once every request
 // has ended. A context ended early stops the arrivals and cancels the
 // requests in flight; the summary says Interrupted.
+//
+// A Trace schedule is replayed: its recorded arrival times, whatever
+// cfg.Arrivals says (the summary's Arrivals is Replayed), each arrival
+// drawing its set from the mix as usual; an arrival with its own latency
+// target is sent, timed and judged as its set with that target (each set
+// is prepared once more for each distinct target, at most
+// maxTraceTargets); the per-set summaries show the sets' own targets, the
+// tightest target counts the trace's.
 func Run(ctx context.Context, cfg Config) (Summary, []Row, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Summary{}, nil, err
 	}
-	prepared := make([]*Prepared, len(cfg.Mix))
-	for i, set := range cfg.Mix {
+	prepare := func(i int, set RequirementSet) (*Prepared, error) {
 		p, err := cfg.Sender.Prepare(ctx, set)
 		if err != nil {
-			return Summary{}, nil, fmt.Errorf("prepare %s: %w", set.Label(), err)
+			return nil, fmt.Errorf("prepare %s: %w", set.Label(), err)
 		}
 		p.Index, p.Timeout = i, cfg.timeoutFor(set)
-		prepared[i] = p
+		return p, nil
+	}
+	prepared := make([]*Prepared, len(cfg.Mix))
+	for i, set := range cfg.Mix {
+		if prepared[i], err = prepare(i, set); err != nil {
+			return Summary{}, nil, err
+		}
+	}
+
+	// The arrivals: a trace's as recorded, else drawn from the schedule.
+	kind, tightest := cfg.Arrivals, cfg.Mix.Tightest()
+	var next func() (TraceArrival, bool)
+	var withTarget map[setTarget]*Prepared
+	if tr, ok := traceOf(cfg.Schedule); ok {
+		if withTarget, err = prepareTargets(tr, cfg.Mix, prepare); err != nil {
+			return Summary{}, nil, err
+		}
+		for _, p := range withTarget {
+			if d := p.Set.Target(); tightest == 0 || d < tightest {
+				tightest = d
+			}
+		}
+		kind, next = Replayed, NewTraceArrivals(tr).NextArrival
+	} else {
+		arrivals := NewArrivals(cfg.Schedule, cfg.Arrivals, rand.New(rand.NewPCG(cfg.Seed, 1)))
+		next = func() (TraceArrival, bool) {
+			at, ok := arrivals.Next()
+			return TraceArrival{At: at}, ok
+		}
 	}
 
 	col := newCollector(cfg.Schedule, cfg.Mix)
-	arrivals := NewArrivals(cfg.Schedule, cfg.Arrivals, rand.New(rand.NewPCG(cfg.Seed, 1)))
 	pick, pickRNG := newPicker(cfg.Mix), rand.New(rand.NewPCG(cfg.Seed, 2))
 	emit := func(rows []Row) {
 		if cfg.OnRow != nil {
@@ -148,10 +182,11 @@ func Run(ctx context.Context, cfg Config) (Summary, []Row, error) {
 	interrupted := false
 loop:
 	for cfg.MaxRequests == 0 || arrived < cfg.MaxRequests {
-		at, ok := arrivals.Next()
+		arrival, ok := next()
 		if !ok {
 			break
 		}
+		at := arrival.At
 		if wait := time.Until(start.Add(at)); wait > 0 {
 			timer.Reset(wait)
 			select {
@@ -165,7 +200,11 @@ loop:
 			break
 		}
 		arrived++
-		p := prepared[pick.pick(pickRNG)]
+		set := pick.pick(pickRNG)
+		p := prepared[set]
+		if arrival.LatencyMs > 0 {
+			p = withTarget[setTarget{set, arrival.LatencyMs}]
+		}
 		now := time.Since(start)
 		if inFlight.Add(1) > int64(cfg.MaxInFlight) {
 			inFlight.Add(-1)
@@ -185,9 +224,60 @@ loop:
 
 	sum, rows := col.summary(elapsed)
 	sum.Schedule = cfg.ScheduleName
-	sum.Arrivals = cfg.Arrivals
+	sum.Arrivals = kind
 	sum.Seed = cfg.Seed
 	sum.Interrupted = interrupted || ctx.Err() != nil
-	sum.TightestTargetMs = ms(cfg.Mix.Tightest())
+	sum.TightestTargetMs = ms(tightest)
 	return sum, rows, nil
+}
+
+// maxTraceTargets bounds the distinct latency targets of a replayed trace:
+// each one costs a Prepare per set.
+const maxTraceTargets = 64
+
+// setTarget is a set of the mix with a trace arrival's latency target.
+type setTarget struct {
+	set      int
+	targetMs float64
+}
+
+// traceOf is the trace that s is, if it is one.
+func traceOf(s Schedule) (Trace, bool) {
+	switch tr := s.(type) {
+	case Trace:
+		return tr, true
+	case *Trace:
+		if tr != nil {
+			return *tr, true
+		}
+	}
+	return Trace{}, false
+}
+
+// prepareTargets prepares every set of the mix with each distinct latency
+// target that tr's arrivals carry.
+func prepareTargets(tr Trace, mix Mix, prepare func(int, RequirementSet) (*Prepared, error)) (map[setTarget]*Prepared, error) {
+	var targets []float64 // in order of first use
+	seen := map[float64]bool{}
+	for _, a := range tr.Arrivals {
+		if a.LatencyMs > 0 && !seen[a.LatencyMs] {
+			if len(targets) == maxTraceTargets {
+				return nil, fmt.Errorf("loadgen: the trace has over %d distinct latency targets; round them to fewer", maxTraceTargets)
+			}
+			seen[a.LatencyMs] = true
+			targets = append(targets, a.LatencyMs)
+		}
+	}
+	out := make(map[setTarget]*Prepared, len(targets)*len(mix))
+	for i, set := range mix {
+		for _, ms := range targets {
+			set.LatencyMs = ms
+			p, err := prepare(i, set)
+			if err != nil {
+				return nil, err
+			}
+			out[setTarget{i, ms}] = p
+		}
+	}
+	return out, nil
 }

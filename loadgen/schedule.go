@@ -150,10 +150,14 @@ func (s shape) over(d time.Duration) Linear {
 
 // scheduleKinds parses the argument after "KIND:" (empty when there is none).
 var scheduleKinds = map[string]func(arg string) (Schedule, error){
-	"constant": parseConstant,
-	"steps":    parseSteps,
-	"ramp":     parseRamp,
-	"csv":      func(path string) (Schedule, error) { return ReadCSVSchedule(path) },
+	"constant":   parseConstant,
+	"steps":      parseSteps,
+	"ramp":       parseRamp,
+	"csv":        func(path string) (Schedule, error) { return ReadCSVSchedule(path) },
+	"csv-minute": func(path string) (Schedule, error) { return ReadCSVMinuteSchedule(path) },
+	"diurnal":    parseDiurnal,
+	"bursty":     parseBursty,
+	"trace":      func(path string) (Schedule, error) { return ReadTrace(path) },
 }
 
 func init() {
@@ -184,7 +188,11 @@ func ScheduleKinds() []string {
 // ScheduleHelp describes the schedule syntax, for a flag's usage.
 const ScheduleHelp = "constant:QPS:DURATION | steps:QPS@DUR,QPS@DUR,... | ramp:FROM:TO:DURATION | " +
 	"flat[:DURATION] (4 QPS) | steady[:DURATION] (650→700 QPS) | fluctuating[:DURATION] (4→80→4 QPS) | " +
-	"csv:FILE (one rate per second a line: RATE or SECOND,RATE)"
+	"diurnal[:DURATION[:LOW:HIGH]] (a day, LOW→HIGH→LOW QPS on a raised cosine; 120s:4:80) | " +
+	"bursty[:DURATION[:BASE:PEAK[:SEED]]] (BASE QPS with seeded bursts at PEAK; 120s:10:100:1) | " +
+	"csv:FILE (one rate per second a line: RATE or SECOND,RATE) | " +
+	"csv-minute:FILE (one count per minute a line: COUNT or MINUTE,COUNT) | " +
+	"trace:FILE (one arrival a line: TIME_MS or TIME_MS,LATENCY_MS, ms since the start)"
 
 // ParseSchedule reads a schedule written as in ScheduleHelp.
 func ParseSchedule(spec string) (Schedule, error) {
@@ -264,7 +272,7 @@ func parseRamp(arg string) (Schedule, error) {
 
 func parseRate(s string) (float64, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || f < 0 || f != f || f > 1e7 {
+	if err != nil || !(f >= 0 && f <= maxRate) {
 		return 0, fmt.Errorf("rate %q: want a number of queries per second, 0 to 10,000,000", s)
 	}
 	return f, nil
@@ -280,53 +288,101 @@ func parseDuration(s string) (time.Duration, error) {
 
 // ReadCSVSchedule reads a per-second schedule from a file: one rate a line,
 // written RATE or SECOND,RATE (seconds from 0, in order, none skipped).
-// Blank lines, lines starting with # and a header line that is not a
-// number are ignored.
-func ReadCSVSchedule(path string) (Steps, error) {
-	f, err := os.Open(path)
+// Blank lines, lines starting with # and a header (a first line that is
+// not a number) are ignored.
+func ReadCSVSchedule(path string) (Steps, error) { return perSecond.read(path) }
+
+// ReadCSVMinuteSchedule reads a per-minute schedule from a file: one count
+// of queries a line, written COUNT or MINUTE,COUNT (minutes from 0, in
+// order, none skipped), each held as the rate COUNT/60 for its minute.
+// Blank lines, # comments and a header are ignored as ReadCSVSchedule
+// ignores them.
+func ReadCSVMinuteSchedule(path string) (Steps, error) { return perMinute.read(path) }
+
+// stepFile is a file format of one figure per step a line: the figure is a
+// count of queries over the step (for one-second steps, a rate).
+type stepFile struct {
+	step  time.Duration
+	index string // what the optional first field counts: "second"
+	value string // what the figure is called in the syntax: "RATE"
+	what  string // and in words: "a number of queries per second"
+}
+
+var (
+	perSecond = stepFile{time.Second, "second", "RATE", "a number of queries per second"}
+	perMinute = stepFile{time.Minute, "minute", "COUNT", "a number of queries in the minute"}
+)
+
+// maxRate bounds every rate a schedule is given, in queries per second
+// (the errors say 10,000,000).
+const maxRate = 1e7
+
+func (f stepFile) syntax() string {
+	return fmt.Sprintf("%s or %s,%s", f.value, strings.ToUpper(f.index), f.value)
+}
+
+func (f stepFile) read(path string) (Steps, error) {
+	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return parseCSVSchedule(f)
+	defer file.Close()
+	return f.parse(file)
 }
 
-func parseCSVSchedule(r io.Reader) (Steps, error) {
+func (f stepFile) parse(r io.Reader) (Steps, error) {
 	var out Steps
+	err := eachRecord(r, func(line int, first bool, fields []string) error {
+		if len(fields) > 2 {
+			return fmt.Errorf("line %d: %q: want %s", line, strings.Join(fields, ","), f.syntax())
+		}
+		if len(fields) == 2 {
+			i, err := strconv.Atoi(strings.TrimSpace(fields[0]))
+			if err != nil && first {
+				return nil // a header
+			}
+			if err != nil || i != len(out) {
+				return fmt.Errorf("line %d: %s %q: want %d (%ss count from 0, one a line)", line, f.index, fields[0], len(out), f.index)
+			}
+		}
+		text := strings.TrimSpace(fields[len(fields)-1])
+		v, err := strconv.ParseFloat(text, 64)
+		qps := v / f.step.Seconds()
+		if errors.Is(err, strconv.ErrSyntax) && first {
+			return nil // a header: not a number
+		}
+		if err != nil || !(qps >= 0 && qps <= maxRate) {
+			return fmt.Errorf("line %d: %s %q: want %s, 0 or more (at most 10,000,000 a second)",
+				line, strings.ToLower(f.value), text, f.what)
+		}
+		out = append(out, Step{QPS: qps, For: f.step})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %ss; write one per line (%s)", strings.ToLower(f.value), f.syntax())
+	}
+	return out, nil
+}
+
+// eachRecord calls fn with the comma-separated fields of each line of r
+// that is neither blank nor a # comment, and its line number (from 1);
+// first is true for the first such line, which may be a header. It stops
+// at fn's first error.
+func eachRecord(r io.Reader, fn func(line int, first bool, fields []string) error) error {
 	sc := bufio.NewScanner(r)
+	first := true
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		fields := strings.Split(text, ",")
-		rate := fields[len(fields)-1]
-		if len(fields) > 2 {
-			return nil, fmt.Errorf("line %d: %q: want RATE or SECOND,RATE", line, text)
+		if err := fn(line, first, strings.Split(text, ",")); err != nil {
+			return err
 		}
-		if len(fields) == 2 {
-			sec, err := strconv.Atoi(strings.TrimSpace(fields[0]))
-			if err != nil && len(out) == 0 && line == 1 {
-				continue // a header
-			}
-			if err != nil || sec != len(out) {
-				return nil, fmt.Errorf("line %d: second %q: want %d (seconds count from 0, one a line)", line, fields[0], len(out))
-			}
-		}
-		qps, err := parseRate(rate)
-		if err != nil {
-			if len(out) == 0 && line == 1 {
-				continue // a header
-			}
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out = append(out, Step{QPS: qps, For: time.Second})
+		first = false
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no rates; write one per line (RATE or SECOND,RATE)")
-	}
-	return out, nil
+	return sc.Err()
 }

@@ -31,6 +31,15 @@ func TestParseSchedule(t *testing.T) {
 		{"fluctuating", "fluctuating:60s", 60 * time.Second,
 			[]at{{0, 4}, {15 * time.Second, 42}, {30 * time.Second, 80}, {45 * time.Second, 42}, {60 * time.Second, 0}}},
 		{"fluctuating default", "fluctuating", 120 * time.Second, []at{{60 * time.Second, 80}}},
+		{"diurnal default", "diurnal", 120 * time.Second,
+			[]at{{0, 4}, {30 * time.Second, 42}, {60 * time.Second, 80}, {90 * time.Second, 42}, {120 * time.Second, 0}}},
+		{"diurnal compressed", "diurnal:1h", time.Hour, []at{{0, 4}, {30 * time.Minute, 80}}},
+		{"diurnal low high", "diurnal:10s:0:100", 10 * time.Second,
+			[]at{{0, 0}, {2500 * time.Millisecond, 50}, {5 * time.Second, 100}, {10 * time.Second, 0}, {-time.Second, 0}}},
+		{"bursty default", "bursty", 120 * time.Second, []at{{0, 10}, {120 * time.Second, 0}, {-time.Second, 0}}},
+		{"bursty duration", "bursty:30s", 30 * time.Second, []at{{0, 10}}},
+		{"bursty rates", "bursty:30s:1:2", 30 * time.Second, []at{{0, 1}}},
+		{"bursty seed", "bursty:30s:0:500:7", 30 * time.Second, []at{{0, 0}, {30 * time.Second, 0}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,9 +63,24 @@ func TestParseScheduleErrors(t *testing.T) {
 	for _, spec := range []string{
 		"", "poisson:10", "constant", "constant:10", "constant:-1:10s", "constant:abc:10s", "constant:10:0s",
 		"constant:10:forever", "steps:", "steps:10", "steps:10@", "ramp:1:2", "ramp:1:2:x", "flat:-5s", "csv:/no/such/file",
+		"csv-minute:/no/such/file", "trace:/no/such/file", "trace:", "diurnal:0s", "diurnal:10s:-1:5", "bursty:10s:1:x",
 	} {
 		if _, err := ParseSchedule(spec); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted it", spec)
+		}
+	}
+	for _, tt := range []struct{ spec, want string }{
+		{"diurnal:10s:4", "want diurnal[:DURATION[:LOW:HIGH]]"},
+		{"diurnal:10s:4:80:1", "want diurnal[:DURATION[:LOW:HIGH]]"},
+		{"diurnal:x", "want a positive duration"},
+		{"bursty:10s:5", "want bursty[:DURATION[:BASE:PEAK[:SEED]]]"},
+		{"bursty:10s:1:2:3:4", "want bursty[:DURATION[:BASE:PEAK[:SEED]]]"},
+		{"bursty:10s:1:2:-3", "seed \"-3\": want a whole number"},
+		{"bursty:-1s", "want a positive duration"},
+	} {
+		_, err := ParseSchedule(tt.spec)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), ScheduleHelp) {
+			t.Errorf("ParseSchedule(%q) = %v; want an error saying %q and giving the syntax", tt.spec, err, tt.want)
 		}
 	}
 	_, err := ParseSchedule("wave:1")
@@ -83,10 +107,7 @@ func TestCSVSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "load.csv")
-			if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			path := writeTemp(t, "load.csv", tt.text)
 			s, err := ParseSchedule("csv:" + path)
 			if tt.bad {
 				if err == nil {
@@ -103,6 +124,47 @@ func TestCSVSchedule(t *testing.T) {
 			for i, r := range tt.rates {
 				if got := s.Rate(time.Duration(i)*time.Second + 500*time.Millisecond); got != r {
 					t.Errorf("second %d: rate %g, want %g", i, got, r)
+				}
+			}
+		})
+	}
+}
+
+func TestCSVMinuteSchedule(t *testing.T) {
+	tests := []struct {
+		name   string
+		text   string
+		counts []float64
+		err    string // a part of the error; "" for none
+	}{
+		{"counts", "600\n# a comment\n\n3000\n0\n", []float64{600, 3000, 0}, ""},
+		{"minute,count", "0,60\n1,120\n", []float64{60, 120}, ""},
+		{"header", "minute,count\n0,6\n", []float64{6}, ""},
+		{"count header", "queries\n6\n", []float64{6}, ""},
+		{"fractional", "1.5\n", []float64{1.5}, ""},
+		{"gap", "0,5\n2,10\n", nil, `line 2: minute "2": want 1 (minutes count from 0`},
+		{"negative", "5\n-1\n", nil, `line 2: count "-1": want a number of queries in the minute`},
+		{"negative first", "-1\n5\n", nil, `line 1: count "-1"`},
+		{"not a number", "5\nfive\n", nil, `line 2: count "five"`},
+		{"three fields", "0,1,2\n", nil, "line 1: \"0,1,2\": want COUNT or MINUTE,COUNT"},
+		{"empty", "\n# nothing\n", nil, "no counts; write one per line (COUNT or MINUTE,COUNT)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeTemp(t, "load.csv", tt.text)
+			s, err := ParseSchedule("csv-minute:" + path)
+			if !errorAsWanted(t, err, tt.err) {
+				return
+			}
+			if got, want := s.Duration(), time.Duration(len(tt.counts))*time.Minute; got != want {
+				t.Errorf("Duration() = %v, want %v", got, want)
+			}
+			for i, c := range tt.counts {
+				from := time.Duration(i) * time.Minute
+				for _, at := range []time.Duration{from, from + 30*time.Second, from + time.Minute - time.Nanosecond} {
+					if got := s.Rate(at); math.Abs(got-c/60) > 1e-12 {
+						t.Errorf("Rate(%v) = %g, want %g/60", at, got, c)
+					}
 				}
 			}
 		})
@@ -128,4 +190,29 @@ func TestMeanRate(t *testing.T) {
 			t.Errorf("MeanRate(%v, %v) = %g, want %g", tt.from, tt.to, got, tt.want)
 		}
 	}
+}
+
+// writeTemp writes text to a file of this name in a temporary directory
+// and returns its path.
+func writeTemp(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// errorAsWanted fails t unless err is what a case wants: an error saying
+// want, or none for an empty want. It reports whether there is a result
+// to check (no error wanted).
+func errorAsWanted(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatal(err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error %v, want one saying %q", err, want)
+	}
+	return want == ""
 }

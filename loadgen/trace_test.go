@@ -1,0 +1,191 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func msAt(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+
+func TestParseTrace(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []TraceArrival
+		err  string // a part of the error; "" for none
+	}{
+		{"times", "0\n10\n10\n2500.5\n", []TraceArrival{{0, 0}, {msAt(10), 0}, {msAt(10), 0}, {msAt(2500.5), 0}}, ""},
+		{"latencies", "1,50\n2\n3,0\n4,12.5\n", []TraceArrival{{msAt(1), 50}, {msAt(2), 0}, {msAt(3), 0}, {msAt(4), 12.5}}, ""},
+		{"header and comments", "# recorded 2024-01-01\n\ntime_ms,latency_ms\n# warm-up\n 5 , 100 \n7\n",
+			[]TraceArrival{{msAt(5), 100}, {msAt(7), 0}}, ""},
+		{"one-field header", "ms\n0.25\n", []TraceArrival{{msAt(0.25), 0}}, ""},
+		{"decreasing", "0\n20\n# a comment\n10\n", nil, "line 4: time 10 ms comes before the previous arrival's 20 ms; want times in non-decreasing order"},
+		{"bad time", "0\n1\nsoon\n", nil, `line 3: time "soon": want the arrival's time in milliseconds since the start`},
+		{"negative time", "-1\n", nil, `line 1: time "-1"`},
+		{"bad latency", "0,fast\n", nil, `line 1: latency "fast": want the request's latency target in milliseconds`},
+		{"negative latency", "0\n1,-5\n", nil, `line 2: latency "-5"`},
+		{"three fields", "0\n1,2,3\n", nil, `line 2: "1,2,3": want TIME_MS or TIME_MS,LATENCY_MS`},
+		{"empty", "# nothing\n\n", nil, "no arrivals; write one a line: TIME_MS or TIME_MS,LATENCY_MS"},
+		{"only a header", "time_ms\n", nil, "no arrivals"},
+		{"a second header", "time_ms\nlatency\n", nil, `line 2: time "latency"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := ParseTrace(strings.NewReader(tt.text))
+			if !errorAsWanted(t, err, tt.err) {
+				return
+			}
+			if !slices.Equal(tr.Arrivals, tt.want) {
+				t.Errorf("arrivals %v, want %v", tr.Arrivals, tt.want)
+			}
+		})
+	}
+}
+
+// A trace is a schedule of its arrivals per whole second.
+func TestTraceSchedule(t *testing.T) {
+	path := writeTemp(t, "trace.csv", "0\n100\n999.999\n1000\n1500\n3200,40\n")
+	s := mustSchedule(t, "trace:"+path)
+	tr, ok := s.(Trace)
+	if !ok || len(tr.Arrivals) != 6 {
+		t.Fatalf("trace:FILE gave %T %v, want the Trace of its 6 arrivals", s, s)
+	}
+	if read, err := ReadTrace(path); err != nil || !slices.Equal(read.Arrivals, tr.Arrivals) {
+		t.Errorf("ReadTrace = %v, %v; want what ParseSchedule read", read, err)
+	}
+	if got, want := s.Duration(), 4*time.Second; got != want {
+		t.Errorf("Duration() = %v, want %v: the end of the second of the last arrival", got, want)
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		want float64
+	}{
+		{-time.Millisecond, 0},
+		{0, 3}, {999 * time.Millisecond, 3},
+		{time.Second, 2}, {1999 * time.Millisecond, 2},
+		{2500 * time.Millisecond, 0},
+		{3 * time.Second, 1}, {4*time.Second - 1, 1},
+		{4 * time.Second, 0},
+	} {
+		if got := s.Rate(tt.at); got != tt.want {
+			t.Errorf("Rate(%v) = %g, want %g", tt.at, got, tt.want)
+		}
+	}
+	// The load integrates to the number of arrivals.
+	if got := MeanRate(s, 0, s.Duration()) * s.Duration().Seconds(); math.Abs(got-6) > 1e-9 {
+		t.Errorf("∫rate = %g, want the 6 arrivals", got)
+	}
+	if got := (Trace{}).Duration(); got != 0 {
+		t.Errorf("an empty trace lasts %v", got)
+	}
+	if got := (Trace{Arrivals: []TraceArrival{{At: 5 * time.Second}}}).Duration(); got != 6*time.Second {
+		t.Errorf("an arrival at 5 s ends the trace at %v, want 6s", got)
+	}
+}
+
+func TestTraceArrivals(t *testing.T) {
+	tr := Trace{Arrivals: []TraceArrival{{0, 0}, {msAt(1.5), 20}, {msAt(1.5), 0}, {2 * time.Second, 0}}}
+	it := NewTraceArrivals(tr)
+	var got []time.Duration
+	for {
+		at, ok := it.Next()
+		if !ok {
+			break
+		}
+		got = append(got, at)
+	}
+	if want := []time.Duration{0, msAt(1.5), msAt(1.5), 2 * time.Second}; !slices.Equal(got, want) {
+		t.Errorf("replayed %v, want %v", got, want)
+	}
+	if _, ok := it.Next(); ok {
+		t.Error("Next went on after the end")
+	}
+	it = NewTraceArrivals(tr)
+	it.Next()
+	if a, ok := it.NextArrival(); !ok || a.LatencyMs != 20 || a.Target() != 20*time.Millisecond {
+		t.Errorf("NextArrival = %+v, %v; want the second arrival and its 20 ms target", a, ok)
+	}
+	long := Trace{Arrivals: make([]TraceArrival, 2000)}
+	it = NewTraceArrivals(long)
+	if allocs := testing.AllocsPerRun(1000, func() { it.Next() }); allocs != 0 {
+		t.Errorf("Next allocates %g times", allocs)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { long.Rate(0) }); allocs != 0 {
+		t.Errorf("Rate allocates %g times", allocs)
+	}
+}
+
+// Run replays a trace's times and sends each arrival with its own target.
+func TestRunReplaysTrace(t *testing.T) {
+	// Arrivals every 10 ms, with no target, 1 ms, 10 s, no target, ...
+	var trace strings.Builder
+	for i := range 15 {
+		fmt.Fprintf(&trace, "%d%s\n", 10*i, []string{"", ",1", ",10000"}[i%3])
+	}
+	sched := mustSchedule(t, "trace:"+writeTemp(t, "trace.csv", trace.String()))
+
+	var mu sync.Mutex
+	targets := map[float64]int{}
+	timeouts := map[float64]time.Duration{}
+	f := &fakeSender{send: func(ctx context.Context, p *Prepared) Outcome {
+		mu.Lock()
+		targets[p.Set.LatencyMs]++
+		timeouts[p.Set.LatencyMs] = p.Timeout
+		mu.Unlock()
+		time.Sleep(3 * time.Millisecond) // over the 1 ms target, far under 10 s
+		return Outcome{Result: Answered, Status: "200"}
+	}}
+	sum, rows, err := Run(context.Background(), Config{
+		Schedule: sched,
+		Arrivals: Fixed, // ignored: a trace is replayed
+		Mix:      Mix{{Weight: 1, Model: "a"}, {Weight: 1, Model: "b"}},
+		Sender:   f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sent != 15 || sum.Answered != 15 || sum.Arrivals != Replayed {
+		t.Errorf("sent %d, answered %d, arrivals %q; want the trace's 15, replayed", sum.Sent, sum.Answered, sum.Arrivals)
+	}
+	if want := map[float64]int{0: 5, 1: 5, 10000: 5}; !maps.Equal(targets, want) {
+		t.Errorf("requests by target %v, want %v", targets, want)
+	}
+	if sum.TightestTargetMs != 1 {
+		t.Errorf("tightest target %g ms, want the trace's 1 ms", sum.TightestTargetMs)
+	}
+	if sum.Violations != 5 {
+		t.Errorf("%d violations, want the 5 requests with a 1 ms target", sum.Violations)
+	}
+	if timeouts[1] != minTimeout || timeouts[10000] != 100*time.Second || timeouts[0] != DefaultTimeout {
+		t.Errorf("timeouts %v: want each target's", timeouts)
+	}
+	// Each set once as is, and once for each of the 2 targets.
+	if got := f.prepared.Load(); got != 2*3 {
+		t.Errorf("prepared %d times, want 6", got)
+	}
+	if len(rows) == 0 || rows[0].Offered != 15 {
+		t.Errorf("rows %+v, want the first second to offer the 15 arrivals", rows)
+	}
+
+	// Too many distinct targets is an error before any load.
+	var many strings.Builder
+	for i := range maxTraceTargets + 1 {
+		fmt.Fprintf(&many, "0,%d\n", i+1)
+	}
+	tr, err := ParseTrace(strings.NewReader(many.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = &fakeSender{send: answer("")}
+	if _, _, err := Run(context.Background(), Config{Schedule: tr, Mix: Mix{{Weight: 1, Model: "m"}}, Sender: f}); err == nil ||
+		!strings.Contains(err.Error(), "distinct latency targets") || f.sent.Load() != 0 {
+		t.Errorf("Run with %d targets: %v after %d sends; want an error before any", maxTraceTargets+1, err, f.sent.Load())
+	}
+}
