@@ -210,6 +210,31 @@ func (c *Client) Variant(ctx context.Context, name string) (catalog.Variant, err
 	return v, err
 }
 
+// Catalog returns every architecture with its variants and their
+// profiles, as the server registered them (what `infaas simulate --from`
+// simulates).
+func (c *Client) Catalog(ctx context.Context) ([]catalog.Architecture, []catalog.Variant, error) {
+	l, err := c.Models(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var archs []catalog.Architecture
+	var vs []catalog.Variant
+	for _, a := range l.Architectures {
+		arch, err := c.Architecture(ctx, a.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		avs, err := c.Variants(ctx, a.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		archs = append(archs, arch)
+		vs = append(vs, avs...)
+	}
+	return archs, vs, nil
+}
+
 // Workers returns the workers the controller routes to: class, address,
 // health, last report, memory, replicas with their statistics and health.
 func (c *Client) Workers(ctx context.Context) ([]controller.WorkerInfo, error) {

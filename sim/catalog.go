@@ -132,10 +132,12 @@ func ProvisionForPeak(cfg Config) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One idle worker of every class: the policy picks what it would
+	// serve each set with on any hardware; provisioning then adds the
+	// workers those replicas need.
 	var st selection.State
-	for i, c := range cfg.Workers {
-		h, _ := catalog.FindClass(cfg.Classes, c)
-		st.Workers = append(st.Workers, selection.Worker{ID: fmt.Sprintf("w%d", i), Class: h, Cores: h.Cores,
+	for _, h := range cfg.Classes {
+		st.Workers = append(st.Workers, selection.Worker{ID: "w-" + h.Name, Class: h, Cores: h.Cores,
 			MemoryBytes: h.MemoryBytes, FreeMemoryBytes: h.MemoryBytes, Healthy: true})
 	}
 	snap, err := selection.NewSnapshot(selection.Catalog{Architectures: cfg.Architectures, Variants: cfg.Variants, Classes: cfg.Classes}, st)

@@ -229,9 +229,7 @@ func (e *engine) provision() error {
 				}
 			}
 			if host == nil && e.cfg.GrowToProvision && len(e.workers) < maxProvisionWorkers {
-				if on, ok := v.OnClass(e.workers[0].class.Name); ok && e.workers[0].class.MemoryBytes >= catalog.MemoryNeed(on.Profile, on.FileBytes) {
-					host = e.addWorker(e.workers[0].class, false)
-				}
+				host = e.growFor(v)
 			}
 			if host == nil {
 				return fmt.Errorf("sim: provision: no worker has room for %s", n)
@@ -241,6 +239,21 @@ func (e *engine) provision() error {
 		}
 	}
 	e.dirty = true
+	return nil
+}
+
+// growFor adds a worker that can host v: of the first worker's class when
+// v is profiled there, else of v's reference class.
+func (e *engine) growFor(v *catalog.Variant) *simWorker {
+	for _, c := range []string{e.workers[0].class.Name, v.Hardware} {
+		h, ok := catalog.FindClass(e.cfg.Classes, c)
+		if !ok {
+			continue
+		}
+		if on, ok := v.OnClass(c); ok && h.MemoryBytes >= catalog.MemoryNeed(on.Profile, on.FileBytes) && h.Cores >= coresOf(on) {
+			return e.addWorker(h, false)
+		}
+	}
 	return nil
 }
 

@@ -118,29 +118,16 @@ func runSimulate(ctx context.Context, args []string) error {
 // fetchCatalog reads every architecture and its variants from a running
 // infaas.
 func fetchCatalog(ctx context.Context, c *client.Client) (sim.Catalog, error) {
-	l, err := c.Models(ctx)
+	archs, vs, err := c.Catalog(ctx)
 	if err != nil {
 		return sim.Catalog{}, err
 	}
-	host, _ := os.Hostname()
-	cat := sim.Catalog{Source: fmt.Sprintf("registered and profiled by the infaas at %s (read from %s on %s, %s)", c.Base(), host,
-		time.Now().UTC().Format("2006-01-02"), catalog.LocalCPU().Name)}
-	for _, a := range l.Architectures {
-		arch, err := c.Architecture(ctx, a.Name)
-		if err != nil {
-			return sim.Catalog{}, err
-		}
-		vs, err := c.Variants(ctx, a.Name)
-		if err != nil {
-			return sim.Catalog{}, err
-		}
-		cat.Architectures = append(cat.Architectures, arch)
-		cat.Variants = append(cat.Variants, vs...)
-	}
-	if len(cat.Variants) == 0 {
+	if len(vs) == 0 {
 		return sim.Catalog{}, fmt.Errorf("the infaas at %s has no registered variants", c.Base())
 	}
-	return cat, nil
+	host, _ := os.Hostname()
+	return sim.Catalog{Source: fmt.Sprintf("registered and profiled by the infaas at %s (read from %s on %s, %s)", c.Base(), host,
+		time.Now().UTC().Format("2006-01-02"), catalog.LocalCPU().Name), Architectures: archs, Variants: vs}, nil
 }
 
 // parseInterference reads W@AT+FOR*FACTOR,...
