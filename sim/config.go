@@ -66,6 +66,17 @@ type Config struct {
 	// Overhead is the time a query spends outside the worker (client to
 	// controller to worker and back), split evenly before and after.
 	Overhead time.Duration
+	// HostCPUPerQuery is the CPU time the processes beside the workers —
+	// the client, the controller — spend per query on the workers' own
+	// cores, as when `infaas serve` and its load share one machine. With
+	// the kernel sharing a core fairly between a worker's thread and
+	// theirs, a batch runs at half speed while they are runnable, so it
+	// takes × (1 + u), u = rate over the last second × HostCPUPerQuery ÷
+	// HostCores (at most 1). 0 (the default) means the workers have their
+	// machines to themselves. HostCores 0 means the initial workers'
+	// cores.
+	HostCPUPerQuery time.Duration
+	HostCores       int
 
 	// Worker behaviour, as the live worker's defaults.
 	QueueBound    int

@@ -127,6 +127,11 @@ type engine struct {
 	cur      sample
 
 	removedWorkerCost float64
+
+	// Arrivals over the last second, in tenths (for HostCPUPerQuery).
+	recent     [10]int
+	recentSlot int64
+	hostCores  int
 }
 
 // Run simulates cfg to the end of its load and returns the result.
@@ -188,6 +193,12 @@ func newEngine(cfg Config) (*engine, error) {
 	for _, c := range cfg.Workers {
 		h, _ := catalog.FindClass(cfg.Classes, c)
 		e.addWorker(h, false)
+	}
+	e.hostCores = cfg.HostCores
+	if e.hostCores <= 0 {
+		for _, w := range e.workers {
+			e.hostCores += w.class.Cores
+		}
 	}
 	e.snap, err = selection.NewSnapshot(e.cat, e.state())
 	if err != nil {
@@ -387,4 +398,37 @@ func (e *engine) alloc() int32 {
 func (e *engine) release(i int32) {
 	e.reqs[i] = request{}
 	e.free = append(e.free, i)
+}
+
+// countArrival notes an arrival for the host's load.
+func (e *engine) countArrival() {
+	e.advanceRecent()
+	e.recent[e.recentSlot%10]++
+}
+
+func (e *engine) advanceRecent() {
+	slot := e.now / int64(100*time.Millisecond)
+	for e.recentSlot < slot {
+		e.recentSlot++
+		e.recent[e.recentSlot%10] = 0
+		if slot-e.recentSlot > 10 {
+			e.recent = [10]int{}
+			e.recentSlot = slot
+		}
+	}
+}
+
+// hostFactor is how much the processes beside the workers slow a batch
+// now (Config.HostCPUPerQuery).
+func (e *engine) hostFactor() float64 {
+	if e.cfg.HostCPUPerQuery <= 0 || e.hostCores <= 0 {
+		return 1
+	}
+	e.advanceRecent()
+	n := 0
+	for _, c := range e.recent {
+		n += c
+	}
+	share := min(float64(n)*e.cfg.HostCPUPerQuery.Seconds()/float64(e.hostCores), 1)
+	return 1 + share
 }

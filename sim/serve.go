@@ -22,6 +22,7 @@ func (e *engine) arrive(i int32) {
 	s := &e.cfg.Mix[r.set]
 	e.res.Sent++
 	e.cur.offered++
+	e.countArrival()
 	e.sreq = selection.Request{Name: s.Model, Batch: r.samples, LatencyMs: r.target, MinAccuracy: s.MinAccuracy,
 		MaxCostPer1k: s.MaxCost, Strict: s.Strict}
 	now := e.time()
@@ -168,7 +169,8 @@ const (
 
 // serviceTime draws how long a batch of n takes (see the model above;
 // Noise scales the body's spread and the tail's length, 0 makes every batch
-// take its p50), times the worker's interference factor now.
+// take its p50), times the worker's interference factor and the host's
+// (Config.HostCPUPerQuery) now.
 func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	n = min(max(n, 1), len(rep.p50)-1)
 	ms := rep.p50[n]
@@ -179,7 +181,7 @@ func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 			ms *= math.Exp(bodySpread * noise * e.rng.NormFloat64())
 		}
 	}
-	ms *= rep.w.interference(e.now)
+	ms *= rep.w.interference(e.now) * e.hostFactor()
 	return time.Duration(ms * float64(time.Millisecond))
 }
 

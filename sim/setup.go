@@ -34,7 +34,10 @@ type Setup struct {
 	// Overrides of DefaultConfig; zero values keep the defaults.
 	Overhead     time.Duration
 	Interference []Interference
-	Models       *autoscale.Config
+	// HostCPUPerQuery is Config.HostCPUPerQuery (0: workers on their own
+	// machines).
+	HostCPUPerQuery time.Duration
+	Models          *autoscale.Config
 }
 
 // Comparison is the policies a --compare runs: infaas, infaas without
@@ -58,6 +61,7 @@ func (s Setup) Config(policy string) (Config, error) {
 		cfg.Models = *s.Models
 	}
 	cfg.Interference = s.Interference
+	cfg.HostCPUPerQuery = s.HostCPUPerQuery
 	cfg.Architectures = s.Catalog.Architectures
 	switch s.Hardware {
 	case "paper":
