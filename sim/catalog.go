@@ -29,9 +29,26 @@ type Catalog struct {
 //go:embed catalogs/zoo.json
 var zooCatalog []byte
 
-// DefaultCatalog is the demo zoo as `infaas serve` registered and
-// profiled it on the machine named in its Source.
-func DefaultCatalog() (Catalog, error) { return parseCatalog(zooCatalog, "the built-in zoo catalogue") }
+//go:embed catalogs/convnets.json
+var convnetsCatalog []byte
+
+// Builtin are the catalogues compiled in, by name: "convnets" (three CNNs
+// of one use case, about 0.2 to 7 ms a sample on one core — the default)
+// and "zoo" (the demo's eleven MNIST and Fashion-MNIST models, tens of
+// microseconds a sample), each as a live infaas registered and profiled it
+// on the machine its Source names.
+var Builtin = []string{"convnets", "zoo"}
+
+// BuiltinCatalog returns the built-in catalogue called name.
+func BuiltinCatalog(name string) (Catalog, error) {
+	switch name {
+	case "convnets":
+		return parseCatalog(convnetsCatalog, "the built-in convnets catalogue")
+	case "zoo":
+		return parseCatalog(zooCatalog, "the built-in zoo catalogue")
+	}
+	return Catalog{}, fmt.Errorf("no built-in catalogue %q (built in: %v)", name, Builtin)
+}
 
 // LoadCatalog reads a catalogue file written by `infaas simulate
 // --save-catalog`.

@@ -92,7 +92,8 @@ type engine struct {
 	cfg  Config
 	now  int64
 	end  int64
-	rng  *rand.Rand
+	rng  *rand.Rand // service times
+	mix  *rand.Rand // requirement-set draws: the same queries whatever the policy does
 	evq  eventQueue
 	reqs []request
 	free []int32
@@ -156,7 +157,7 @@ func newEngine(cfg Config) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), policy: pol,
+	e := &engine{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), mix: rand.New(rand.NewPCG(cfg.Seed, 2)), policy: pol,
 		replicas: map[string]*replica{}, loads: map[string]*replica{}, starting: map[string]int{},
 		variants: map[string]*catalog.Variant{}, traffic: autoscale.NewTrafficLog(10 * time.Second)}
 	e.res = &Result{Policy: cfg.Policy.Name, Actions: map[string]int{}, RefusedWhy: map[string]int64{}, Assumptions: cfg.Assumptions}
@@ -380,7 +381,7 @@ func (e *engine) pick() int {
 	if len(e.pickCum) == 1 {
 		return 0
 	}
-	x := e.rng.Float64() * e.pickTotal
+	x := e.mix.Float64() * e.pickTotal
 	i, _ := slices.BinarySearch(e.pickCum, x)
 	return min(i, len(e.pickCum)-1)
 }

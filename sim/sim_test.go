@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +139,64 @@ func TestInterferenceFlagged(t *testing.T) {
 func summary(r *Result) string {
 	return fmt.Sprintf("sent %d answered %d refused %d %v failed %d late %d miss %.3f p99 %.1f ms cost $%.5f actions %v",
 		r.Sent, r.Answered, r.Refused, r.RefusedWhy, r.Failed, r.Late, r.MissRate, r.P99Ms, r.CostUSD, r.Actions)
+}
+
+// TestCompareSameSeedSameTable: a comparison on the paper's hardware with
+// the measured convnets catalogue is reproducible to the byte, every
+// policy faces the same queries, and every result is sane.
+func TestCompareSameSeedSameTable(t *testing.T) {
+	cat, err := LoadCatalog("catalogs/convnets.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Setup{Catalog: cat, Hardware: "paper", MaxWorkers: 6, Workload: "fluctuating:40s", Seed: 7, Noise: 1}
+	a, err := Compare(s, Comparison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Compare(s, Comparison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, tb := FormatTable(a), FormatTable(b)
+	t.Logf("\n%s", ta)
+	if ta != tb {
+		t.Fatalf("same seed, different tables:\n%s\n%s", ta, tb)
+	}
+	for _, r := range a {
+		if r.Sent != a[0].Sent {
+			t.Errorf("%s saw %d queries, %s %d: the policies must face the same load", r.Policy, r.Sent, a[0].Policy, a[0].Sent)
+		}
+		if r.Answered+r.Refused+r.Failed != r.Sent {
+			t.Errorf("%s: %d answered + %d refused + %d failed ≠ %d sent", r.Policy, r.Answered, r.Refused, r.Failed, r.Sent)
+		}
+		if r.CostUSD <= 0 || r.P99Ms <= 0 || len(r.Series) == 0 {
+			t.Errorf("%s: implausible result %+v", r.Policy, summary(r))
+		}
+		if len(r.Assumptions) == 0 {
+			t.Errorf("%s: the paper's hardware is derived, but no assumption is listed", r.Policy)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	in := &Result{Policy: "infaas", Sent: 100, Answered: 100, ThroughputQPS: 100, CostUSD: 1, MissRate: 0.01}
+	sm := &Result{Policy: "sm+", Sent: 100, Answered: 60, Refused: 40, ThroughputQPS: 60, CostUSD: 2, MissRate: 0.4,
+		RefusedWhy: map[string]int64{"overloaded": 40}}
+	cl := &Result{Policy: "clipper+", Sent: 100, Answered: 100, ThroughputQPS: 100, CostUSD: 9}
+	ts := Targets("steady:60s", []*Result{in, sm, cl})
+	if len(ts) != 2 || !ts[0].Met || ts[1].Met || !strings.Contains(ts[1].Why, "kept up") {
+		t.Fatalf("steady: %+v", ts)
+	}
+	ts = Targets("fluctuating", []*Result{in, sm, cl})
+	if len(ts) != 2 || !ts[0].Met || ts[1].Met || !strings.Contains(ts[1].Line(), "missed") {
+		t.Fatalf("fluctuating: %+v", ts)
+	}
+	ts = Targets("flat", []*Result{in, sm})
+	if len(ts) != 1 || ts[0].Met || !strings.Contains(ts[0].Why, "2.0× lower") {
+		t.Fatalf("flat: %+v", ts)
+	}
+	if ts := Targets("constant:5:1s", []*Result{in, sm}); len(ts) != 0 {
+		t.Fatalf("no paper claim applies to a constant load: %+v", ts)
+	}
 }

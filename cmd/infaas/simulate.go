@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +24,7 @@ func runSimulate(ctx context.Context, args []string) error {
 	policy := fs.String("policy", "infaas", "serving `policy`: "+strings.Join(policies.Names(), ", "))
 	compare := fs.Bool("compare", false, "run "+strings.Join(sim.Comparison, ", ")+" on the workload and compare them")
 	out := fs.String("out", "", "write the report (Markdown, CSV, PNG plots) into this `directory`")
-	catFile := fs.String("catalog", "", "catalogue `file` (from --save-catalog); default: the built-in zoo catalogue measured on this project's machine")
+	catFile := fs.String("catalog", "convnets", "catalogue: a built-in one ("+strings.Join(sim.Builtin, ", ")+", measured on this project's machine) or a `file` written by --save-catalog")
 	from := fs.String("from", "", "read the catalogue from a running infaas at this `URL` instead")
 	saveCat := fs.String("save-catalog", "", "write the catalogue in use to this `file` and exit")
 	hardware := fs.String("hardware", "paper", "`hardware`: paper (the INFaaS paper's CPU, V100 and Inferentia instances; profiles for absent hardware are derived and listed as assumptions) or local (the catalogue's classes)")
@@ -44,14 +44,12 @@ func runSimulate(ctx context.Context, args []string) error {
 	var cat sim.Catalog
 	var err error
 	switch {
-	case *from != "" && *catFile != "":
-		return errors.New("give --catalog or --from, not both")
 	case *from != "":
 		cat, err = fetchCatalog(ctx, client.New(*from))
-	case *catFile != "":
-		cat, err = sim.LoadCatalog(*catFile)
+	case slices.Contains(sim.Builtin, *catFile):
+		cat, err = sim.BuiltinCatalog(*catFile)
 	default:
-		cat, err = sim.DefaultCatalog()
+		cat, err = sim.LoadCatalog(*catFile)
 	}
 	if err != nil {
 		return err
@@ -93,12 +91,17 @@ func runSimulate(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Print(sim.FormatTable(rs))
+	var notes []string
+	for _, t := range sim.Targets(*workload, rs) {
+		notes = append(notes, t.Line())
+		fmt.Println("target:", t.Line())
+	}
 	fmt.Printf("\n%d simulated queries in %s of wall time\n", sent, time.Since(start).Round(time.Millisecond))
 	if *out == "" {
 		return nil
 	}
 	if *compare {
-		if err := sim.WriteComparison(*out, *workload, rs, target, nil); err != nil {
+		if err := sim.WriteComparison(*out, *workload, rs, target, notes); err != nil {
 			return err
 		}
 	}
