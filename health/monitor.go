@@ -62,7 +62,15 @@ type Monitor struct {
 	width   time.Duration
 	ring    []bucket
 	created time.Time
+	ran     int // batches recorded since creation
 }
+
+// WarmupBatches is how many of a replica's first batches are warm-up: they
+// count as served, but their compute times stay out of the window the
+// interference rule reads (a fresh ONNX Runtime session's first runs are
+// several times slower than its profile — allocation, caches — and would
+// flag every new replica interfered).
+const WarmupBatches = 10
 
 type bucket struct {
 	index                                         int64 // time / width; the slot is stale when it differs
@@ -120,7 +128,10 @@ func (m *Monitor) Batch(samples int, compute time.Duration, latencies []time.Dur
 	b.batches++
 	b.batchSamples += int64(samples)
 	b.maxBatch = max(b.maxBatch, samples)
-	b.compute.add(compute)
+	if m.ran >= WarmupBatches {
+		b.compute.add(compute)
+	}
+	m.ran++
 	b.completed += int64(len(latencies))
 	b.samples += int64(samples)
 	if failed {

@@ -130,3 +130,25 @@ func TestMonitorRecent(t *testing.T) {
 		t.Fatalf("the window's rate %v should still average the jump away", rate)
 	}
 }
+
+// TestMonitorWarmup: a fresh replica's first batches are slow; their
+// compute times stay out of the window, so they flag nothing.
+func TestMonitorWarmup(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	m := NewMonitor(clk.now, 10*time.Second, time.Second)
+	for i := range WarmupBatches + 40 {
+		d := time.Millisecond
+		if i < WarmupBatches {
+			d = 50 * time.Millisecond
+		}
+		m.Batch(1, d, []time.Duration{d}, false)
+		clk.advance(10 * time.Millisecond)
+	}
+	s := m.Snapshot(0, 0)
+	if s.Batches != int64(WarmupBatches+40) {
+		t.Errorf("batches %d, want every one counted", s.Batches)
+	}
+	if s.ComputeP99 > 2*time.Millisecond {
+		t.Errorf("compute p99 %v: the warm-up batches' 50 ms leaked into the window", s.ComputeP99)
+	}
+}

@@ -1,22 +1,19 @@
 package health
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // Slowness folds one batch's compute time into a replica's slowness: how
 // many times slower than its profile it has run lately — the observed
-// compute ÷ the profiled median at the batch, smoothed geometrically over
-// about five batches (an exponentially weighted mean of the log ratio).
-// The log keeps a profile's own tail from reading as slowness: runs drawn
-// from the profiled distribution have a median ratio of 1, so the
-// geometric mean stays near 1, where an arithmetic mean would sit at the
-// distribution's mean ÷ median (several times 1 for a long-tailed
-// profile), and one spike of 50× moves it 2.2× rather than 11×. It
-// returns old unchanged when the median or the compute time is unknown;
-// old ≤ 0 counts as 1. The worker scales its admission and batching costs
-// by it and reports it; the dispatcher scales its estimates by it.
+// compute ÷ the profiled median at the batch, smoothed over about five
+// batches (an exponentially weighted mean). It is an arithmetic mean on
+// purpose: the worker multiplies the queue ahead of a request by it to
+// predict when the request will run, and what drains a queue is the mean
+// service time, preemptions included (a geometric mean, tried, reads a
+// core shared with the server as barely slow and admits requests that then
+// miss their deadline). It returns old unchanged when the median or the
+// compute time is unknown; old ≤ 0 counts as 1. The worker scales its
+// admission and batching costs by it and reports it; the dispatcher scales
+// its estimates by it.
 func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
 	if medianMs <= 0 || compute <= 0 {
 		return old
@@ -25,7 +22,7 @@ func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
 		old = 1
 	}
 	ratio := float64(compute) / float64(time.Millisecond) / medianMs
-	return math.Pow(old, 0.8) * math.Pow(ratio, 0.2)
+	return 0.8*old + 0.2*ratio
 }
 
 // Demand is what a replica is asked for, in samples per second: the

@@ -63,9 +63,13 @@ type Config struct {
 	Noise float64
 	// Interference slows the replicas of some workers for a while.
 	Interference []Interference
-	// Overhead is the time a query spends outside the worker (client to
-	// controller to worker and back), split evenly before and after.
-	Overhead time.Duration
+	// Overhead is the median time a query spends outside the worker
+	// (client to controller to worker and back), split evenly before and
+	// after; OverheadP99, when above it, its 99th percentile, drawn with
+	// the service times' body-and-tail model (a Go GC pause, a scheduling
+	// delay). 0: always Overhead.
+	Overhead    time.Duration
+	OverheadP99 time.Duration
 	// HostCPUPerQuery is the CPU time the processes beside the workers —
 	// the client, the controller — spend per query on the workers' own
 	// cores, as when `infaas serve` and its load share one machine. With

@@ -27,6 +27,8 @@ type request struct {
 	set      int32
 	replica  *replica
 	variant  int32 // snapshot instance that serves it, for the report
+	at       int64 // when it reached the worker
+	back     int64 // the way back: ns from the worker's answer to the client
 }
 
 // replica is one simulated copy of a variant on a worker: a FIFO queue, the

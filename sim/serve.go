@@ -57,7 +57,9 @@ func (e *engine) arrive(i int32) {
 	}
 	r.replica, r.variant = rep, d.Variant
 	rep.live.Add(int64(r.samples))
-	e.evq.push(event{at: e.now + int64(e.cfg.Overhead/2), kind: evDeliver, ref: i})
+	out := e.overhead()
+	r.back = out / 2
+	e.evq.push(event{at: e.now + out - r.back, kind: evDeliver, ref: i})
 }
 
 // note tells the traffic log what the decision served, as the live
@@ -80,6 +82,7 @@ func (e *engine) note(now time.Time, d *selection.Decision) {
 // deliver is a query reaching its replica's worker.
 func (e *engine) deliver(i int32) {
 	r := &e.reqs[i]
+	r.at = e.now
 	rep := r.replica
 	switch {
 	case rep.gone:
@@ -132,7 +135,7 @@ func (e *engine) plan(rep *replica) {
 		if r.deadline != 0 {
 			dl = epoch.Add(time.Duration(r.deadline))
 		}
-		q = append(q, batching.Queued{Arrived: epoch.Add(time.Duration(r.arrival + int64(e.cfg.Overhead/2))), Deadline: dl, Samples: r.samples})
+		q = append(q, batching.Queued{Arrived: epoch.Add(time.Duration(r.at)), Deadline: dl, Samples: r.samples})
 	}
 	rep.planned = q
 	p := batching.PlanBatch(e.time(), q, rep.maxBatch, e.cfg.MaxQueueDelay, rep.costNow(), rep.draining)
@@ -185,16 +188,25 @@ func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	return time.Duration(ms * float64(time.Millisecond))
 }
 
+// overhead draws a query's time outside the worker (Config.Overhead,
+// OverheadP99), in ns.
+func (e *engine) overhead() int64 {
+	o := float64(e.cfg.Overhead)
+	if tail := float64(e.cfg.OverheadP99) - o; tail > 0 && e.cfg.Noise > 0 && e.rng.Float64() < tailShare {
+		o += 2 * e.rng.Float64() * tail * e.cfg.Noise
+	}
+	return int64(o)
+}
+
 // batchDone answers a finished batch's requests and plans the next.
 func (e *engine) batchDone(rep *replica) {
 	n := rep.executing
 	lat := rep.lat[:0]
-	back := e.now + int64(e.cfg.Overhead/2)
 	for _, i := range rep.batch {
 		r := &e.reqs[i]
 		rep.live.Add(-int64(r.samples))
-		lat = append(lat, time.Duration(e.now-r.arrival-int64(e.cfg.Overhead/2)))
-		e.answer(i, back)
+		lat = append(lat, time.Duration(e.now-r.at))
+		e.answer(i, e.now+r.back)
 	}
 	rep.lat = lat
 	rep.mon.Batch(n, rep.compute, lat, false)

@@ -33,6 +33,7 @@ type Setup struct {
 	Noise float64
 	// Overrides of DefaultConfig; zero values keep the defaults.
 	Overhead     time.Duration
+	OverheadP99  time.Duration
 	Interference []Interference
 	// HostCPUPerQuery is Config.HostCPUPerQuery (0: workers on their own
 	// machines).
@@ -57,6 +58,7 @@ func (s Setup) Config(policy string) (Config, error) {
 	if s.Overhead > 0 {
 		cfg.Overhead = s.Overhead
 	}
+	cfg.OverheadP99 = s.OverheadP99
 	if s.Models != nil {
 		cfg.Models = *s.Models
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 )
 
 // A replica whose profile promises far more than the machine delivers is
@@ -20,7 +21,7 @@ func TestHealthFlagsOnLiveReplica(t *testing.T) {
 	})
 	run(t, w)
 	id := load(t, w, v, arch)
-	for range 10 {
+	for range health.WarmupBatches + 10 { // the warm-up batches are not judged
 		if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
 			t.Fatal(err)
 		}
