@@ -6,9 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/infaas/infaas/controller"
 	"github.com/infaas/infaas/metadata"
@@ -89,18 +92,37 @@ func Message(err error) string {
 	return msg
 }
 
-// GRPCError converts err into a gRPC status error with its code.
+// GRPCError converts err into a gRPC status error with its code; an
+// Unavailable one carries a RetryInfo detail (retry after a second).
 func GRPCError(err error) error {
 	if err == nil {
 		return nil
 	}
-	return status.Error(Code(err), Message(err))
+	st := status.New(Code(err), Message(err))
+	if st.Code() == codes.Unavailable {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
 
 // writeError answers {"error": "..."} (the Open Inference Protocol's error shape).
 func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, Status(err), map[string]string{"error": Message(err)})
+	st := Status(err)
+	if st == http.StatusServiceUnavailable {
+		// Overloaded, not ready yet, or the store is unreachable: all
+		// clear up by themselves. Triton and KServe answer these with
+		// 503 too; Retry-After says when to come back.
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+	}
+	writeJSON(w, st, map[string]string{"error": Message(err)})
 }
+
+// RetryAfterSeconds is the Retry-After of a 503 (and the gRPC RetryInfo
+// delay of an Unavailable): overload and loads clear within about a
+// second, the autoscaler's step.
+const RetryAfterSeconds = "1"
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

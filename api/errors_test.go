@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/infaas/infaas/controller"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -62,5 +65,34 @@ func TestUnavailableStoreAnswers(t *testing.T) {
 	st, _ := status.FromError(GRPCError(unreachable))
 	if st.Code() != codes.Unavailable || !strings.HasSuffix(st.Message(), "try again") || !strings.Contains(st.Message(), "127.0.0.1:6379") {
 		t.Fatalf("gRPC answer %v %q", st.Code(), st.Message())
+	}
+}
+
+// TestRetryHints: a retryable refusal says when to come back — Retry-After
+// on HTTP, RetryInfo on gRPC — and a permanent one does not.
+func TestRetryHints(t *testing.T) {
+	over := fmt.Errorf("queue full: %w", controller.ErrOverloaded)
+	rec := httptest.NewRecorder()
+	writeError(rec, over)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != RetryAfterSeconds {
+		t.Errorf("overloaded: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	st, _ := status.FromError(GRPCError(over))
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			retry = r
+		}
+	}
+	if st.Code() != codes.Unavailable || retry == nil || retry.GetRetryDelay().AsDuration() != time.Second {
+		t.Errorf("gRPC: %v, retry info %v", st.Code(), retry)
+	}
+	rec = httptest.NewRecorder()
+	writeError(rec, fmt.Errorf("nope: %w", controller.ErrUnknownModel))
+	if rec.Code != http.StatusNotFound || rec.Header().Get("Retry-After") != "" {
+		t.Errorf("unknown model: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if st, _ := status.FromError(GRPCError(controller.ErrUnknownModel)); len(st.Details()) != 0 {
+		t.Errorf("a permanent error carries retry details: %v", st.Details())
 	}
 }

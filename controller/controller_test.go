@@ -223,6 +223,7 @@ func TestInferRejects(t *testing.T) {
 		msg  string
 	}{
 		{"unknown name", mutate(func(q *inference.InferRequest) { q.Model = "nope" }), ErrUnknownModel, "no variant, architecture or use case"},
+		{"unknown version", mutate(func(q *inference.InferRequest) { q.Version = "7" }), ErrUnknownModel, `no version "7"`},
 		{"two inputs", mutate(func(q *inference.InferRequest) { q.Inputs = append(q.Inputs, q.Inputs[0]) }), ErrBadInput, "exactly one input"},
 		{"datatype", mutate(func(q *inference.InferRequest) { q.Inputs[0].Datatype = "INT32" }), ErrBadInput, "takes FP32"},
 		{"shape", mutate(func(q *inference.InferRequest) { q.Inputs[0].Shape = []int64{1, 784} }), ErrBadInput, "has shape"},

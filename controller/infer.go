@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/infaas/infaas/autoscale"
+	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/inference"
@@ -110,9 +111,15 @@ func (c *Controller) Infer(ctx context.Context, req *inference.InferRequest) (*i
 	return resp, err
 }
 
+// errStrictLate marks a strict request whose answer came after its
+// target and was withheld (counted as "strict_late").
+var errStrictLate = errors.New("withheld")
+
 // failureReason is a short label for an error, for metrics.
 func failureReason(err error) string {
 	switch {
+	case errors.Is(err, errStrictLate):
+		return "strict_late"
 	case errors.Is(err, ErrUnknownModel):
 		return "unknown_model"
 	case errors.Is(err, ErrBadInput), errors.Is(err, ErrBadRequirements):
@@ -129,7 +136,15 @@ func failureReason(err error) string {
 	return "internal"
 }
 
+// ModelVersion is the one version every model, architecture and variant
+// has: infaas versions a model by registering it under another name.
+const ModelVersion = "1"
+
 func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*inference.InferResponse, error) {
+	if req.Version != "" && req.Version != ModelVersion {
+		return nil, fmt.Errorf("%w: model %q has no version %q (it has [%s]); leave the version out or ask for %s",
+			ErrUnknownModel, req.Model, req.Version, ModelVersion, ModelVersion)
+	}
 	arrival := c.now()
 	resp, err := c.attempt(ctx, req, arrival)
 	var gone *workerGoneError
@@ -373,6 +388,13 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	rec.ObservedMs = ms(elapsed)
 	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
 	rec.Met = met
+	if req.Requirements.Strict && !met {
+		// Strict means strict: an answer that missed its target is
+		// withheld, like a request the worker shed, so the client can
+		// retry rather than trust a late result.
+		return nil, fmt.Errorf("%w: %w: %s answered in %s, after the strict %v ms target; try again later",
+			errStrictLate, ErrOverloaded, vname, fmtDuration(elapsed), req.Requirements.LatencyMs)
+	}
 	c.cfg.Metrics.Served(vname, w.ID(), elapsed, out.QueueTime, out.ComputeTime, met)
 
 	a := v.archs[x.Architecture]
@@ -484,3 +506,6 @@ func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, 
 	}
 	l.Note(now, variant, autoscale.Traffic{LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy, Pinned: r.Kind == selection.KindVariant}, unplaced)
 }
+
+// fmtDuration formats a request's latency in milliseconds.
+func fmtDuration(d time.Duration) string { return batching.FormatMs(d) }

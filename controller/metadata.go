@@ -18,7 +18,7 @@ func (c *Controller) ModelMetadata(ctx context.Context, name string) (inference.
 	if err != nil {
 		return inference.ModelMetadata{}, err
 	}
-	md := inference.ModelMetadata{Name: name, Versions: []string{"1"}, Platform: "onnxruntime_onnx"}
+	md := inference.ModelMetadata{Name: name, Versions: []string{ModelVersion}, Platform: "onnxruntime_onnx"}
 	switch kind {
 	case selection.KindUseCase:
 		u := v.useCases[n]

@@ -136,7 +136,12 @@ func find(es []events.Event, after time.Time, match func(events.Event) bool) (ev
 func TestAutoscaleFluctuating(t *testing.T) {
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(t, s, "convnet")
-	low, high := max(2, 0.15*capacity), 1.1*capacity
+	// The peak is 0.9 of one replica's profiled capacity: over the 80 %
+	// the autoscaler scales up at, within what two replicas serve on a
+	// two-core machine whose server and load generator take about 2 ms of
+	// CPU per query from the same cores (TestSimulatorFidelity measures
+	// it; at 1.1 the machine, not the policy, decided the violations).
+	low, high := max(2, 0.15*capacity), 0.9*capacity
 	target := max(80, 20*p99)
 	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@20s,%.0f@25s", low, high, low)
 	start := time.Now()
