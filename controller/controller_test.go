@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,7 +102,10 @@ func seedStore(t testing.TB) (metadata.Store, *repository.Repository, map[string
 	return store, repo, archs
 }
 
-func newRig(t testing.TB) *rig {
+func newRig(t testing.TB) *rig { return newRigWith(t, nil) }
+
+// newRigWith is newRig with edit applied to the controller before it runs.
+func newRigWith(t testing.TB, edit func(*Controller)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	store, repo, archs := seedStore(t)
@@ -117,6 +121,9 @@ func newRig(t testing.TB) *rig {
 	c, err := New(cfg, store, []Worker{workerrpc.Local{Worker: wk}}, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(c)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
@@ -307,5 +314,35 @@ func TestConcurrentColdStart(t *testing.T) {
 	}
 	if replicas != 1 {
 		t.Fatalf("%d replicas after 16 concurrent first queries (%d load-and-serve decisions); want one shared load", replicas, loads)
+	}
+}
+
+// TestStrictNeverLate: a strict request whose answer comes after its
+// target is refused as overloaded (and counted), never answered late; a
+// request that is not strict gets the late answer with met=false.
+func TestStrictNeverLate(t *testing.T) {
+	var slow atomic.Bool
+	var skew atomic.Int64
+	r := newRigWith(t, func(c *Controller) {
+		c.now = func() time.Time {
+			if slow.Load() { // every reading of the clock is 60 ms after the last
+				return time.Now().Add(time.Duration(skew.Add(int64(60 * time.Millisecond))))
+			}
+			return time.Now().Add(time.Duration(skew.Load()))
+		}
+	})
+	ctx := context.Background()
+	warm := r.request("mnist-mlp-s", 0, 1, inference.Requirements{LatencyMs: 50})
+	if _, err := r.c.Infer(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	_, err := r.c.Infer(ctx, r.request("mnist-mlp-s", 0, 1, inference.Requirements{LatencyMs: 50, Strict: true}))
+	if !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), "after the strict 50 ms target") || failureReason(err) != "strict_late" {
+		t.Fatalf("late strict request: %v", err)
+	}
+	resp, err := r.c.Infer(ctx, r.request("mnist-mlp-s", 0, 1, inference.Requirements{LatencyMs: 50}))
+	if err != nil || resp.Parameters["met"] != false {
+		t.Fatalf("late best-effort request: %v, %v", resp, err)
 	}
 }
