@@ -25,6 +25,9 @@ import (
 type Config struct {
 	// MaxModelBytes bounds an uploaded or fetched model file.
 	MaxModelBytes int64
+	// FileRoots are the directories a model_url of file:// may name (none:
+	// file:// URLs are refused; see repository.Fetch).
+	FileRoots []string
 	// Hardware is the class variants are generated and profiled for.
 	Hardware catalog.HardwareClass
 	// Concurrency is how many registrations proceed at once (the profiler
@@ -459,8 +462,10 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	case len(model) > 0 && req.ModelURL != "":
 		return zero, nil, nil, fmt.Errorf("%w: give the model as a file or as a URL, not both", ErrInvalid)
 	case req.ModelURL != "":
-		b, err := repository.Fetch(ctx, req.ModelURL, r.cfg.MaxModelBytes)
+		b, err := repository.Fetch(ctx, req.ModelURL, r.cfg.MaxModelBytes, r.cfg.FileRoots)
 		switch {
+		case errors.Is(err, repository.ErrForbidden):
+			return zero, nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 		case errors.Is(err, repository.ErrTooLarge):
 			return zero, nil, nil, fmt.Errorf("%w: %v", ErrTooLarge, err)
 		case err != nil:

@@ -203,13 +203,26 @@ func (r *Repository) list(ctx context.Context) ([]string, error) {
 	}
 }
 
+// ErrForbidden marks an object URL the server will not read.
+var ErrForbidden = errors.New("object URL not allowed")
+
 // Fetch reads one object named by a full object URL, e.g.
 // file:///models/a.onnx or s3://bucket/path/a.onnx?region=eu-west-1, up to
-// limit bytes.
-func Fetch(ctx context.Context, objectURL string, limit int64) ([]byte, error) {
+// limit bytes: it stops reading at limit + 1 bytes whatever the object's
+// announced size, and when ctx ends. A file:// URL is read only when its
+// path lies under one of fileRoots (directories the operator allows; none:
+// every file:// URL is refused, before the path is looked at, so the
+// answer never reveals whether a file exists) and names a regular file
+// (not /dev/zero, a FIFO, a directory).
+func Fetch(ctx context.Context, objectURL string, limit int64, fileRoots []string) ([]byte, error) {
 	bucketURL, key, err := splitObjectURL(objectURL)
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(bucketURL, "file://") {
+		if err := allowedFile(strings.TrimPrefix(bucketURL, "file://")+key, fileRoots); err != nil {
+			return nil, err
+		}
 	}
 	b, err := blob.OpenBucket(ctx, bucketURL)
 	if err != nil {
@@ -226,11 +239,56 @@ func Fetch(ctx context.Context, objectURL string, limit int64) ([]byte, error) {
 	if limit > 0 && attrs.Size > limit {
 		return nil, fmt.Errorf("%w: %s is %d bytes, the limit is %d", ErrTooLarge, redact(objectURL), attrs.Size, limit)
 	}
-	data, err := b.ReadAll(ctx, key)
+	r, err := b.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %v", ErrUnreachable, redact(objectURL), err)
 	}
+	defer r.Close()
+	var src io.Reader = r
+	if limit > 0 {
+		src = io.LimitReader(r, limit+1)
+	}
+	data, err := io.ReadAll(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrUnreachable, redact(objectURL), err)
+	}
+	if limit > 0 && int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: %s holds more than the limit of %d bytes", ErrTooLarge, redact(objectURL), limit)
+	}
 	return data, nil
+}
+
+// allowedFile checks a file:// path against the allowed roots, then that
+// it is a regular file.
+func allowedFile(path string, roots []string) error {
+	clean := filepath.Clean(path)
+	ok := false
+	for _, root := range roots {
+		root = filepath.Clean(root)
+		if rel, err := filepath.Rel(root, clean); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%w: file:// URLs are read only under the directories the operator allows (infaas serve --allow-file-root DIR); upload the file instead", ErrForbidden)
+	}
+	// Resolve links: a link under a root may point anywhere.
+	real, err := filepath.EvalSymlinks(clean)
+	if err != nil {
+		return fmt.Errorf("file://%s: %w", clean, ErrNotFound)
+	}
+	if real != clean {
+		return allowedFile(real, roots)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("file://%s: %w", clean, ErrNotFound)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: file://%s is not a regular file", ErrForbidden, clean)
+	}
+	return nil
 }
 
 func splitObjectURL(raw string) (bucketURL, key string, err error) {

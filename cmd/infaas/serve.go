@@ -52,6 +52,7 @@ type serveConfig struct {
 	Store      string // "bolt" (in Data) or a redis:// URL
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
+	FileRoots  []string
 	LogLevel   string
 	Profile    profiler.Config
 
@@ -150,6 +151,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
+	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
+		if !filepath.IsAbs(v) {
+			return fmt.Errorf("--allow-file-root %q: give an absolute directory", v)
+		}
+		c.FileRoots = append(c.FileRoots, v)
+		return nil
+	})
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size of each variant")
 }
@@ -299,6 +307,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	prof := profiler.New(exe, cfg.Profile)
 	rcfg := registrar.DefaultConfig()
 	rcfg.MaxModelBytes = cfg.MaxUpload
+	rcfg.FileRoots = cfg.FileRoots
 	rcfg.Hardware = refClass
 	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
 
