@@ -17,11 +17,10 @@ import (
 // TestRegistrationBadInput: every kind of bad registration gets a precise
 // status and a message that says what is wrong, and leaves nothing behind.
 func TestRegistrationBadInput(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, dir, "--max-upload", "3000000")
+	dir, tmp := t.TempDir(), t.TempDir()
+	s := startServer(t, dir, "--max-upload", "3000000", "--allow-file-root", tmp, "--allow-file-root", "/dev")
 	s.registerZoo(t, "mnist-mlp-s")
 	c := ctx(t)
-	tmp := t.TempDir()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(tmp, name)
 		if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -88,8 +87,9 @@ func TestRegistrationBadInput(t *testing.T) {
 		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
 		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
 		{"upload over the limit", ok(client.Registration{Name: "a9", ModelPath: big}), 413, "accepts at most 3000000"},
-		{"unreachable bucket", ok(client.Registration{Name: "a10", ModelURL: "file:///nonexistent/infaas/model.onnx"}), 422, "unreachable"},
+		{"file URL outside the allowed roots", ok(client.Registration{Name: "a10", ModelURL: "file:///nonexistent/infaas/model.onnx"}), 400, "--allow-file-root"},
 		{"object not in bucket", ok(client.Registration{Name: "a11", ModelURL: "file://" + tmp + "/missing.onnx"}), 422, "not found"},
+		{"a device that never ends", ok(client.Registration{Name: "a13", ModelURL: "file:///dev/zero"}), 400, "not a regular file"},
 		{"file and url", ok(client.Registration{Name: "a12", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ModelURL: "file:///x.onnx"}), 400, "not both"},
 		{"declared accuracy works", client.Registration{Name: "a13", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: &acc}, 202, ""},
 	}
