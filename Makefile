@@ -7,7 +7,7 @@ ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
 BIN := bin/infaas
 export INFAAS_ORT_LIB := $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build ort demo test bench vet fmt clean sim-catalog
+.PHONY: all build ort demo test bench vet fmt clean sim-catalog fuzz
 
 all: build
 
@@ -38,6 +38,17 @@ test: $(ORT_LIB)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test -count=1 -timeout 15m ./e2e
+
+# fuzz runs every fuzz target for FUZZTIME each (go test runs their seed
+# corpora as part of make test).
+FUZZTIME ?= 10s
+FUZZ := ./api:FuzzDecodeJSONRequest ./api:FuzzJSONNumber ./onnx:FuzzParse \
+	./variants:FuzzQuantizeDynamic ./validation:FuzzParseIDX
+fuzz: $(ORT_LIB)
+	@for t in $(FUZZ); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 # sim-catalog re-measures sim/catalogs/convnets.json on this machine.
 sim-catalog: build

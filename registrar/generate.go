@@ -51,7 +51,12 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 		dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*",
 			Reason: "int8 not generated: without validation data its accuracy could not be measured"})
 	default:
-		q, rep, err := variants.QuantizeDynamic(g.job.model)
+		var q []byte
+		var rep variants.QuantizeReport
+		err := g.r.contain("int8 quantisation", func() (err error) {
+			q, rep, err = variants.QuantizeDynamic(g.job.model)
+			return err
+		})
 		if err != nil {
 			dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*", Reason: "int8 not generated: " + err.Error()})
 			break

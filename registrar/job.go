@@ -80,7 +80,12 @@ func (r *Registrar) process(ctx context.Context, j *job) {
 	// jctx ends early if the registration's lease is lost.
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	arch, variants, err := r.build(jctx, j, cancel)
+	var arch catalog.Architecture
+	var variants []catalog.Variant
+	err := r.contain("registration", func() (err error) {
+		arch, variants, err = r.build(jctx, j, cancel)
+		return err
+	})
 	if err != nil {
 		if cause := context.Cause(jctx); ctx.Err() == nil && cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%v)", cause, err)

@@ -478,7 +478,10 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	if int64(len(model)) > r.cfg.MaxModelBytes {
 		return zero, nil, nil, fmt.Errorf("%w: the model is %d bytes; this server accepts at most %d (see --max-upload)", ErrTooLarge, len(model), r.cfg.MaxModelBytes)
 	}
-	if _, err := onnx.Parse(model); err != nil {
+	if err := r.contain("parsing the ONNX file", func() error { _, err := onnx.Parse(model); return err }); err != nil {
+		if errors.Is(err, ErrRejected) {
+			return zero, nil, nil, err
+		}
 		return zero, nil, nil, fmt.Errorf("%w; upload an ONNX file (for example from torch.onnx.export or tf2onnx)", err)
 	}
 
