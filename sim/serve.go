@@ -51,9 +51,11 @@ func (e *engine) arrive(i int32) {
 	}
 	// The worker enforces the deadline when the variant can meet it at
 	// all; a cold start or a best-effort pick is served as well as it can
-	// be (controller.attempt).
+	// be (controller.attempt). The controller counts it from when the
+	// query reached it, after the way in (set on delivery: the simulated
+	// way in is the time before delivery).
 	if r.target > 0 && d.Action != selection.LoadAndServe && rep.p99At(r.samples) <= r.target {
-		r.deadline = r.arrival + int64(r.target*float64(time.Millisecond))
+		r.deadline = -1
 	}
 	r.replica, r.variant = rep, d.Variant
 	rep.live.Add(int64(r.samples))
@@ -83,6 +85,9 @@ func (e *engine) note(now time.Time, d *selection.Decision) {
 func (e *engine) deliver(i int32) {
 	r := &e.reqs[i]
 	r.at = e.now
+	if r.deadline == -1 {
+		r.deadline = e.now + int64(r.target*float64(time.Millisecond))
+	}
 	rep := r.replica
 	switch {
 	case rep.gone:
