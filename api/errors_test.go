@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"github.com/infaas/infaas/controller"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,5 +96,44 @@ func TestRetryHints(t *testing.T) {
 	}
 	if st, _ := status.FromError(GRPCError(controller.ErrUnknownModel)); len(st.Details()) != 0 {
 		t.Errorf("a permanent error carries retry details: %v", st.Details())
+	}
+}
+
+// slowBody sends a few bytes, then blocks until closed: a client that
+// announced a large body and is sending it slowly.
+type slowBody struct {
+	sent    bool
+	waiting chan struct{} // closed once the reader waits for more
+	stop    chan struct{}
+}
+
+func (s *slowBody) Read(p []byte) (int, error) {
+	if !s.sent {
+		s.sent = true
+		return copy(p, `{"inputs": [`), nil
+	}
+	close(s.waiting)
+	<-s.stop
+	return 0, io.ErrUnexpectedEOF
+}
+
+// TestReadBodyAllocatesAsDataArrives: a request announcing 60 MiB that
+// sends a dozen bytes costs the server about a megabyte, not 60.
+func TestReadBodyAllocatesAsDataArrives(t *testing.T) {
+	body := &slowBody{waiting: make(chan struct{}), stop: make(chan struct{})}
+	r := httptest.NewRequest(http.MethodPost, "/v2/models/m/infer", body)
+	r.ContentLength = 60 << 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	done := make(chan error, 1)
+	go func() { _, err := readBody(httptest.NewRecorder(), r, 64<<20); done <- err }()
+	<-body.waiting // the server holds its buffer and waits for the rest
+	runtime.ReadMemStats(&after)
+	close(body.stop)
+	if err := <-done; err == nil {
+		t.Fatal("a body cut short was accepted")
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("a slow client announcing 60 MiB made the server allocate %d MiB before sending it", grew>>20)
 	}
 }

@@ -1,9 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 )
@@ -195,21 +195,21 @@ func (h *inferenceHTTP) decode(w http.ResponseWriter, r *http.Request) (*InferRe
 	}, jr, nil
 }
 
-// readBody reads the whole body, at most maxBytes (≤ 0: no limit), in one
-// allocation when the client announced its length.
+// firstChunk bounds what readBody allocates before any byte arrives: a
+// client that announces a large body and then sends it slowly (or never)
+// holds at most this much, and the buffer grows only as data comes.
+const firstChunk = 1 << 20
+
+// readBody reads the whole body, at most maxBytes (≤ 0: no limit). The
+// announced length sizes the first allocation up to firstChunk only.
 func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
 	body := r.Body
 	if maxBytes > 0 {
 		body = http.MaxBytesReader(w, r.Body, maxBytes)
 	}
-	var buf []byte
-	var err error
-	if r.ContentLength > 0 {
-		buf = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(body, buf)
-	} else {
-		buf, err = io.ReadAll(body)
-	}
+	b := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), firstChunk)))
+	_, err := b.ReadFrom(body)
+	buf := b.Bytes()
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):

@@ -53,8 +53,10 @@ type serveConfig struct {
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
 	FileRoots  []string
-	LogLevel   string
-	Profile    profiler.Config
+	// HTTPReadTimeout bounds reading one whole HTTP request.
+	HTTPReadTimeout time.Duration
+	LogLevel        string
+	Profile         profiler.Config
 
 	// Cluster is the worker plane's listen address: workers join here.
 	Cluster string
@@ -88,9 +90,9 @@ func defaultServeConfig() serveConfig {
 		Policy:    "infaas",
 		WorkerMem: 0,
 		Store:     "bolt",
-		MaxUpload: 256 << 20,
-		LogLevel:  "info",
-		Profile:   profiler.DefaultConfig(),
+		MaxUpload: 256 << 20, HTTPReadTimeout: 5 * time.Minute,
+		LogLevel: "info",
+		Profile:  profiler.DefaultConfig(),
 
 		Cluster:          "127.0.0.1:8003",
 		Class:            catalog.LocalCPU().Name,
@@ -151,6 +153,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP client may take to send one whole request (an upload included)")
 	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
 		if !filepath.IsAbs(v) {
 			return fmt.Errorf("--allow-file-root %q: give an absolute directory", v)
@@ -165,6 +168,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 func (c *serveConfig) validate() error {
 	if c.Data == "" {
 		return errors.New("--data must name a directory")
+	}
+	if c.HTTPReadTimeout <= 0 {
+		return errors.New("--http-read-timeout must be positive")
 	}
 	if c.MaxUpload <= 0 {
 		return errors.New("--max-upload must be positive")
@@ -405,7 +411,11 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	cs := grpc.NewServer(workerrpc.ServerAuth(token)...)
 	workerpb.RegisterRegistryServer(cs, workerrpc.NewRegistryServer(ctrl))
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Timeouts bound what a slow client can hold: its headers 10 s, its
+	// whole request (a registration upload included) --http-read-timeout,
+	// an idle keep-alive connection 2 minutes. No write timeout: answers
+	// stream (GET /v1/events?follow=true) and a cold start may take long.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
 	servers := []*http.Server{srv}
 	httpLns := []net.Listener{ln}
 	if cfg.Metrics != "" {
@@ -415,7 +425,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		}
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute})
 		httpLns = append(httpLns, mln)
 	}
 
