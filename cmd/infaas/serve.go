@@ -83,16 +83,17 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Data:      "infaas-data",
-		HTTPAddr:  "127.0.0.1:8000",
-		GRPCAddr:  "127.0.0.1:8001",
-		Metrics:   "127.0.0.1:8002",
-		Policy:    "infaas",
-		WorkerMem: 0,
-		Store:     "bolt",
-		MaxUpload: 256 << 20, HTTPReadTimeout: 5 * time.Minute,
-		LogLevel: "info",
-		Profile:  profiler.DefaultConfig(),
+		Data:            "infaas-data",
+		HTTPAddr:        "127.0.0.1:8000",
+		GRPCAddr:        "127.0.0.1:8001",
+		Metrics:         "127.0.0.1:8002",
+		Policy:          "infaas",
+		WorkerMem:       0,
+		Store:           "bolt",
+		MaxUpload:       256 << 20,
+		HTTPReadTimeout: 5 * time.Minute,
+		LogLevel:        "info",
+		Profile:         profiler.DefaultConfig(),
 
 		Cluster:          "127.0.0.1:8003",
 		Class:            catalog.LocalCPU().Name,
