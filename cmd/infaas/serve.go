@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +55,9 @@ type serveConfig struct {
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
 	FileRoots  []string
+	// TLSCert and TLSKey, when set, serve the public HTTP and gRPC ports
+	// over TLS.
+	TLSCert, TLSKey string
 	// HTTPReadTimeout bounds reading one whole HTTP request.
 	HTTPReadTimeout time.Duration
 	LogLevel        string
@@ -164,11 +169,16 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size of each variant")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTP and gRPC over TLS with this PEM certificate `file` (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the PEM private key `file` of --tls-cert")
 }
 
 func (c *serveConfig) validate() error {
 	if c.Data == "" {
 		return errors.New("--data must name a directory")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
 	}
 	if c.HTTPReadTimeout <= 0 {
 		return errors.New("--http-read-timeout must be positive")
@@ -403,9 +413,21 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	// Stream workers reuse goroutines (and their grown stacks) across calls.
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
-		grpc.ChainUnaryInterceptor(api.RecoverUnary(log)))
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+		grpc.ChainUnaryInterceptor(api.RecoverUnary(log))}
+	if tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	gs := grpc.NewServer(gopts...)
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
 	// The worker plane has its own listener and token; it is never on the
 	// public port.
@@ -416,7 +438,8 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	// whole request (a registration upload included) --http-read-timeout,
 	// an idle keep-alive connection 2 minutes. No write timeout: answers
 	// stream (GET /v1/events?follow=true) and a cold start may take long.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute,
+		TLSConfig: tlsCfg}
 	servers := []*http.Server{srv}
 	httpLns := []net.Listener{ln}
 	if cfg.Metrics != "" {
@@ -430,7 +453,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		httpLns = append(httpLns, mln)
 	}
 
-	log.Info("infaas serving", "http", ln.Addr().String(), "grpc", gln.Addr().String(), "cluster", cln.Addr().String(),
+	log.Info("infaas serving", "tls", tlsCfg != nil, "http", ln.Addr().String(), "grpc", gln.Addr().String(), "cluster", cln.Addr().String(),
 		"metrics", cfg.Metrics, "data", cfg.Data, "store", cfg.Store, "repository", repo.URL(), "onnxruntime", executor.Version(),
 		"class", refClass.Name, "policy", ctrl.Policy(), "local_workers", cfg.Workers)
 
@@ -441,7 +464,11 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	g.Go(func() error { return ctrl.Run(gctx) })
 	for i, hs := range servers {
 		g.Go(func() error {
-			if err := hs.Serve(httpLns[i]); !errors.Is(err, http.ErrServerClosed) {
+			serve := hs.Serve
+			if hs.TLSConfig != nil { // the public port with --tls-cert (the certificate is in TLSConfig)
+				serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
+			}
+			if err := serve(httpLns[i]); !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
@@ -475,7 +502,11 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		if len(localClasses) > 0 {
 			waitReady(gctx, ctrl)
 		}
-		ready <- serverAddrs{HTTP: "http://" + ln.Addr().String(), GRPC: gln.Addr().String(), Cluster: cln.Addr().String()}
+		scheme := "http://"
+		if tlsCfg != nil {
+			scheme = "https://"
+		}
+		ready <- serverAddrs{HTTP: scheme + ln.Addr().String(), GRPC: gln.Addr().String(), Cluster: cln.Addr().String()}
 	}
 	err = g.Wait()
 	log.Info("infaas stopped")
