@@ -40,11 +40,38 @@ type Client struct {
 }
 
 // New returns a client for server, e.g. "http://127.0.0.1:8000" or "127.0.0.1:8000".
+// The API key, when the environment holds one (INFAAS_API_KEY), goes with
+// every request as Authorization: Bearer KEY.
 func New(server string) *Client {
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
 	}
-	return &Client{base: strings.TrimRight(server, "/"), http: &http.Client{}}
+	return (&Client{base: strings.TrimRight(server, "/"), http: &http.Client{}}).WithKey(os.Getenv(KeyEnv))
+}
+
+// KeyEnv is the environment variable New reads the API key from.
+const KeyEnv = "INFAAS_API_KEY"
+
+// WithKey makes the client send key as a bearer token ("" sends none).
+func (c *Client) WithKey(key string) *Client {
+	if key == "" {
+		c.http.Transport = nil
+		return c
+	}
+	c.http.Transport = bearer{key: key, next: http.DefaultTransport}
+	return c
+}
+
+// bearer adds the API key to every request.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
 }
 
 // Base is the server's base URL.

@@ -58,6 +58,10 @@ type serveConfig struct {
 	// TLSCert and TLSKey, when set, serve the public HTTP and gRPC ports
 	// over TLS.
 	TLSCert, TLSKey string
+	// Auth is the API keys file (api.LoadKeys); Insecure lets the public
+	// ports listen beyond loopback without it.
+	Auth     string
+	Insecure bool
 	// HTTPReadTimeout bounds reading one whole HTTP request.
 	HTTPReadTimeout time.Duration
 	LogLevel        string
@@ -171,11 +175,20 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size of each variant")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTP and gRPC over TLS with this PEM certificate `file` (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the PEM private key `file` of --tls-cert")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "require API keys: a JSON `file` {\"keys\": [{\"key\", \"tenant\", \"role\": admin|user}]}")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let the HTTP and gRPC ports listen beyond loopback without --auth")
 }
 
 func (c *serveConfig) validate() error {
 	if c.Data == "" {
 		return errors.New("--data must name a directory")
+	}
+	if c.Auth == "" && !c.Insecure {
+		for _, a := range []struct{ flag, addr string }{{"--http", c.HTTPAddr}, {"--grpc", c.GRPCAddr}} {
+			if !loopback(a.addr) {
+				return fmt.Errorf("%s %s listens beyond this machine without API keys: serve with --auth KEYS (and --tls-cert), or pass --insecure to accept it", a.flag, a.addr)
+			}
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both or neither")
@@ -401,6 +414,12 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		ctrl.UnloadArchitecture(name)
 	}
 
+	var keys *api.Keys
+	if cfg.Auth != "" {
+		if keys, err = api.LoadKeys(cfg.Auth); err != nil {
+			return err
+		}
+	}
 	mux := http.NewServeMux()
 	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return ctrl.Workers() }, Events: ctrl.Events()}).Register(mux)
@@ -427,6 +446,9 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	if keys != nil {
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(keys.UnaryInterceptor()), grpc.ChainStreamInterceptor(keys.StreamInterceptor()))
+	}
 	gs := grpc.NewServer(gopts...)
 	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
 	// The worker plane has its own listener and token; it is never on the
@@ -438,7 +460,11 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	// whole request (a registration upload included) --http-read-timeout,
 	// an idle keep-alive connection 2 minutes. No write timeout: answers
 	// stream (GET /v1/events?follow=true) and a cold start may take long.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute,
+	var handler http.Handler = mux
+	if keys != nil {
+		handler = keys.HTTP(mux)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute,
 		TLSConfig: tlsCfg}
 	servers := []*http.Server{srv}
 	httpLns := []net.Listener{ln}
@@ -560,3 +586,16 @@ func isLoopback(addr string) bool {
 
 // serverAddrs are where a started server listens.
 type serverAddrs struct{ HTTP, GRPC, Cluster string }
+
+// loopback reports whether a listen address stays on this machine.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
