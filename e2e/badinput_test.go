@@ -85,6 +85,7 @@ func TestRegistrationBadInput(t *testing.T) {
 		{"labels past the classes", ok(client.Registration{Name: "a5", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badLabels}), 422, "label 11 of sample 7 is out of range"},
 		{"samples of the wrong size", ok(client.Registration{Name: "a6", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badShape}), 422, "each validation sample has 100 values"},
 		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
+		{"input scale out of range", client.Registration{Name: "a14", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(90.0), InputScale: 1e300}, 400, "input scale must be between"},
 		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
 		{"upload over the limit", ok(client.Registration{Name: "a9", ModelPath: big}), 413, "accepts at most 3000000"},
 		{"file URL outside the allowed roots", ok(client.Registration{Name: "a10", ModelURL: "file:///nonexistent/infaas/model.onnx"}), 400, "--allow-file-root"},

@@ -1,6 +1,9 @@
 package health
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Slowness folds one batch's compute time into a replica's slowness: how
 // many times slower than its profile it has run lately — the observed
@@ -23,6 +26,23 @@ func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
 	}
 	ratio := float64(compute) / float64(time.Millisecond) / medianMs
 	return 0.8*old + 0.2*ratio
+}
+
+// SlownessHalfLife is how fast old evidence of slowness fades while a
+// replica runs nothing: a replica judged slow refuses the tight requests
+// that would show it is fast again, so without this a burst of slow runs
+// (a cold start, a passing neighbour) would shut it out of tight traffic
+// for good.
+const SlownessHalfLife = time.Second
+
+// DecayedSlowness is slowness s (as Slowness keeps it) after idle without
+// a batch: its excess over 1 halves every SlownessHalfLife. The worker and
+// the simulator read slowness only through it.
+func DecayedSlowness(s float64, idle time.Duration) float64 {
+	if s <= 1 || idle <= 0 {
+		return max(s, 1)
+	}
+	return 1 + (s-1)*math.Exp2(-float64(idle)/float64(SlownessHalfLife))
 }
 
 // Demand is what a replica is asked for, in samples per second: the

@@ -57,3 +57,18 @@ func TestBusy(t *testing.T) {
 		t.Errorf("unprofiled: %v", got)
 	}
 }
+
+func TestDecayedSlowness(t *testing.T) {
+	if got := DecayedSlowness(5, 0); got != 5 {
+		t.Errorf("no idle time: %v", got)
+	}
+	if got := DecayedSlowness(5, SlownessHalfLife); math.Abs(got-3) > 1e-9 {
+		t.Errorf("one half-life: %v, want 1 + 4/2 = 3", got)
+	}
+	if got := DecayedSlowness(5, 20*SlownessHalfLife); got > 1.001 {
+		t.Errorf("long idle: %v, want about 1", got)
+	}
+	if got := DecayedSlowness(0.5, time.Second); got != 1 {
+		t.Errorf("faster than the profile counts as 1: %v", got)
+	}
+}

@@ -88,10 +88,19 @@ type Request struct {
 	ValidationInputs []byte
 	ValidationLabels []byte
 	DeclaredAccuracy *float64
-	// InputScale is the declared preprocessing: model input = raw input × scale.
+	// InputScale is the declared preprocessing: model input = raw input × scale,
+	// within [minInputScale, maxInputScale].
 	// Zero means 1.
 	InputScale float64
 }
+
+// The input scale's range: wide enough for any unit change (bytes to
+// 0–1 is 1/255), narrow enough that a float32 input stays finite and
+// non-zero.
+const (
+	minInputScale = 1e-6
+	maxInputScale = 1e6
+)
 
 // Registrar registers architectures. Submit checks a request and queues
 // it; Run does the work.
@@ -443,8 +452,9 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	if req.InputScale == 0 {
 		req.InputScale = 1
 	}
-	if req.InputScale < 0 || math.IsNaN(req.InputScale) || math.IsInf(req.InputScale, 0) {
-		return zero, nil, nil, fmt.Errorf("%w: input scale must be a positive number, got %v", ErrInvalid, req.InputScale)
+	if req.InputScale < minInputScale || req.InputScale > maxInputScale || math.IsNaN(req.InputScale) {
+		return zero, nil, nil, fmt.Errorf("%w: input scale must be between %g and %g (model input = raw input × scale; 1/255 turns bytes into 0–1), got %v",
+			ErrInvalid, minInputScale, maxInputScale, req.InputScale)
 	}
 	hasVal := len(req.ValidationInputs) > 0 || len(req.ValidationLabels) > 0
 	if hasVal && (len(req.ValidationInputs) == 0 || len(req.ValidationLabels) == 0) {

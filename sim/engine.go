@@ -59,6 +59,8 @@ type replica struct {
 	p50, p99 []float64 // ms at batch b (index b), from the class profile
 	cost     batching.CostModel
 	slowness float64
+	lastRun  int64 // virtual ns of the last batch; -1: none
+	eng      *engine
 	mon      *health.Monitor
 	stats    health.Stats
 	flags    health.Health

@@ -51,7 +51,7 @@ func (e *engine) refresh() {
 		w.util = 0
 		for _, rep := range w.replicas {
 			rep.stats = rep.mon.Snapshot(rep.queued, rep.executing)
-			rep.stats.Slowness = rep.slowness
+			rep.stats.Slowness = rep.slow()
 			if !rep.loading {
 				old := rep.flags
 				rep.flags = health.Assess(rep.stats, rep.variant.Profile, rep.maxBatch, e.cfg.Thresholds)
@@ -112,7 +112,7 @@ func (e *engine) state() selection.State {
 			st.Replicas = append(st.Replicas, selection.Replica{ID: rep.id, Variant: rep.variant.Name, Worker: w.id, Healthy: true,
 				Overloaded: rep.flags.Overloaded, Interfered: rep.flags.Interfered, Loading: rep.loading,
 				LoadStarted: epoch.Add(time.Duration(rep.loadAt)), QueuedSamples: rep.stats.Outstanding(), Live: &rep.live,
-				Slowness: rep.slowness})
+				Slowness: rep.slow()})
 		}
 	}
 	return st

@@ -215,7 +215,8 @@ func (e *engine) batchDone(rep *replica) {
 	}
 	rep.lat = lat
 	rep.mon.Batch(n, rep.compute, lat, false)
-	rep.slowness = health.Slowness(rep.slowness, rep.compute, rep.p50At(n))
+	rep.slowness = health.Slowness(rep.slow(), rep.compute, rep.p50At(n))
+	rep.lastRun = e.now
 	rep.batch = rep.batch[:0]
 	rep.executing = 0
 	if rep.draining && rep.head == len(rep.queue) {
@@ -264,8 +265,17 @@ func (e *engine) snapVariantName(v int32) string { return e.snap.Variant(v).Name
 // (worker.replica.costNow).
 func (rep *replica) costNow() batching.CostModel {
 	c := rep.cost
-	c.Throughput /= max(rep.slowness, 1)
+	c.Throughput /= rep.slow()
 	return c
+}
+
+// slow is the replica's slowness faded by the time since its last batch,
+// as the worker reads it (health.DecayedSlowness).
+func (rep *replica) slow() float64 {
+	if rep.lastRun < 0 {
+		return max(rep.slowness, 1)
+	}
+	return health.DecayedSlowness(rep.slowness, time.Duration(rep.eng.now-rep.lastRun))
 }
 
 func (rep *replica) p99At(b int) float64 {
@@ -291,7 +301,7 @@ func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
 	e.nextID++
 	rep := &replica{id: fmt.Sprintf("%s#%d", v.Name, e.nextID), slot: int32(len(e.slots)), variant: &on, w: w,
 		reserve: catalog.MemoryNeed(on.Profile, on.FileBytes), cores: coresOf(on), loading: true, loadAt: e.now,
-		maxBatch: max(on.MaxBatch, 1), slowness: 1}
+		maxBatch: max(on.MaxBatch, 1), slowness: 1, lastRun: -1, eng: e}
 	rep.p50 = make([]float64, rep.maxBatch+1)
 	rep.p99 = make([]float64, rep.maxBatch+1)
 	for b := 1; b <= rep.maxBatch; b++ {
@@ -303,7 +313,7 @@ func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
 	}
 	base := batching.ProfileCost(on.Profile.P99At, on.Profile.ThroughputQPS, rep.maxBatch)
 	rep.cost = batching.CostModel{Throughput: base.Throughput, Exec: func(n int) time.Duration {
-		return time.Duration(rep.p99At(n) * max(rep.slowness, 1) * float64(time.Millisecond))
+		return time.Duration(rep.p99At(n) * rep.slow() * float64(time.Millisecond))
 	}}
 	rep.mon = health.NewMonitor(e.time, e.cfg.MonitorWindow, e.cfg.MonitorBucket)
 	w.free -= rep.reserve

@@ -111,6 +111,7 @@ type replica struct {
 	// profiled refuses what it can no longer finish in time instead of
 	// admitting it to miss its deadline.
 	slowness atomic.Uint64
+	lastRun  atomic.Int64 // unix ns of the last observed batch; 0: none
 }
 
 // setCost builds the cost model from profile p, scaled by the slowness
@@ -124,9 +125,16 @@ func (r *replica) setCost(p catalog.Profile) {
 	}}
 }
 
-// slowFactor is the factor (≥ 1) the profile's times are scaled by.
+// slowFactor is the factor (≥ 1) the profile's times are scaled by: the
+// slowness, faded by the time since the last batch
+// (health.DecayedSlowness).
 func (r *replica) slowFactor() float64 {
-	return max(math.Float64frombits(r.slowness.Load()), 1)
+	s := math.Float64frombits(r.slowness.Load())
+	var idle time.Duration
+	if last := r.lastRun.Load(); last != 0 && r.now != nil {
+		idle = time.Duration(r.now().UnixNano() - last)
+	}
+	return health.DecayedSlowness(s, idle)
 }
 
 // observe folds one batch's compute time into the slowness
@@ -135,8 +143,11 @@ func (r *replica) observe(exec int, compute time.Duration) {
 	if r.median == nil {
 		return
 	}
-	old := math.Float64frombits(r.slowness.Load())
+	old := r.slowFactor() // what time has faded counts as gone
 	r.slowness.Store(math.Float64bits(health.Slowness(old, compute, r.median(exec))))
+	if r.now != nil {
+		r.lastRun.Store(r.now().UnixNano())
+	}
 }
 
 // costNow is the cost model with the current slowness. Call with r.mu held.

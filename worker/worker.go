@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -444,7 +443,7 @@ func (w *Worker) info(r *replica) ReplicaInfo {
 	queued, executing, loaded := r.queued, r.executing, r.sess != nil
 	r.mu.Unlock()
 	info.Stats = r.mon.Snapshot(queued, executing)
-	info.Stats.Slowness = math.Float64frombits(r.slowness.Load())
+	info.Stats.Slowness = r.slowFactor()
 	if loaded {
 		info.Health = Assess(info.Stats, r.variant.Profile, info.MaxBatch, w.cfg.Thresholds)
 	}
