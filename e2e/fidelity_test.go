@@ -23,10 +23,9 @@ import (
 // when small), the violation rate within 15% or 3 points. What the
 // simulator cannot know from profiles is measured first, on a separate
 // light load: the time a query spends outside the worker (HTTP, JSON, the
-// controller, the gRPC hop) — the live median and p99 there minus the
-// profiled ones — and the CPU the server and the load generator take per
-// query from the cores the workers run on (one machine runs all of it
-// here).
+// controller, the gRPC hop) — the live median there minus the profiled
+// one — and the CPU the server and the load generator take per query from
+// the cores the workers run on (one machine runs all of it here).
 func TestSimulatorFidelity(t *testing.T) {
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(t, s, "convnet")
@@ -55,9 +54,11 @@ func TestSimulatorFidelity(t *testing.T) {
 		}
 	}
 	overhead := time.Duration(max(0, calib.P50Ms-served) * float64(time.Millisecond))
-	overheadP99 := time.Duration(max(0, calib.P99Ms-servedP99) * float64(time.Millisecond))
-	t.Logf("outside the worker: median %s, p99 %s (live p50 %.2f ms and p99 %.2f ms at light load, profiled %.2f and %.2f ms); server and client CPU per query: %s",
-		overhead, overheadP99, calib.P50Ms, calib.P99Ms, served, servedP99, hostPerQuery)
+	// (The light load's p99 is not used: from ~300 answers it is the
+	// third slowest, and feeding it to Config.OverheadP99 made the
+	// simulated tail swing between runs more than the live one does.)
+	t.Logf("outside the worker: median %s (live p50 %.2f ms at light load, profiled %.2f ms; live p99 %.2f ms, profiled %.2f); server and client CPU per query: %s",
+		overhead, calib.P50Ms, served, calib.P99Ms, servedP99, hostPerQuery)
 
 	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
 	live, _ := runLoad(t, s, schedule, set, nil)
@@ -69,7 +70,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	models := autoscale.DefaultConfig()
 	models.UpWindow, models.DownWindow, models.Cooldown, models.IdleUnload = time.Second, 3*time.Second, 2*time.Second, -1
 	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
-		Workload: schedule, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, Overhead: overhead, OverheadP99: overheadP99, HostCPUPerQuery: hostPerQuery, Models: &models}
+		Workload: schedule, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, Overhead: overhead, HostCPUPerQuery: hostPerQuery, Models: &models}
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
