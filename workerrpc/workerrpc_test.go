@@ -211,14 +211,15 @@ func TestSameReplicaBothWays(t *testing.T) {
 }
 
 // stable drops what changes between two snapshots taken moments apart
-// (the time, the window's span and rates) and the monotonic clock reading JSON loses.
+// (the time, the window's span and rates, the slowness fading with idle
+// time) and the monotonic clock reading JSON loses.
 func stable(st worker.Status) worker.Status {
 	st.At = time.Time{}
 	st.Replicas = slices.Clone(st.Replicas)
 	for i := range st.Replicas {
 		r := &st.Replicas[i]
 		r.LoadedAt = r.LoadedAt.Round(0).UTC()
-		r.Stats.Window, r.Stats.QPS, r.Stats.InferencesPerSecond = 0, 0, 0
+		r.Stats.Window, r.Stats.QPS, r.Stats.InferencesPerSecond, r.Stats.Slowness = 0, 0, 0, 0
 	}
 	return st
 }
