@@ -7,14 +7,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
+	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Role is what an API key may do.
@@ -38,6 +45,52 @@ type Principal struct {
 // kept in memory.
 type Keys struct {
 	byDigest map[[sha256.Size]byte]Principal
+
+	// Per-tenant rate limits (WithRateLimit); nil: none.
+	limit    rate.Limit
+	burst    int
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// WithRateLimit limits every tenant to qps requests a second with bursts
+// of burst (token buckets; probes are not counted). Over it, HTTP answers
+// 429 with Retry-After and gRPC ResourceExhausted.
+func (k *Keys) WithRateLimit(qps float64, burst int) *Keys {
+	k.limit, k.burst = rate.Limit(qps), max(burst, 1)
+	k.limiters = map[string]*rate.Limiter{}
+	return k
+}
+
+// allow takes one token from tenant's bucket; it returns how long to wait
+// when there is none.
+func (k *Keys) allow(tenant string) (bool, time.Duration) {
+	if k.limiters == nil {
+		return true, 0
+	}
+	k.mu.Lock()
+	l, ok := k.limiters[tenant]
+	if !ok {
+		l = rate.NewLimiter(k.limit, k.burst)
+		k.limiters[tenant] = l
+	}
+	k.mu.Unlock()
+	r := l.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return false, d
+	}
+	return true, 0
+}
+
+// overLimit is the refusal of a request over its tenant's rate limit.
+func (k *Keys) overLimit(tenant string, wait time.Duration) string {
+	return fmt.Sprintf("tenant %s is over its rate limit of %g requests/s (bursts of %d); retry in %s", tenant, float64(k.limit), k.burst, wait.Round(time.Millisecond))
+}
+
+// retrySeconds is wait as a Retry-After value: whole seconds, at least 1.
+func retrySeconds(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 }
 
 // keysFile is the keys file's shape.
@@ -153,6 +206,11 @@ func (k *Keys) HTTP(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 			return
 		}
+		if ok, wait := k.allow(p.Tenant); !ok {
+			w.Header().Set("Retry-After", retrySeconds(wait))
+			writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": k.overLimit(p.Tenant, wait)})
+			return
+		}
 		if adminPath(r) && p.Role != RoleAdmin {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%v: %s %s needs an admin key; tenant %s's key has the %s role",
 				ErrForbidden, r.Method, r.URL.Path, p.Tenant, p.Role)})
@@ -179,6 +237,13 @@ func (k *Keys) grpcCheck(ctx context.Context, method string) (context.Context, e
 	p, err := k.lookup(auth)
 	if err != nil {
 		return ctx, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if ok, wait := k.allow(p.Tenant); !ok {
+		st := status.New(codes.ResourceExhausted, k.overLimit(p.Tenant, wait))
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); derr == nil {
+			st = d
+		}
+		return ctx, st.Err()
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }

@@ -132,3 +132,35 @@ func TestKeysGRPC(t *testing.T) {
 		t.Errorf("liveness needs no key: %v", err)
 	}
 }
+
+// TestRateLimit: a tenant over its bucket gets 429 with Retry-After (gRPC
+// ResourceExhausted); another tenant is not affected.
+func TestRateLimit(t *testing.T) {
+	k := testKeys(t).WithRateLimit(0.5, 2) // two at once, then one every 2 s
+	h := k.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	get := func(key string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/v1/models", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	for i := range 2 {
+		if rec := get(userKey); rec.Code != http.StatusNoContent {
+			t.Fatalf("request %d within the burst: %d %s", i, rec.Code, rec.Body.String())
+		}
+	}
+	rec := get(userKey)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "team-a is over its rate limit") {
+		t.Fatalf("over the limit: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+	}
+	if rec := get(adminKey); rec.Code != http.StatusNoContent {
+		t.Fatalf("another tenant: %d", rec.Code)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+userKey))
+	_, err := k.UnaryInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/inference.GRPCInferenceService/ModelInfer"},
+		func(ctx context.Context, req any) (any, error) { return nil, nil })
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("gRPC over the limit: %v", err)
+	}
+}

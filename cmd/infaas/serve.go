@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"google.golang.org/grpc/credentials"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -62,6 +63,8 @@ type serveConfig struct {
 	// ports listen beyond loopback without it.
 	Auth     string
 	Insecure bool
+	// RateLimit is each tenant's requests per second (with --auth); 0: none.
+	RateLimit float64
 	// HTTPReadTimeout bounds reading one whole HTTP request.
 	HTTPReadTimeout time.Duration
 	LogLevel        string
@@ -177,6 +180,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "require API keys: a JSON `file` {\"keys\": [{\"key\", \"tenant\", \"role\": admin|user}]}")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let the HTTP and gRPC ports listen beyond loopback without --auth")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "with --auth: each tenant's `requests` per second (bursts of twice that, at least 1); over it 429 with Retry-After; 0: no limit")
 }
 
 func (c *serveConfig) validate() error {
@@ -189,6 +193,9 @@ func (c *serveConfig) validate() error {
 				return fmt.Errorf("%s %s listens beyond this machine without API keys: serve with --auth KEYS (and --tls-cert), or pass --insecure to accept it", a.flag, a.addr)
 			}
 		}
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || c.RateLimit > 0 && c.Auth == "" {
+		return errors.New("--rate-limit is requests per second per tenant: a positive number, with --auth (tenants come from the keys)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both or neither")
@@ -418,6 +425,9 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	if cfg.Auth != "" {
 		if keys, err = api.LoadKeys(cfg.Auth); err != nil {
 			return err
+		}
+		if cfg.RateLimit > 0 {
+			keys.WithRateLimit(cfg.RateLimit, int(math.Ceil(2*cfg.RateLimit)))
 		}
 	}
 	mux := http.NewServeMux()
