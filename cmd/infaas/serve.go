@@ -189,7 +189,7 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Auth == "" && !c.Insecure {
 		for _, a := range []struct{ flag, addr string }{{"--http", c.HTTPAddr}, {"--grpc", c.GRPCAddr}} {
-			if !loopback(a.addr) {
+			if !isLoopback(a.addr) {
 				return fmt.Errorf("%s %s listens beyond this machine without API keys: serve with --auth KEYS (and --tls-cert), or pass --insecure to accept it", a.flag, a.addr)
 			}
 		}
@@ -597,15 +597,3 @@ func isLoopback(addr string) bool {
 // serverAddrs are where a started server listens.
 type serverAddrs struct{ HTTP, GRPC, Cluster string }
 
-// loopback reports whether a listen address stays on this machine.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
