@@ -596,4 +596,3 @@ func isLoopback(addr string) bool {
 
 // serverAddrs are where a started server listens.
 type serverAddrs struct{ HTTP, GRPC, Cluster string }
-
