@@ -16,6 +16,9 @@ var pure = []string{
 	"github.com/infaas/infaas/selection",
 	"github.com/infaas/infaas/catalog",
 	"github.com/infaas/infaas/autoscale",
+	"github.com/infaas/infaas/policies",
+	"github.com/infaas/infaas/workload",
+	"github.com/infaas/infaas/sim",
 	"github.com/infaas/infaas/health",
 }
 

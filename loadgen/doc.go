@@ -6,19 +6,13 @@
 // own latency target, and the figures are kept per second and for the
 // whole run.
 //
-// The package owns the schedule shapes (schedule.go: constant, steps, ramp,
-// the INFaaS paper's flat, steady and fluctuating loads, per-second and
-// per-minute CSV files; synthetic.go: a compressed day, Diurnal, and a
-// seeded bursty load, Bursty), recorded traces of explicit arrivals
-// (trace.go: a Trace is a Schedule of its per-second load and replays its
-// exact times through TraceArrivals), the arrival process (arrivals.go),
-// the requirement mix and synthetic inputs (mix.go, input.go), the two
-// transports behind the Sender interface (http.go, grpc.go), the run itself
-// (run.go, collect.go, histogram.go; it replays a Trace's arrivals as
-// recorded) and its reports: a table line per second, CSV, JSON and a PNG
-// plot (report.go, plot.go). `infaas loadgen` is a thin command over Run.
-//
-// Schedules, arrivals and traces are pure: the same spec and seed give the
-// same sequence, with no clock and no goroutines, so a simulator can drive
-// them as Run does; ParseSchedule reads the syntax of ScheduleHelp.
+// The load itself — schedules, arrivals, traces, mixes, the latency
+// histogram — is package workload's (re-exported here under the same
+// names, workload.go), so that the simulator replays the same loads
+// without linking the senders' clients. This package owns the synthetic
+// inputs (input.go), the two transports behind the Sender interface
+// (http.go, grpc.go), the run itself (run.go, collect.go; it replays a
+// Trace's arrivals as recorded) and its reports: a table line per second,
+// CSV, JSON and a PNG plot (report.go, plot.go). `infaas loadgen` is a
+// thin command over Run.
 package loadgen

@@ -51,7 +51,7 @@ func (s *GRPCSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 		return nil, fmt.Errorf("model %s has no inputs", set.Model)
 	}
 	rng := rand.New(rand.NewPCG(s.seed, 0))
-	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(set.Params())}
+	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(params(set))}
 	for _, in := range md.GetInputs() {
 		syn, err := makeSynthetic(TensorSpec{Name: in.GetName(), Datatype: in.GetDatatype(), Shape: in.GetShape()}, set.BatchSize(), rng)
 		if err != nil {

@@ -84,7 +84,7 @@ func (s *HTTPSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 			return nil, fmt.Errorf("model %s: %w", set.Model, err)
 		}
 	}
-	body, err := client.InferBody(ins, set.Params())
+	body, err := client.InferBody(ins, params(set))
 	if err != nil {
 		return nil, fmt.Errorf("model %s: encode the request: %w", set.Model, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/infaas/infaas/workload"
 )
 
 // Defaults of Config.
@@ -136,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (Summary, []Row, error) {
 	}
 
 	col := newCollector(cfg.Schedule, cfg.Mix)
-	pick, pickRNG := newPicker(cfg.Mix), rand.New(rand.NewPCG(cfg.Seed, 2))
+	pick, pickRNG := workload.NewPicker(cfg.Mix), rand.New(rand.NewPCG(cfg.Seed, 2))
 	emit := func(rows []Row) {
 		if cfg.OnRow != nil {
 			for _, r := range rows {
@@ -200,7 +202,7 @@ loop:
 			break
 		}
 		arrived++
-		set := pick.pick(pickRNG)
+		set := pick.Pick(pickRNG)
 		p := prepared[set]
 		if arrival.LatencyMs > 0 {
 			p = withTarget[setTarget{set, arrival.LatencyMs}]

@@ -207,3 +207,10 @@ func TestRunConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParams(t *testing.T) {
+	set := RequirementSet{Model: "m", LatencyMs: 20, MinAccuracy: 97, Strict: true}
+	if p := params(set); p["latency_ms"] != 20.0 || p["min_accuracy"] != 97.0 || p["strict"] != true || len(p) != 3 {
+		t.Errorf("params = %v", p)
+	}
+}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/catalog"
-	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/selection"
+	"github.com/infaas/infaas/workload"
 )
 
 // Catalog is what a simulation serves: architectures with their variants
@@ -93,7 +93,7 @@ func (c Catalog) Save(path string) error {
 // target (20× that, at least 100 ms) that also asks for the accuracy of
 // its most accurate architecture minus one point. Sets are in use-case
 // order, equal weights.
-func DefaultMix(c Catalog) loadgen.Mix {
+func DefaultMix(c Catalog) workload.Mix {
 	type uc struct {
 		best, acc float64
 	}
@@ -122,12 +122,12 @@ func DefaultMix(c Catalog) loadgen.Mix {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var m loadgen.Mix
+	var m workload.Mix
 	for _, id := range ids {
 		u := ucs[id]
 		tight := math.Round(max(20, 4*u.best))
-		m = append(m, loadgen.RequirementSet{Weight: 1, Model: id, LatencyMs: tight},
-			loadgen.RequirementSet{Weight: 1, Model: id, LatencyMs: max(100, 5*tight), MinAccuracy: max(0, u.acc-1)})
+		m = append(m, workload.RequirementSet{Weight: 1, Model: id, LatencyMs: tight},
+			workload.RequirementSet{Weight: 1, Model: id, LatencyMs: max(100, 5*tight), MinAccuracy: max(0, u.acc-1)})
 	}
 	return m
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/health"
-	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/policies"
+	"github.com/infaas/infaas/workload"
 )
 
 // Config is one simulated run: what is registered, the cluster it starts
@@ -51,10 +51,10 @@ type Config struct {
 	// live run and a simulated one see the same load); Trace, when set,
 	// replays exact arrival times instead. Mix gives each query its
 	// requirements.
-	Schedule loadgen.Schedule
-	Arrivals loadgen.ArrivalKind
-	Trace    *loadgen.Trace
-	Mix      loadgen.Mix
+	Schedule workload.Schedule
+	Arrivals workload.ArrivalKind
+	Trace    *workload.Trace
+	Mix      workload.Mix
 	Seed     uint64
 
 	// Noise scales the spread of service times (see serviceTime): 1
@@ -116,7 +116,7 @@ func DefaultConfig() Config {
 		Models:        autoscale.DefaultConfig(),
 		Autoscale:     true,
 		WorkerStart:   5 * time.Second,
-		Arrivals:      loadgen.Poisson,
+		Arrivals:      workload.Poisson,
 		Seed:          1,
 		Noise:         1,
 		Overhead:      time.Millisecond,

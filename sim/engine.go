@@ -11,8 +11,8 @@ import (
 	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/health"
-	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/selection"
+	"github.com/infaas/infaas/workload"
 )
 
 // epoch is virtual time 0: a fixed instant, so runs are reproducible.
@@ -102,8 +102,8 @@ type engine struct {
 	reqs []request
 	free []int32
 
-	arrivals  *loadgen.Arrivals
-	trace     *loadgen.TraceArrivals
+	arrivals  *workload.Arrivals
+	trace     *workload.TraceArrivals
 	pickTotal float64
 	pickCum   []float64
 
@@ -188,10 +188,10 @@ func newEngine(cfg Config) (*engine, error) {
 		e.pickCum = append(e.pickCum, e.pickTotal)
 	}
 	if cfg.Trace != nil {
-		e.trace = loadgen.NewTraceArrivals(*cfg.Trace)
+		e.trace = workload.NewTraceArrivals(*cfg.Trace)
 		e.end = int64(cfg.Trace.Duration())
 	} else {
-		e.arrivals = loadgen.NewArrivals(cfg.Schedule, cfg.Arrivals, rand.New(rand.NewPCG(cfg.Seed, 1)))
+		e.arrivals = workload.NewArrivals(cfg.Schedule, cfg.Arrivals, rand.New(rand.NewPCG(cfg.Seed, 1)))
 		e.end = int64(cfg.Schedule.Duration())
 	}
 	e.cat = selection.Catalog{Architectures: cfg.Architectures, Variants: cfg.Variants, Classes: cfg.Classes}
@@ -362,7 +362,7 @@ func (e *engine) nextArrival() {
 	var target float64
 	var ok bool
 	if e.trace != nil {
-		var a loadgen.TraceArrival
+		var a workload.TraceArrival
 		a, ok = e.trace.NextArrival()
 		at, target = a.At, a.LatencyMs
 	} else {

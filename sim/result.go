@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/infaas/infaas/loadgen"
+	"github.com/infaas/infaas/workload"
 )
 
 // Result is one simulated run's figures.
@@ -53,7 +53,7 @@ type Result struct {
 	// backs (derived profiles of absent hardware, with their sources).
 	Assumptions []string `json:"assumptions,omitempty"`
 
-	latency loadgen.Histogram
+	latency workload.Histogram
 }
 
 // Sample is one row of the time series (one Config.Sample long).
@@ -89,7 +89,7 @@ type Event struct {
 // sample accumulates the current row.
 type sample struct {
 	offered, answered, refused, failed, late int
-	latency                                  loadgen.Histogram
+	latency                                  workload.Histogram
 	served                                   map[string]int
 }
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
-	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/policies"
+	"github.com/infaas/infaas/workload"
 )
 
 // Setup is an experiment: a catalogue, the hardware it runs on, a
@@ -24,10 +24,10 @@ type Setup struct {
 	// lets the cluster autoscaler add workers up to that many (0: none).
 	Workers    []string
 	MaxWorkers int
-	// Workload is a loadgen schedule (loadgen.ScheduleHelp); Mix the
+	// Workload is a loadgen schedule (workload.ScheduleHelp); Mix the
 	// requirement sets (nil: DefaultMix).
 	Workload string
-	Mix      loadgen.Mix
+	Mix      workload.Mix
 	Seed     uint64
 	// Noise is Config.Noise (1: the profiles' own spread).
 	Noise float64
@@ -89,10 +89,10 @@ func (s Setup) Config(policy string) (Config, error) {
 			cfg.Workers = []string{h, h}
 		}
 	}
-	if cfg.Schedule, err = loadgen.ParseSchedule(s.Workload); err != nil {
+	if cfg.Schedule, err = workload.ParseSchedule(s.Workload); err != nil {
 		return Config{}, err
 	}
-	if tr, ok := cfg.Schedule.(loadgen.Trace); ok {
+	if tr, ok := cfg.Schedule.(workload.Trace); ok {
 		cfg.Trace = &tr
 	}
 	cfg.Mix = s.Mix

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/catalog"
-	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/policies"
+	"github.com/infaas/infaas/workload"
 )
 
 // testVariant is a CPU variant profiled on class with p50 at batch 1 and
@@ -42,12 +42,12 @@ func testConfig(t testing.TB, policy, schedule string) Config {
 		testVariant("net", "int8", 8, 89, 5, 15, h.Name),
 	}
 	cfg.Workers = []string{h.Name, h.Name, h.Name, h.Name}
-	s, err := loadgen.ParseSchedule(schedule)
+	s, err := workload.ParseSchedule(schedule)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Schedule = s
-	cfg.Mix = loadgen.Mix{{Weight: 1, Model: "classification/toy", LatencyMs: 200}}
+	cfg.Mix = workload.Mix{{Weight: 1, Model: "classification/toy", LatencyMs: 200}}
 	return cfg
 }
 
@@ -69,7 +69,7 @@ func TestRunDeterministic(t *testing.T) {
 	if a.Sent == 0 || a.Answered == 0 {
 		t.Fatalf("nothing served: %+v", a)
 	}
-	a.latency, b.latency = loadgen.Histogram{}, loadgen.Histogram{}
+	a.latency, b.latency = workload.Histogram{}, workload.Histogram{}
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("two runs with one seed differ:\n%+v\n%+v", a, b)
 	}

@@ -1,4 +1,4 @@
-package loadgen
+package workload
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"os"
 	"sort"
 	"time"
-
-	"github.com/infaas/infaas/client"
 )
 
 // RequirementSet is one kind of request in a mix: a model (a variant, an
@@ -35,13 +33,6 @@ func (s RequirementSet) Target() time.Duration {
 
 // BatchSize is the number of samples each request carries (at least 1).
 func (s RequirementSet) BatchSize() int { return max(s.Batch, 1) }
-
-// Params are the request parameters that state the set's requirements.
-func (s RequirementSet) Params() map[string]any {
-	return client.Requirements{
-		Latency: s.Target(), MinAccuracy: s.MinAccuracy, MaxCost: s.MaxCost, Strict: s.Strict,
-	}.Params()
-}
 
 // Label names the set in reports: model, then its requirements.
 func (s RequirementSet) Label() string {
@@ -147,13 +138,13 @@ func parseMix(data []byte) (Mix, error) {
 	return m, m.Validate()
 }
 
-// picker draws set indexes in proportion to their weights.
-type picker struct {
+// Picker draws set indexes in proportion to their weights.
+type Picker struct {
 	cum []float64 // cumulative weights
 }
 
-func newPicker(m Mix) picker {
-	p := picker{cum: make([]float64, len(m))}
+func NewPicker(m Mix) Picker {
+	p := Picker{cum: make([]float64, len(m))}
 	total := 0.0
 	for i, s := range m {
 		total += s.Weight
@@ -162,7 +153,7 @@ func newPicker(m Mix) picker {
 	return p
 }
 
-func (p picker) pick(rng *rand.Rand) int {
+func (p Picker) Pick(rng *rand.Rand) int {
 	if len(p.cum) == 1 {
 		return 0
 	}
