@@ -143,7 +143,7 @@ func TestAutoscaleFluctuating(t *testing.T) {
 	// it; at 1.1 the machine, not the policy, decided the violations).
 	low, high := max(2, 0.15*capacity), 0.9*capacity
 	target := max(80, 20*p99)
-	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@20s,%.0f@25s", low, high, low)
+	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@20s,%.0f@30s", low, high, low)
 	start := time.Now()
 	sum, _ := runLoad(t, s, schedule, loadgen.RequirementSet{Model: "convnet", LatencyMs: target}, nil)
 	es := eventsOf(t, s)

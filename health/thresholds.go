@@ -30,15 +30,17 @@ func DefaultThresholds() Thresholds {
 }
 
 // CPUThresholds are for CPU replicas: INFaaS's U=1.1 (one replica is all
-// there is), but L=3 and Q=0.05. INFaaS judged average latency, queueing
+// there is), but L=3 and Q=0.1. INFaaS judged average latency, queueing
 // included, so it needed a replica near saturation (Q=1.0) before slowness
 // meant interference rather than load; infaas judges the compute p99 of
 // the ONNX Runtime runs alone, which queueing does not inflate, so a
-// replica serving a twentieth of its capacity with 20 batches in the
-// window is enough evidence, and a neighbour that triples the tail is
-// interference.
+// replica serving a tenth of its capacity with 20 batches in the window is
+// enough evidence, and a neighbour that triples the tail is interference.
+// (At a twentieth, on a machine whose cores the server shares, scheduling
+// noise alone tripled the tail of nearly idle replicas, and flagged
+// replicas are never scaled in.)
 func CPUThresholds() Thresholds {
-	return Thresholds{Latency: 3, QPS: 0.05, Outstanding: 1.1, DrainBudget: time.Second, RefusedFraction: 0.05, MinBatches: 20}
+	return Thresholds{Latency: 3, QPS: 0.1, Outstanding: 1.1, DrainBudget: time.Second, RefusedFraction: 0.05, MinBatches: 20}
 }
 
 // Validate reports the first threshold out of its range.
