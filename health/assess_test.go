@@ -39,7 +39,7 @@ func TestAssess(t *testing.T) {
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5850 * time.Microsecond; s.InferencesPerSecond = 3500 }), th: CPUThresholds(),
 			interfered: true, reason: "4.5× the profiled 1.30 ms"},
 		{name: "cpu thresholds flag 3.2× at light load",
-			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4160 * time.Microsecond; s.InferencesPerSecond = 300 }), th: CPUThresholds(),
+			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4160 * time.Microsecond; s.InferencesPerSecond = 400 }), th: CPUThresholds(),
 			interfered: true, reason: "3.2× the profiled 1.30 ms"},
 		{name: "cpu thresholds ignore an almost idle replica",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5850 * time.Microsecond; s.InferencesPerSecond = 100 }), th: CPUThresholds()},
