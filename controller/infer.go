@@ -393,7 +393,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		// withheld, like a request the worker shed, so the client can
 		// retry rather than trust a late result.
 		return nil, fmt.Errorf("%w: %w: %s answered in %s, after the strict %v ms target; try again later",
-			errStrictLate, ErrOverloaded, vname, fmtDuration(elapsed), req.Requirements.LatencyMs)
+			errStrictLate, ErrOverloaded, vname, batching.FormatMs(elapsed), req.Requirements.LatencyMs)
 	}
 	c.cfg.Metrics.Served(vname, w.ID(), elapsed, out.QueueTime, out.ComputeTime, met)
 
@@ -506,6 +506,3 @@ func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, 
 	}
 	l.Note(now, variant, autoscale.Traffic{LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy, Pinned: r.Kind == selection.KindVariant}, unplaced)
 }
-
-// fmtDuration formats a request's latency in milliseconds.
-func fmtDuration(d time.Duration) string { return batching.FormatMs(d) }

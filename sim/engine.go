@@ -80,7 +80,6 @@ type simWorker struct {
 	free     int64
 	replicas []*replica
 	util     float64
-	joined   bool
 	removed  bool
 	slow     []interferenceWindow
 }

@@ -14,7 +14,7 @@ import (
 func (e *engine) addWorker(h catalog.HardwareClass, added bool) *simWorker {
 	e.nextW++
 	w := &simWorker{id: fmt.Sprintf("sim-%d-%s", e.nextW, h.Name), class: h, index: len(e.workers), started: e.now,
-		added: added, free: h.MemoryBytes, joined: true}
+		added: added, free: h.MemoryBytes}
 	for _, in := range e.cfg.Interference {
 		if in.Worker == w.index {
 			w.slow = append(w.slow, interferenceWindow{from: int64(in.At), to: int64(in.At + in.For), factor: in.Factor})
