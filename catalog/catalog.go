@@ -183,6 +183,14 @@ type Latency struct {
 	P50     float64 `json:"p50"`
 	P99     float64 `json:"p99"`
 	Samples int     `json:"samples"`
+	// P99Low and P99High bound the true p99 with 95 % confidence
+	// (distribution-free, from the order statistics of the samples); 0 when
+	// the samples were too few for a bound. Pruning compares these, not
+	// the point estimates, so noise never decides which variants are kept.
+	P99Low  float64 `json:"p99_low,omitempty"`
+	P99High float64 `json:"p99_high,omitempty"`
+	// Spread is the relative spread of the samples: (p99 − p50) ÷ p50.
+	Spread float64 `json:"spread,omitempty"`
 }
 
 // Batches returns the profiled batch sizes in ascending order.
