@@ -13,6 +13,7 @@ import (
 const (
 	AccuracyMeasured = "measured" // top-1 on the registered validation set
 	AccuracyDeclared = "declared" // given by the user, no validation data
+	AccuracyUnknown  = "unknown"  // neither: queries with a min_accuracy skip it
 )
 
 // Architecture states. A pending architecture is being registered; it is
@@ -23,43 +24,28 @@ const (
 )
 
 // TensorSpec describes one model input or output. Shape holds -1 for a
-// dynamic dimension. DataType uses the Open Inference Protocol names
-// (FP32, INT64, UINT8, ...).
+// dynamic dimension; DimNames, when the model names them, the symbol of
+// each dimension ("batch", "sequence", "" for a fixed one). DataType uses
+// the Open Inference Protocol names (FP32, INT64, UINT8, BOOL, ...).
 type TensorSpec struct {
-	Name     string  `json:"name"`
-	DataType string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
+	Name     string   `json:"name"`
+	DataType string   `json:"datatype"`
+	Shape    []int64  `json:"shape"`
+	DimNames []string `json:"dim_names,omitempty"`
 }
 
-// SampleShape is the shape without the leading batch dimension.
-func (t TensorSpec) SampleShape() []int64 {
-	if len(t.Shape) == 0 {
-		return nil
-	}
-	return t.Shape[1:]
-}
-
-// SampleElements is the number of elements of one sample (batch dim excluded).
-func (t TensorSpec) SampleElements() int64 {
-	n := int64(1)
-	for _, d := range t.SampleShape() {
-		if d < 0 {
-			return -1
-		}
-		n *= d
-	}
-	return n
-}
-
-// UseCase is a task on a dataset with one input contract that every
-// architecture of the use case accepts (the INFaaS "grandparent").
+// UseCase is a task on a dataset with one tensor contract that every
+// architecture of the use case meets position by position (the INFaaS
+// "grandparent"). Its tensor names are those of the first architecture
+// registered; queries to the use case use them.
 type UseCase struct {
 	Task    string `json:"task"`
 	Dataset string `json:"dataset"`
-	// Input is the raw input every query of this use case carries, before
-	// an architecture's own preprocessing (for the image zoo: 0–255 pixels).
-	Input TensorSpec `json:"input"`
-	// Classes is the size of the output's last dimension.
+	// Contract is what every query of this use case carries and gets
+	// back, before an architecture's own preprocessing (for the image
+	// zoo: 0–255 pixels).
+	Contract
+	// Classes is the number of classes of a classifier's score output, or 0.
 	Classes int `json:"classes"`
 }
 
@@ -80,12 +66,20 @@ type Architecture struct {
 	ModelDigest string `json:"model_digest"`
 	ModelBytes  int64  `json:"model_bytes"`
 
-	Input  TensorSpec `json:"input"`
-	Output TensorSpec `json:"output"`
-	// InputScale is the declared preprocessing step: the model's input is
-	// the use case's raw input multiplied by InputScale.
+	// Contract is the model's tensors as ONNX Runtime reads them, with
+	// the user's overrides (pinned shapes, batch dimension) applied.
+	Contract
+	// InputScale is the declared preprocessing step: the model's first
+	// input (FP32) is the use case's raw input multiplied by InputScale.
 	InputScale   float64 `json:"input_scale"`
 	DynamicBatch bool    `json:"dynamic_batch"`
+	// ProfileShapes gives, per input name, the shape (batch dimension
+	// excluded) the profiler and the fidelity check use where the
+	// contract leaves dimensions dynamic.
+	ProfileShapes map[string][]int64 `json:"profile_shapes,omitempty"`
+	// Labels names the classes of the first output, for the Open
+	// Inference Protocol classification extension.
+	Labels []string `json:"labels,omitempty"`
 
 	Accuracy       float64 `json:"accuracy"`
 	AccuracySource string  `json:"accuracy_source"`
@@ -121,6 +115,9 @@ type Variant struct {
 
 	Accuracy       float64 `json:"accuracy"`
 	AccuracySource string  `json:"accuracy_source"`
+	// Fidelity is how closely the variant's outputs follow the fp32
+	// reference graph's on the sample inputs; nil when not measured.
+	Fidelity *Fidelity `json:"fidelity,omitempty"`
 	// Profile is the reference profile, measured at registration on
 	// hardware class Hardware; dominance pruning used it.
 	Profile Profile `json:"profile"`
@@ -164,6 +161,34 @@ func (v Variant) ProfiledClasses() []string {
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
+}
+
+// Fidelity compares a variant's outputs with the fp32 reference graph's
+// on the same sample inputs.
+type Fidelity struct {
+	Samples int `json:"samples"`
+	// Top1 is the fraction of samples whose argmax of a class-score
+	// output ([batch, classes] FP32) agrees; -1 when no output is one.
+	Top1 float64 `json:"top1"`
+	// MaxRelError and MeanRelError are |variant − reference| ÷ (|reference|
+	// + 1e-6), the largest and the mean over all floating-point outputs'
+	// elements; Cosine is the lowest cosine similarity of one sample's
+	// output with the reference's. Integer outputs count as Mismatch: the
+	// fraction of their elements that differ.
+	MaxRelError  float64 `json:"max_rel_error"`
+	MeanRelError float64 `json:"mean_rel_error"`
+	Cosine       float64 `json:"cosine"`
+	Mismatch     float64 `json:"mismatch,omitempty"`
+}
+
+// Loss is the fidelity's accuracy loss in percentage points: the share of
+// top-1 disagreements for a classifier, else 1 − the lowest cosine (and
+// the integer mismatches), times 100.
+func (f Fidelity) Loss() float64 {
+	if f.Top1 >= 0 {
+		return 100 * (1 - f.Top1)
+	}
+	return 100 * max(1-f.Cosine, f.Mismatch, 0)
 }
 
 // Profile is what a variant costs, measured by the profiler.

@@ -38,56 +38,119 @@ func (v *view) resolve(name string) (string, selection.Kind, error) {
 		ErrUnknownModel, name)
 }
 
-// useCaseOf is the input contract a request for name must meet.
-func (v *view) useCaseOf(name string, kind selection.Kind) (catalog.UseCase, bool) {
+// contractOf is the tensor contract a request for name must meet: the
+// use case's (its tensor names) for a use case, the architecture's for
+// an architecture or a variant.
+func (v *view) contractOf(name string, kind selection.Kind) (catalog.Contract, bool) {
 	switch kind {
 	case selection.KindUseCase:
 		u, ok := v.useCases[name]
-		return u, ok
+		return u.Contract, ok
 	case selection.KindVariant:
 		x, ok := v.variants[name]
 		if !ok {
-			return catalog.UseCase{}, false
+			return catalog.Contract{}, false
 		}
 		name = x.Architecture
 	}
 	a, ok := v.archs[name]
-	if !ok {
-		return catalog.UseCase{}, false
-	}
-	u, ok := v.useCases[a.UseCaseID()]
-	return u, ok
+	return a.Contract, ok
 }
 
-// checkInput validates the request's tensors against the use case's input
-// contract and returns the batch size.
-func checkInput(req *inference.InferRequest, uc catalog.UseCase) (int, error) {
-	if len(req.Inputs) != 1 {
-		return 0, fmt.Errorf("%w: %s takes exactly one input tensor, got %d", ErrBadInput, uc.ID(), len(req.Inputs))
-	}
-	in := req.Inputs[0]
-	if in.Datatype != uc.Input.DataType {
-		return 0, fmt.Errorf("%w: input %q is %s; %s takes %s", ErrBadInput, in.Name, in.Datatype, uc.ID(), uc.Input.DataType)
-	}
-	sample := uc.Input.SampleShape()
+// bindInputs checks the request's tensors against the contract as Triton
+// does — every input named once, none unknown or missing, datatypes and
+// shapes as the contract says, dimensions that share a symbol equal — and
+// returns them in the contract's order with the batch size (1 for an
+// unbatched contract). A batched contract also takes one sample without
+// its batch dimension.
+func bindInputs(req *inference.InferRequest, c catalog.Contract) ([]inference.Tensor, int, error) {
+	model := req.Model
+	ordered := make([]inference.Tensor, len(c.Inputs))
+	seen := make([]bool, len(c.Inputs))
 	batch := 0
-	switch {
-	case len(in.Shape) == len(sample)+1 && slices.Equal(in.Shape[1:], sample):
-		batch = int(in.Shape[0])
-	case len(in.Shape) == len(sample) && slices.Equal(in.Shape, sample):
+	symbols := map[string]int64{}
+	for _, in := range req.Inputs {
+		i := c.InputIndex(in.Name)
+		switch {
+		case i < 0:
+			return nil, 0, fmt.Errorf("%w: %q has no input %q; its inputs are %s", ErrBadInput, model, in.Name, catalog.Names(c.Inputs))
+		case seen[i]:
+			return nil, 0, fmt.Errorf("%w: input %q is given twice", ErrBadInput, in.Name)
+		}
+		seen[i] = true
+		spec := c.Inputs[i]
+		if in.Datatype != spec.DataType {
+			return nil, 0, fmt.Errorf("%w: input %q is %s; %q takes %s", ErrBadInput, in.Name, in.Datatype, model, c.Describe(spec))
+		}
+		shape := in.Shape
+		if c.Batched && len(shape) == len(spec.Shape)-1 {
+			shape = append([]int64{1}, shape...) // one sample
+		}
+		if msg := c.CheckShape(spec, shape); msg != "" {
+			return nil, 0, fmt.Errorf("%w: input %q %s", ErrBadInput, in.Name, msg)
+		}
+		if c.Batched {
+			switch {
+			case shape[0] < 1:
+				return nil, 0, fmt.Errorf("%w: input %q has an empty batch (shape %v); send at least one sample", ErrBadInput, in.Name, in.Shape)
+			case batch != 0 && int(shape[0]) != batch:
+				return nil, 0, fmt.Errorf("%w: input %q has batch %d but another input has %d; every input carries the same samples", ErrBadInput, in.Name, shape[0], batch)
+			}
+			batch = int(shape[0])
+		}
+		for k, d := range shape {
+			if k >= len(spec.DimNames) || spec.DimNames[k] == "" || spec.Shape[k] >= 0 || (k == 0 && c.Batched) {
+				continue
+			}
+			sym := spec.DimNames[k]
+			if prev, ok := symbols[sym]; ok && prev != d {
+				return nil, 0, fmt.Errorf("%w: input %q has %s = %d but another input has %s = %d; inputs that share a dimension must agree", ErrBadInput, in.Name, sym, d, sym, prev)
+			}
+			symbols[sym] = d
+		}
+		want := catalog.Elements(shape) * int64(executor.ElementSize(spec.DataType))
+		if int64(len(in.Data)) != want {
+			return nil, 0, fmt.Errorf("%w: input %q holds %d bytes but shape %v of %s needs %d", ErrBadInput, in.Name, len(in.Data), in.Shape, in.Datatype, want)
+		}
+		ordered[i] = inference.Tensor{Name: spec.Name, Datatype: spec.DataType, Shape: shape, Data: in.Data}
+	}
+	var missing []catalog.TensorSpec
+	for i, ok := range seen {
+		if !ok {
+			missing = append(missing, c.Inputs[i])
+		}
+	}
+	if len(missing) > 0 {
+		return nil, 0, fmt.Errorf("%w: %q needs input %s as well (it takes %s)", ErrBadInput, model, catalog.Names(missing), catalog.Names(c.Inputs))
+	}
+	if !c.Batched {
 		batch = 1
-	default:
-		return 0, fmt.Errorf("%w: input %q has shape %v; %s takes [batch %s] (or one sample %v)",
-			ErrBadInput, in.Name, in.Shape, uc.ID(), strings.Trim(fmt.Sprint(sample), "[]"), sample)
 	}
-	if batch < 1 {
-		return 0, fmt.Errorf("%w: input %q has an empty batch (shape %v); send at least one sample", ErrBadInput, in.Name, in.Shape)
+	return ordered, batch, nil
+}
+
+// bindOutputs resolves the requested output names to positions of the
+// contract; none requested means all, in the contract's order.
+func bindOutputs(req *inference.InferRequest, c catalog.Contract) ([]int, error) {
+	if len(req.Outputs) == 0 {
+		all := make([]int, len(c.Outputs))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
 	}
-	want := batch * int(uc.Input.SampleElements()) * executor.ElementSize(in.Datatype)
-	if len(in.Data) != want {
-		return 0, fmt.Errorf("%w: input %q holds %d bytes but shape %v of %s needs %d", ErrBadInput, in.Name, len(in.Data), in.Shape, in.Datatype, want)
+	out := make([]int, 0, len(req.Outputs))
+	for _, name := range req.Outputs {
+		i := c.OutputIndex(name)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %q has no output %q; its outputs are %s", ErrBadInput, req.Model, name, catalog.Names(c.Outputs))
+		}
+		if slices.Contains(out, i) {
+			return nil, fmt.Errorf("%w: output %q is requested twice", ErrBadInput, name)
+		}
+		out = append(out, i)
 	}
-	return batch, nil
+	return out, nil
 }
 
 func checkRequirements(r inference.Requirements) error {
@@ -239,16 +302,17 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 	if err != nil {
 		return nil, err
 	}
-	uc, ok := v.useCaseOf(name, kind)
+	contract, ok := v.contractOf(name, kind)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q has no use case", ErrUnknownModel, req.Model)
+		return nil, fmt.Errorf("%w: %q has no tensor contract", ErrUnknownModel, req.Model)
 	}
-	batch, err := checkInput(req, uc)
+	inputs, batch, err := bindInputs(req, contract)
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Outputs) > 1 {
-		return nil, fmt.Errorf("%w: %q has one output; %d were requested", ErrBadInput, req.Model, len(req.Outputs))
+	outputs, err := bindOutputs(req, contract)
+	if err != nil {
+		return nil, err
 	}
 
 	r := req.Requirements
@@ -268,7 +332,7 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 		explanation = c.policy.Explain(v.snap, &sr, arrival).String()
 	}
 	c.cfg.Metrics.Decision(rec.Action, rec.Reason)
-	resp, err := c.act(ctx, v, &d, req, batch, arrival, &rec)
+	resp, err := c.act(ctx, v, &d, req, served{inputs: inputs, batch: batch, outputs: outputs, contract: contract}, arrival, &rec)
 	if err != nil {
 		rec.Error = err.Error()
 		c.decisions.add(rec)
@@ -284,9 +348,20 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 	return resp, nil
 }
 
+// served is a checked request: its inputs in the contract's order, its
+// batch size, the positions of the outputs to return and the contract
+// whose names the answer uses.
+type served struct {
+	inputs   []inference.Tensor
+	batch    int
+	outputs  []int
+	contract catalog.Contract
+}
+
 // act carries out a decision.
-func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, req *inference.InferRequest, batch int, arrival time.Time, rec *DecisionRecord) (*inference.InferResponse, error) {
+func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, req *inference.InferRequest, q served, arrival time.Time, rec *DecisionRecord) (*inference.InferResponse, error) {
 	s := v.snap
+	batch := q.batch
 	var load *loadOp
 	if d.Load >= 0 {
 		lv := *s.Variant(d.Load)
@@ -352,7 +427,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	}
 	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
 
-	wreq := worker.Request{Input: req.Inputs[0].Data, Batch: batch}
+	wreq := worker.Request{Inputs: q.inputs, Batch: batch}
 	// The worker enforces the deadline (admission control, batching slack,
 	// shedding) whenever the variant itself can meet it: a replica that is
 	// merely too busy then refuses the excess with "try later" instead of
@@ -397,10 +472,13 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	}
 	c.cfg.Metrics.Served(vname, w.ID(), elapsed, out.QueueTime, out.ComputeTime, met)
 
-	a := v.archs[x.Architecture]
-	outName := a.Output.Name
-	if len(req.Outputs) == 1 {
-		outName = req.Outputs[0]
+	if len(out.Outputs) != len(q.contract.Outputs) {
+		return nil, fmt.Errorf("%s answered %d outputs; its contract has %d", vname, len(out.Outputs), len(q.contract.Outputs))
+	}
+	outputs := make([]inference.Tensor, len(q.outputs))
+	for k, i := range q.outputs {
+		outputs[k] = out.Outputs[i]
+		outputs[k].Name = q.contract.Outputs[i].Name // the use case's name for it
 	}
 	params := map[string]any{
 		"variant":      vname,
@@ -425,7 +503,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	}
 	return &inference.InferResponse{
 		Model: req.Model, Version: req.Version, ID: req.ID, Parameters: params,
-		Outputs: []inference.Tensor{{Name: outName, Datatype: out.DataType, Shape: out.Shape, Data: out.Output}},
+		Outputs: outputs,
 	}, nil
 }
 

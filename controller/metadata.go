@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/selection"
 )
@@ -19,20 +20,24 @@ func (c *Controller) ModelMetadata(ctx context.Context, name string) (inference.
 		return inference.ModelMetadata{}, err
 	}
 	md := inference.ModelMetadata{Name: name, Versions: []string{ModelVersion}, Platform: "onnxruntime_onnx"}
-	switch kind {
-	case selection.KindUseCase:
-		u := v.useCases[n]
+	if kind == selection.KindUseCase {
 		md.Platform = "infaas_model_less"
-		md.Inputs = []inference.TensorMetadata{{Name: u.Input.Name, Datatype: u.Input.DataType, Shape: u.Input.Shape}}
-		md.Outputs = []inference.TensorMetadata{{Name: "output", Datatype: "FP32", Shape: []int64{-1, int64(u.Classes)}}}
-		return md, nil
-	case selection.KindVariant:
-		n = v.variants[n].Architecture
 	}
-	a := v.archs[n]
-	md.Inputs = []inference.TensorMetadata{{Name: a.Input.Name, Datatype: a.Input.DataType, Shape: a.Input.Shape}}
-	md.Outputs = []inference.TensorMetadata{{Name: a.Output.Name, Datatype: a.Output.DataType, Shape: a.Output.Shape}}
+	c2, ok := v.contractOf(n, kind)
+	if !ok {
+		return inference.ModelMetadata{}, fmt.Errorf("%w: %q has no tensor contract", ErrUnknownModel, name)
+	}
+	md.Inputs, md.Outputs = tensorMetadata(c2.Inputs), tensorMetadata(c2.Outputs)
 	return md, nil
+}
+
+// tensorMetadata reports tensors with -1 for every dynamic dimension.
+func tensorMetadata(ts []catalog.TensorSpec) []inference.TensorMetadata {
+	out := make([]inference.TensorMetadata, len(ts))
+	for i, t := range ts {
+		out[i] = inference.TensorMetadata{Name: t.Name, Datatype: t.DataType, Shape: t.Shape}
+	}
+	return out
 }
 
 // ModelReady: a registered model is ready — infaas loads a variant on the

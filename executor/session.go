@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/inference"
+	"github.com/infaas/infaas/onnx"
 )
 
 // Graph optimisation levels, as ONNX Runtime names them.
@@ -120,14 +123,14 @@ func ProviderAvailable(provider string) error {
 	return nil
 }
 
-// IO describes a model's single input and single output.
-type IO struct {
-	Input  catalog.TensorSpec
-	Output catalog.TensorSpec
-}
+// IO is a model's tensor contract as the model itself states it (the
+// batch dimension detected by catalog.DetectBatch).
+type IO = catalog.Contract
 
-// Inspect loads model in ONNX Runtime and returns its input and output.
-// infaas serves models with exactly one input and one output tensor.
+// Inspect reads model's inputs and outputs as ONNX Runtime sees them, with
+// the symbols of their dynamic dimensions from the graph. It fails with
+// ErrBadModel when ONNX Runtime cannot read the model and with
+// ErrUnsupported when a tensor is of a kind infaas does not serve.
 func Inspect(model []byte) (IO, error) {
 	if err := Init(); err != nil {
 		return IO{}, err
@@ -136,28 +139,51 @@ func Inspect(model []byte) (IO, error) {
 	if err != nil {
 		return IO{}, fmt.Errorf("%w: %v", ErrBadModel, cleanORTError(err))
 	}
-	if len(ins) != 1 || len(outs) != 1 {
-		return IO{}, fmt.Errorf("%w: infaas serves models with exactly one input and one output tensor; this one has %d inputs and %d outputs",
-			ErrBadModel, len(ins), len(outs))
+	names := dimNames(model)
+	var io IO
+	for _, info := range ins {
+		t, err := spec("input", info, names)
+		if err != nil {
+			return IO{}, err
+		}
+		io.Inputs = append(io.Inputs, t)
 	}
-	in, err := spec(ins[0])
-	if err != nil {
-		return IO{}, err
+	for _, info := range outs {
+		t, err := spec("output", info, names)
+		if err != nil {
+			return IO{}, err
+		}
+		io.Outputs = append(io.Outputs, t)
 	}
-	out, err := spec(outs[0])
-	if err != nil {
-		return IO{}, err
+	if len(io.Inputs) == 0 || len(io.Outputs) == 0 {
+		return IO{}, fmt.Errorf("%w: the model has %d inputs and %d outputs; it needs at least one of each", ErrUnsupported, len(io.Inputs), len(io.Outputs))
 	}
-	return IO{Input: in, Output: out}, nil
+	io.Batched = catalog.DetectBatch(io.Inputs, io.Outputs)
+	for i, t := range io.Outputs {
+		// The ONNX Runtime binding copies outputs it allocates one byte
+		// per element for 16-bit floats; infaas allocates them itself,
+		// which needs their shape before the run.
+		if (t.DataType == "FP16" || t.DataType == "BF16") && catalog.Elements(io.Sample(t)) < 0 {
+			return IO{}, fmt.Errorf("%w: output %d %q is %s with dynamic dimensions %v; infaas serves 16-bit float outputs only when their shape is fixed apart from the batch",
+				ErrUnsupported, i, t.Name, t.DataType, t.Shape)
+		}
+	}
+	return io, nil
 }
 
-func spec(info ort.InputOutputInfo) (catalog.TensorSpec, error) {
+// ErrUnsupported is returned for a model ONNX Runtime reads but infaas
+// cannot serve; the message names the tensor and the rule.
+var ErrUnsupported = errors.New("infaas cannot serve this model")
+
+func spec(kind string, info ort.InputOutputInfo, names map[string][]string) (catalog.TensorSpec, error) {
 	if info.OrtValueType != ort.ONNXTypeTensor {
-		return catalog.TensorSpec{}, fmt.Errorf("%w: %s is a %s, not a tensor", ErrBadModel, info.Name, info.OrtValueType)
+		return catalog.TensorSpec{}, fmt.Errorf("%w: %s %q is a %s; infaas serves tensors only (no sequences or maps)",
+			ErrUnsupported, kind, info.Name, info.OrtValueType)
 	}
 	dt := fromORT(info.DataType)
 	if ElementSize(dt) == 0 {
-		return catalog.TensorSpec{}, fmt.Errorf("%w: %s has datatype %s, which infaas does not serve", ErrBadModel, info.Name, info.DataType)
+		return catalog.TensorSpec{}, fmt.Errorf("%w: %s %q holds %s elements; infaas serves BOOL, UINT8–64, INT8–64, FP16, BF16, FP32 and FP64 tensors",
+			ErrUnsupported, kind, info.Name, info.DataType)
 	}
 	shape := make([]int64, len(info.Dimensions))
 	for i, d := range info.Dimensions {
@@ -166,7 +192,32 @@ func spec(info ort.InputOutputInfo) (catalog.TensorSpec, error) {
 		}
 		shape[i] = d
 	}
-	return catalog.TensorSpec{Name: info.Name, DataType: dt, Shape: shape}, nil
+	t := catalog.TensorSpec{Name: info.Name, DataType: dt, Shape: shape}
+	if n := names[info.Name]; len(n) == len(shape) && slices.ContainsFunc(n, func(s string) bool { return s != "" }) {
+		t.DimNames = n
+	}
+	return t, nil
+}
+
+// dimNames reads the dim_param symbols of the graph's inputs and outputs,
+// keyed by tensor name; nil when the graph does not parse (ONNX Runtime
+// reads it anyway and the names are only a nicety).
+func dimNames(model []byte) map[string][]string {
+	m, err := onnx.Parse(model)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]string{}
+	g := m.GetGraph()
+	for _, v := range append(slices.Clip(g.GetInput()), g.GetOutput()...) {
+		dims := v.GetType().GetTensorType().GetShape().GetDim()
+		n := make([]string, len(dims))
+		for i, d := range dims {
+			n[i] = d.GetDimParam()
+		}
+		out[v.GetName()] = n
+	}
+	return out
 }
 
 // cleanORTError drops the binding's wrapper prefixes, keeping ORT's message.
@@ -199,7 +250,7 @@ func Optimize(model []byte, level string) ([]byte, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{io.Input.Name}, []string{io.Output.Name}, so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, tensorNames(io.Inputs), tensorNames(io.Outputs), so)
 	if err != nil {
 		return nil, fmt.Errorf("optimise at level %s: %w: %v", level, ErrBadModel, cleanORTError(err))
 	}
@@ -211,17 +262,21 @@ func Optimize(model []byte, level string) ([]byte, error) {
 	return b, nil
 }
 
+func tensorNames(ts []catalog.TensorSpec) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}
+
 // Session is one loaded model. Run is safe for concurrent use.
 type Session struct {
 	s     *ort.DynamicAdvancedSession
 	io    IO
-	inDT  ort.TensorElementDataType
-	outDT ort.TensorElementDataType
-	// outSample is the output's element count per sample when its shape is
-	// static apart from the batch dimension, else -1.
-	outSample int64
-	outSize   int
-	opts      Options
+	inDT  []ort.TensorElementDataType
+	outDT []ort.TensorElementDataType
+	opts  Options
 }
 
 // Load creates a session for model.
@@ -238,65 +293,129 @@ func Load(model []byte, o Options) (*Session, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{io.Input.Name}, []string{io.Output.Name}, so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, tensorNames(io.Inputs), tensorNames(io.Outputs), so)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadModel, cleanORTError(err))
 	}
-	inDT, _ := toORT(io.Input.DataType)
-	outDT, _ := toORT(io.Output.DataType)
-	return &Session{
-		s: s, io: io, inDT: inDT, outDT: outDT,
-		outSample: io.Output.SampleElements(),
-		outSize:   ElementSize(io.Output.DataType),
-		opts:      o,
-	}, nil
+	sess := &Session{s: s, io: io, opts: o}
+	for _, t := range io.Inputs {
+		dt, _ := toORT(t.DataType)
+		sess.inDT = append(sess.inDT, dt)
+	}
+	for _, t := range io.Outputs {
+		dt, _ := toORT(t.DataType)
+		sess.outDT = append(sess.outDT, dt)
+	}
+	return sess, nil
 }
 
-// IO is the session's input and output description.
+// IO is the session's tensor contract as the model states it.
 func (s *Session) IO() IO { return s.io }
 
 // Close releases the session.
 func (s *Session) Close() error { return s.s.Destroy() }
 
-// Run runs a batch. input holds batch samples of the model's input, as raw
-// little-endian bytes of its datatype. The output's bytes are written into
-// out when it has the right size (nil or short allocates) and returned with
-// the output's shape.
-func (s *Session) Run(input []byte, batch int, out []byte) ([]byte, []int64, error) {
-	shape := make([]int64, len(s.io.Input.Shape))
-	copy(shape, s.io.Input.Shape)
-	if len(shape) > 0 {
-		shape[0] = int64(batch)
+// Run runs the model once. inputs holds one tensor per model input, in the
+// model's order, each with its whole shape (batch dimension included) and
+// its data as raw little-endian bytes of the input's datatype; names and
+// datatypes in inputs are ignored. The outputs come back in the model's
+// order. outs, when it holds one tensor per output, lends its Data
+// buffers to the answer (they are reused when large enough).
+func (s *Session) Run(inputs []inference.Tensor, outs []inference.Tensor) ([]inference.Tensor, error) {
+	if len(inputs) != len(s.io.Inputs) {
+		return nil, fmt.Errorf("the model takes %d inputs, got %d", len(s.io.Inputs), len(inputs))
 	}
-	in, err := ort.NewCustomDataTensor(ort.Shape(shape), input, s.inDT)
-	if err != nil {
-		return nil, nil, fmt.Errorf("input tensor %v: %w", shape, err)
-	}
-	defer in.Destroy()
-
-	if s.outSample > 0 {
-		oshape := make([]int64, len(s.io.Output.Shape))
-		copy(oshape, s.io.Output.Shape)
-		oshape[0] = int64(batch)
-		n := int(s.outSample) * batch * s.outSize
-		if cap(out) < n {
-			out = make([]byte, n)
+	in := make([]ort.Value, len(inputs))
+	defer destroyAll(in)
+	for i, t := range inputs {
+		if n := catalog.Elements(t.Shape); n < 0 || int(n)*ElementSize(s.io.Inputs[i].DataType) != len(t.Data) {
+			return nil, fmt.Errorf("input %q: shape %v does not match its %d bytes of %s", s.io.Inputs[i].Name, t.Shape, len(t.Data), s.io.Inputs[i].DataType)
 		}
-		out = out[:n]
-		ot, err := ort.NewCustomDataTensor(ort.Shape(oshape), out, s.outDT)
+		shape := ort.Shape(t.Shape)
+		if len(shape) == 0 {
+			// The binding refuses a shape without dimensions; ONNX Runtime
+			// takes a one-element tensor for a scalar input (the request
+			// was checked against the rank-0 contract before).
+			shape = ort.Shape{1}
+		}
+		data := t.Data
+		if len(data) == 0 { // the binding refuses an empty buffer even for an empty tensor
+			data = make([]byte, 1)
+		}
+		v, err := ort.NewCustomDataTensor(shape, data, s.inDT[i])
 		if err != nil {
-			return nil, nil, fmt.Errorf("output tensor %v: %w", oshape, err)
+			return nil, fmt.Errorf("input %q %v: %w", s.io.Inputs[i].Name, t.Shape, err)
 		}
-		defer ot.Destroy()
-		if err := s.s.Run([]ort.Value{in}, []ort.Value{ot}); err != nil {
-			return nil, nil, fmt.Errorf("run: %v", cleanORTError(err))
+		in[i] = v
+	}
+	if len(outs) != len(s.io.Outputs) {
+		outs = make([]inference.Tensor, len(s.io.Outputs))
+	}
+	out := make([]ort.Value, len(s.io.Outputs))
+	defer destroyAll(out)
+	lent := make([]bool, len(out))
+	for i, spec := range s.io.Outputs {
+		outs[i].Name, outs[i].Datatype = spec.Name, spec.DataType
+		shape := s.outputShape(spec, inputs)
+		if shape == nil {
+			continue // ORT allocates it: its shape depends on the data
 		}
-		return out, oshape, nil
+		n := int(catalog.Elements(shape)) * ElementSize(spec.DataType)
+		if n == 0 {
+			continue
+		}
+		buf := outs[i].Data
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		v, err := ort.NewCustomDataTensor(ort.Shape(shape), buf, s.outDT[i])
+		if err != nil {
+			return nil, fmt.Errorf("output %q %v: %w", spec.Name, shape, err)
+		}
+		out[i], lent[i] = v, true
+		outs[i].Shape, outs[i].Data = shape, buf
 	}
-	outs := []ort.Value{nil}
-	if err := s.s.Run([]ort.Value{in}, outs); err != nil {
-		return nil, nil, fmt.Errorf("run: %v", cleanORTError(err))
+	if err := s.s.Run(in, out); err != nil {
+		return nil, fmt.Errorf("run: %v", cleanORTError(err))
 	}
-	defer outs[0].Destroy()
-	return valueBytes(outs[0], out)
+	for i, v := range out {
+		if lent[i] {
+			continue
+		}
+		data, shape, err := valueBytes(v, outs[i].Data[:0])
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", s.io.Outputs[i].Name, err)
+		}
+		outs[i].Data, outs[i].Shape = data, shape
+	}
+	return outs, nil
+}
+
+// outputShape is the shape output spec will have for inputs when it can be
+// known before the run: every dimension fixed, or only the batch dimension
+// dynamic in a batched model. Otherwise nil, and ONNX Runtime allocates.
+func (s *Session) outputShape(spec catalog.TensorSpec, inputs []inference.Tensor) []int64 {
+	shape := slices.Clone(spec.Shape)
+	for i, d := range shape {
+		switch {
+		case d >= 0:
+		case i == 0 && s.io.Batched && len(inputs[0].Shape) > 0:
+			shape[0] = inputs[0].Shape[0]
+		default:
+			return nil
+		}
+	}
+	if len(shape) == 0 {
+		return nil // a scalar: the binding cannot lend a rank-0 buffer
+	}
+	return shape
+}
+
+func destroyAll(vs []ort.Value) {
+	for _, v := range vs {
+		if v != nil {
+			v.Destroy()
+		}
+	}
 }

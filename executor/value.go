@@ -19,10 +19,22 @@ func valueBytes(v ort.Value, out []byte) ([]byte, []int64, error) {
 		raw = asBytes(t.GetData())
 	case *ort.Tensor[int32]:
 		raw = asBytes(t.GetData())
-	case *ort.Tensor[uint8]:
-		raw = t.GetData()
+	case *ort.Tensor[int16]:
+		raw = asBytes(t.GetData())
 	case *ort.Tensor[int8]:
 		raw = asBytes(t.GetData())
+	case *ort.Tensor[uint64]:
+		raw = asBytes(t.GetData())
+	case *ort.Tensor[uint32]:
+		raw = asBytes(t.GetData())
+	case *ort.Tensor[uint16]:
+		raw = asBytes(t.GetData())
+	case *ort.Tensor[uint8]:
+		raw = t.GetData()
+	case *ort.Tensor[bool]:
+		raw = asBytes(t.GetData())
+	case nil:
+		return nil, nil, fmt.Errorf("ONNX Runtime returned no value")
 	default:
 		return nil, nil, fmt.Errorf("output of type %T is not supported", v)
 	}

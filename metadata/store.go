@@ -303,21 +303,18 @@ func checkClass(class string) error {
 }
 
 // CheckInputContract reports, wrapped in ErrConflict, how proposed differs
-// from the stored use case: every architecture of a use case must accept the
-// same raw input (datatype and per-sample shape) and produce the same number
-// of classes. Tensor names and the batch dimension may differ.
+// from the stored use case: every architecture of a use case must meet the
+// same tensor contract position by position (datatypes and shapes apart
+// from the batch dimension) and produce the same number of classes. Tensor
+// names and a fixed batch dimension may differ.
 func CheckInputContract(stored, proposed catalog.UseCase) error {
-	if stored.Input.DataType == proposed.Input.DataType &&
-		slices.Equal(stored.Input.SampleShape(), proposed.Input.SampleShape()) &&
-		stored.Classes == proposed.Classes {
-		return nil
+	if err := stored.Compatible(proposed.Contract); err != nil {
+		return fmt.Errorf("%w: use case %s: %v", ErrConflict, stored.ID(), err)
 	}
-	return fmt.Errorf("%w: use case %s takes %s and has %d classes, but this architecture declares %s and %d classes",
-		ErrConflict, stored.ID(), describeInput(stored.Input), stored.Classes, describeInput(proposed.Input), proposed.Classes)
-}
-
-func describeInput(t catalog.TensorSpec) string {
-	return fmt.Sprintf("%s samples of shape %v", t.DataType, t.SampleShape())
+	if stored.Classes != proposed.Classes {
+		return fmt.Errorf("%w: use case %s has %d classes, but this architecture has %d", ErrConflict, stored.ID(), stored.Classes, proposed.Classes)
+	}
+	return nil
 }
 
 func checkBegin(arch catalog.Architecture) error {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
 )
 
 // childEnv marks a process as a profiler child.
@@ -75,14 +76,10 @@ func runJob(job Job) (Result, error) {
 }
 
 func profile(model []byte, job Job) (Result, error) {
-	inputs, err := os.ReadFile(job.InputPath)
+	inputs, err := readInputs(job, os.ReadFile)
 	if err != nil {
 		return Result{}, err
 	}
-	if job.Samples <= 0 || len(inputs)%job.Samples != 0 {
-		return Result{}, fmt.Errorf("input file holds %d bytes, not a whole number of %d samples", len(inputs), job.Samples)
-	}
-	sampleBytes := len(inputs) / job.Samples
 	base := residentBytes("VmRSS")
 
 	start := time.Now()
@@ -91,6 +88,9 @@ func profile(model []byte, job Job) (Result, error) {
 		return Result{}, err
 	}
 	defer s.Close()
+	if len(s.IO().Inputs) != len(inputs.Data) {
+		return Result{}, fmt.Errorf("the model has %d inputs; the job gives %d", len(s.IO().Inputs), len(inputs.Data))
+	}
 	res := Result{
 		IO:         s.IO(),
 		LoadMs:     ms(time.Since(start)),
@@ -99,19 +99,15 @@ func profile(model []byte, job Job) (Result, error) {
 		Hardware:   Hardware(),
 	}
 
-	var out []byte
-	batchInput := func(b, offset int) []byte {
-		buf := make([]byte, 0, b*sampleBytes)
-		for i := 0; i < b; i++ {
-			k := (offset + i) % job.Samples
-			buf = append(buf, inputs[k*sampleBytes:(k+1)*sampleBytes]...)
-		}
-		return buf
-	}
+	bufs := make([][]byte, len(inputs.Data))
+	var outs []inference.Tensor
 	for _, b := range job.Batches {
-		in := batchInput(b, 0)
+		if !inputs.Batched && b != 1 {
+			return Result{}, fmt.Errorf("batch %d: the model has no batch dimension", b)
+		}
+		in := inputs.batch(b, 0, bufs)
 		for i := 0; i < job.Warmup; i++ {
-			if out, _, err = s.Run(in, b, out); err != nil {
+			if outs, err = s.Run(in, outs); err != nil {
 				return Result{}, fmt.Errorf("batch %d: %w", b, err)
 			}
 		}
@@ -119,7 +115,7 @@ func profile(model []byte, job Job) (Result, error) {
 		deadline := time.Now().Add(job.PerBatch)
 		for i := 0; i < job.MaxIters && (i < job.MinIters || time.Now().Before(deadline)); i++ {
 			t := time.Now()
-			if out, _, err = s.Run(in, b, out); err != nil {
+			if outs, err = s.Run(in, outs); err != nil {
 				return Result{}, fmt.Errorf("batch %d: %w", b, err)
 			}
 			lat = append(lat, ms(time.Since(t)))
@@ -129,48 +125,192 @@ func profile(model []byte, job Job) (Result, error) {
 	}
 
 	if len(job.Labels) > 0 {
-		acc, err := accuracy(s, inputs, sampleBytes, job)
+		acc, err := accuracy(s, inputs, job)
 		if err != nil {
 			return Result{}, err
 		}
 		res.Accuracy = &acc
 	}
+	if job.ReferencePath != "" {
+		ref, err := os.ReadFile(job.ReferencePath)
+		if err != nil {
+			return Result{}, err
+		}
+		f, err := fidelity(s, ref, inputs, job)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Fidelity = &f
+	}
 	return res, nil
 }
 
-// accuracy runs every sample in batches of the largest profiled batch size
-// and compares the argmax of each output row with its label.
-func accuracy(s *executor.Session, inputs []byte, sampleBytes int, job Job) (float64, error) {
-	io := s.IO()
-	if io.Output.DataType != "FP32" || len(io.Output.Shape) != 2 {
-		return 0, fmt.Errorf("accuracy needs an FP32 [batch, classes] output; %q is %s %v", io.Output.Name, io.Output.DataType, io.Output.Shape)
+// chunk is the batch size accuracy and fidelity run the samples in.
+func chunk(inputs SampleInputs, job Job) int {
+	if !inputs.Batched || len(job.Batches) == 0 {
+		return 1
 	}
-	b := job.Batches[len(job.Batches)-1]
+	return job.Batches[len(job.Batches)-1]
+}
+
+// accuracy runs every sample in batches of the largest profiled batch size
+// and compares the argmax of each row of the first output with its label.
+func accuracy(s *executor.Session, inputs SampleInputs, job Job) (float64, error) {
+	if c := s.IO(); c.Classes() == 0 {
+		return 0, fmt.Errorf("accuracy needs a first output of FP32 class scores [batch, classes]; %s is not one", c.Describe(c.Outputs[0]))
+	}
+	if len(job.Labels) != inputs.N {
+		return 0, fmt.Errorf("%d labels for %d samples", len(job.Labels), inputs.N)
+	}
+	b := chunk(inputs, job)
 	correct := 0
-	var out []byte
-	for off := 0; off < job.Samples; off += b {
-		n := min(b, job.Samples-off)
+	bufs := make([][]byte, len(inputs.Data))
+	var outs []inference.Tensor
+	for off := 0; off < inputs.N; off += b {
+		n := min(b, inputs.N-off)
 		var err error
-		var shape []int64
-		out, shape, err = s.Run(inputs[off*sampleBytes:(off+n)*sampleBytes], n, out)
-		if err != nil {
+		if outs, err = s.Run(inputs.batch(n, off, bufs), outs); err != nil {
 			return 0, fmt.Errorf("accuracy batch at %d: %w", off, err)
 		}
-		classes := int(shape[1])
-		for i := 0; i < n; i++ {
-			best, bestV := 0, float32(math.Inf(-1))
-			for c := 0; c < classes; c++ {
-				v := math.Float32frombits(binary.LittleEndian.Uint32(out[4*(i*classes+c):]))
-				if v > bestV {
-					best, bestV = c, v
-				}
-			}
-			if best == job.Labels[off+i] {
+		for i, c := range argmaxRows(outs[0]) {
+			if c == job.Labels[off+i] {
 				correct++
 			}
 		}
 	}
-	return 100 * float64(correct) / float64(job.Samples), nil
+	return 100 * float64(correct) / float64(inputs.N), nil
+}
+
+// argmaxRows is the argmax of each row of FP32 scores [rows, classes].
+func argmaxRows(t inference.Tensor) []int {
+	if len(t.Shape) != 2 || t.Datatype != "FP32" {
+		return nil
+	}
+	rows, classes := int(t.Shape[0]), int(t.Shape[1])
+	out := make([]int, rows)
+	for i := range rows {
+		best, bestV := 0, float32(math.Inf(-1))
+		for c := range classes {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*(i*classes+c):]))
+			if v > bestV {
+				best, bestV = c, v
+			}
+		}
+		out[i] = best
+	}
+	return out
+}
+
+// fidelity runs every sample through the variant and the reference graph
+// and compares their outputs (catalog.Fidelity).
+func fidelity(s *executor.Session, reference []byte, inputs SampleInputs, job Job) (catalog.Fidelity, error) {
+	ref, err := executor.Load(reference, executor.Options{Threads: 1})
+	if err != nil {
+		return catalog.Fidelity{}, fmt.Errorf("reference graph: %w", err)
+	}
+	defer ref.Close()
+	f := catalog.Fidelity{Samples: inputs.N, Top1: -1, Cosine: 1}
+	b := chunk(inputs, job)
+	bufs := make([][]byte, len(inputs.Data))
+	var agree, classified, relN, intN, intBad float64
+	var relSum float64
+	for off := 0; off < inputs.N; off += b {
+		n := min(b, inputs.N-off)
+		in := inputs.batch(n, off, bufs)
+		got, err := s.Run(in, nil)
+		if err != nil {
+			return f, fmt.Errorf("fidelity batch at %d: %w", off, err)
+		}
+		want, err := ref.Run(in, nil)
+		if err != nil {
+			return f, fmt.Errorf("fidelity batch at %d (reference): %w", off, err)
+		}
+		for j := range want {
+			g, w := got[j], want[j]
+			if len(g.Data) != len(w.Data) {
+				return f, fmt.Errorf("output %q has %d bytes in the variant but %d in the reference", w.Name, len(g.Data), len(w.Data))
+			}
+			if j == 0 && ref.IO().Classes() > 0 {
+				ga, wa := argmaxRows(g), argmaxRows(w)
+				for i := range wa {
+					classified++
+					if ga[i] == wa[i] {
+						agree++
+					}
+				}
+			}
+			gv, wv, ok := floats(g), floats(w), true
+			if gv == nil || wv == nil {
+				ok = false
+			}
+			if !ok { // integer or boolean output: count differing elements
+				size := max(executor.ElementSize(w.Datatype), 1)
+				for k := 0; k+size <= len(w.Data); k += size {
+					intN++
+					if string(g.Data[k:k+size]) != string(w.Data[k:k+size]) {
+						intBad++
+					}
+				}
+				continue
+			}
+			rows := 1
+			if inputs.Batched && len(w.Shape) > 0 {
+				rows = int(w.Shape[0])
+			}
+			per := len(wv) / max(rows, 1)
+			for r := range rows {
+				var dot, gg, ww float64
+				for k := r * per; k < (r+1)*per; k++ {
+					d := math.Abs(gv[k]-wv[k]) / (math.Abs(wv[k]) + 1e-6)
+					f.MaxRelError = max(f.MaxRelError, d)
+					relSum += d
+					relN++
+					dot += gv[k] * wv[k]
+					gg += gv[k] * gv[k]
+					ww += wv[k] * wv[k]
+				}
+				cos := 1.0
+				if gg > 0 && ww > 0 {
+					cos = dot / math.Sqrt(gg*ww)
+				} else if gg != ww {
+					cos = 0
+				}
+				f.Cosine = min(f.Cosine, cos)
+			}
+		}
+	}
+	if classified > 0 {
+		f.Top1 = agree / classified
+	}
+	if relN > 0 {
+		f.MeanRelError = relSum / relN
+	}
+	if intN > 0 {
+		f.Mismatch = intBad / intN
+	}
+	return f, nil
+}
+
+// floats decodes a floating-point tensor's elements, or nil for another
+// datatype.
+func floats(t inference.Tensor) []float64 {
+	var out []float64
+	switch t.Datatype {
+	case "FP32":
+		for k := 0; k+4 <= len(t.Data); k += 4 {
+			out = append(out, float64(math.Float32frombits(binary.LittleEndian.Uint32(t.Data[k:]))))
+		}
+	case "FP64":
+		for k := 0; k+8 <= len(t.Data); k += 8 {
+			out = append(out, math.Float64frombits(binary.LittleEndian.Uint64(t.Data[k:])))
+		}
+	default:
+		return nil
+	}
+	if out == nil {
+		out = []float64{}
+	}
+	return out
 }
 
 func summarise(lat []float64) catalog.Latency {

@@ -25,15 +25,26 @@ type Job struct {
 	OutPath string `json:"out_path,omitempty"`
 
 	// Profile: batch sizes to measure, ascending, and the measurement budget.
-	Batches   []int         `json:"batches,omitempty"`
-	Warmup    int           `json:"warmup,omitempty"`
-	MinIters  int           `json:"min_iters,omitempty"`
-	MaxIters  int           `json:"max_iters,omitempty"`
-	PerBatch  time.Duration `json:"per_batch,omitempty"`
-	InputPath string        `json:"input_path,omitempty"` // raw samples in the model's input datatype
-	Samples   int           `json:"samples,omitempty"`
-	// Labels, when set, make the child measure top-1 accuracy over all samples.
+	Batches  []int         `json:"batches,omitempty"`
+	Warmup   int           `json:"warmup,omitempty"`
+	MinIters int           `json:"min_iters,omitempty"`
+	MaxIters int           `json:"max_iters,omitempty"`
+	PerBatch time.Duration `json:"per_batch,omitempty"`
+	// Inputs are the sample inputs: Samples samples of each input of the
+	// contract, one file per input holding them back to back as raw
+	// little-endian bytes, each sample of shape Shapes[i] (without the
+	// batch dimension when Batched; a batch of b concatenates b samples).
+	// An unbatched model is profiled at batch 1 only.
+	Inputs  []string  `json:"inputs,omitempty"`
+	Shapes  [][]int64 `json:"shapes,omitempty"`
+	Batched bool      `json:"batched,omitempty"`
+	Samples int       `json:"samples,omitempty"`
+	// Labels, when set, make the child measure top-1 accuracy of the
+	// first output over all samples.
 	Labels []int `json:"labels,omitempty"`
+	// ReferencePath, when set, names the fp32 graph the variant's outputs
+	// are compared with on every sample (its fidelity).
+	ReferencePath string `json:"reference_path,omitempty"`
 }
 
 // Result is a child's answer.
@@ -46,7 +57,8 @@ type Result struct {
 	// PeakMemory is, per batch size, the child's peak resident memory above
 	// its baseline (ONNX Runtime initialised, inputs read, no session yet)
 	// after running every batch size up to that one.
-	PeakMemory map[int]int64 `json:"peak_memory,omitempty"`
-	Accuracy   *float64      `json:"accuracy,omitempty"`
-	Hardware   string        `json:"hardware,omitempty"`
+	PeakMemory map[int]int64     `json:"peak_memory,omitempty"`
+	Accuracy   *float64          `json:"accuracy,omitempty"`
+	Fidelity   *catalog.Fidelity `json:"fidelity,omitempty"`
+	Hardware   string            `json:"hardware,omitempty"`
 }

@@ -2,9 +2,7 @@ package profiler
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/infaas/infaas/catalog"
@@ -28,22 +26,6 @@ func VariantProfile(res Result, mb int, now time.Time) catalog.Profile {
 	}
 	p.PeakMemoryBytes = res.PeakMemory[mb]
 	return p
-}
-
-// SyntheticInputs makes n deterministic samples of arch's input (FP32
-// values in [0, 1); zeros for other datatypes), for timing a model when
-// no validation data is at hand.
-func SyntheticInputs(arch catalog.Architecture, n int) []byte {
-	elems := int(arch.Input.SampleElements())
-	size := executor.ElementSize(arch.Input.DataType)
-	out := make([]byte, n*elems*size)
-	if arch.Input.DataType == "FP32" {
-		for i := 0; i < n*elems; i++ {
-			v := float32((i*7919)%1000) / 1000
-			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
-		}
-	}
-	return out
 }
 
 // ProfileBatches are the batch sizes a variant with maximum batch mb is
@@ -76,14 +58,13 @@ func (p *Profiler) MeasureVariant(ctx context.Context, model []byte, v catalog.V
 	if err != nil {
 		return catalog.Profile{}, err
 	}
-	samples := min(v.MaxBatch, 32)
-	ip, err := wd.Write("inputs.bin", SyntheticInputs(a, samples))
+	job, err := SyntheticInputs(a, min(v.MaxBatch, 32)).Write(wd, Job{Kind: KindProfile, ModelPath: mp,
+		Options: executor.Options{OptLevel: v.OptLevel, Threads: v.Threads, Provider: v.Provider},
+		Batches: ProfileBatches(v.MaxBatch)})
 	if err != nil {
 		return catalog.Profile{}, err
 	}
-	res, err := p.Run(ctx, Job{Kind: KindProfile, ModelPath: mp, InputPath: ip, Samples: samples,
-		Options: executor.Options{OptLevel: v.OptLevel, Threads: v.Threads, Provider: v.Provider},
-		Batches: ProfileBatches(v.MaxBatch)})
+	res, err := p.Run(ctx, job)
 	if err != nil {
 		return catalog.Profile{}, fmt.Errorf("profile %s: %w", v.Name, err)
 	}

@@ -42,15 +42,12 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 		return nil, nil, nil, 0, err
 	}
 
-	// 1. Precisions.
+	// 1. Precisions. An int8 graph is kept only if it stays faithful to
+	// the fp32 one (checked once profiled).
 	g.job.update(func(s *Status) { s.Phase = "quantising" })
 	sources := map[string]string{variants.FP32: origPath}
 	int8OK := false
-	switch {
-	case g.job.set == nil:
-		dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*",
-			Reason: "int8 not generated: without validation data its accuracy could not be measured"})
-	default:
+	{
 		var q []byte
 		var rep variants.QuantizeReport
 		err := g.r.contain("int8 quantisation", func() (err error) {
@@ -59,7 +56,7 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 		})
 		if err != nil {
 			dropped = append(dropped, catalog.DroppedVariant{Name: arch.Name + "." + variants.INT8 + ".*", Reason: "int8 not generated: " + err.Error()})
-			break
+			goto optimise
 		}
 		p, err := wd.Write("int8.onnx", q)
 		if err != nil {
@@ -67,16 +64,16 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 		}
 		sources[variants.INT8] = p
 		int8OK = true
-		g.r.log.Debug("quantised", "architecture", arch.Name, "matmul", rep.MatMul, "gemm", rep.Gemm, "skipped", len(rep.Skipped), "weight_bytes_before", rep.WeightBytesBefore, "weight_bytes_after", rep.WeightBytesAfter)
+		g.r.log.Debug("quantised", "architecture", arch.Name, "report", fmt.Sprintf("%+v", rep))
 	}
+optimise:
 
 	// 2. Graph optimisation levels, each written by ONNX Runtime.
 	threads := variants.ThreadCounts(hw.Cores)
-	fixed := int64(0)
-	if !arch.DynamicBatch {
-		fixed = arch.Input.Shape[0]
+	batches := variants.MaxBatches(int64(arch.FixedBatch()))
+	if !arch.Batched {
+		batches = []int{1}
 	}
-	batches := variants.MaxBatches(fixed)
 	planned := variants.Graphs(int8OK)
 	g.job.update(func(s *Status) { s.Phase, s.Done, s.Total = "optimising graphs", 0, len(planned)*(1+len(threads)) })
 
@@ -111,21 +108,24 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 	}
 
 	// 3. Profile every graph at every thread count; accuracy once per graph.
-	var inputPath string
+	var inputs profiler.SampleInputs
 	var labels []int
-	samples := 0
-	if g.job.set != nil {
-		if inputPath, err = wd.Write("inputs.bin", g.job.set.FP32(arch.InputScale)); err != nil {
-			return nil, nil, nil, 0, err
-		}
-		labels, samples = g.job.set.Labels, g.job.set.N
+	if set := g.job.set; set != nil {
+		inputs = profiler.SampleInputs{N: set.N, Batched: true, Shapes: [][]int64{arch.Sample(arch.Inputs[0])},
+			Data: [][]byte{set.FP32(arch.InputScale)}}
+		labels = set.Labels
 	} else {
-		// No validation data: time the model on deterministic synthetic
-		// inputs of the right shape (accuracy is the declared one).
-		samples = 8
-		if inputPath, err = wd.Write("inputs.bin", profiler.SyntheticInputs(arch, samples)); err != nil {
-			return nil, nil, nil, 0, err
-		}
+		// No validation data: time the model, and check its variants'
+		// fidelity, on deterministic synthetic inputs of the contract.
+		inputs = profiler.SyntheticInputs(arch, 32)
+	}
+	sampleJob, err := inputs.Write(wd, profiler.Job{Kind: profiler.KindProfile})
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	maxLoss := g.r.cfg.MaxFidelityLoss
+	if maxLoss <= 0 {
+		maxLoss = DefaultMaxFidelityLoss
 	}
 	g.job.update(func(s *Status) { s.Phase = "profiling variants" })
 	var candidates []variants.Costed
@@ -137,12 +137,14 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 			return nil, nil, nil, 0, err
 		}
 		blobByDigest[gf.digest] = gf.data
-		accuracy, accSource := arch.Accuracy, catalog.AccuracyDeclared
+		accuracy, accSource := arch.Accuracy, arch.AccuracySource
+		var fid *catalog.Fidelity
 		for ti, t := range threads {
-			job := profiler.Job{Kind: profiler.KindProfile, ModelPath: gpath, Options: optionsFor(gf.OptLevel, t, hw.Provider),
-				Batches: batches, InputPath: inputPath, Samples: samples}
-			if ti == 0 && labels != nil {
+			job := sampleJob
+			job.ModelPath, job.Options, job.Batches = gpath, optionsFor(gf.OptLevel, t, hw.Provider), batches
+			if ti == 0 {
 				job.Labels = labels
+				job.ReferencePath = origPath
 			}
 			res, err := g.r.prof.Run(ctx, job)
 			g.job.update(func(s *Status) { s.Done++ })
@@ -160,13 +162,29 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 					fp32Accuracy = accuracy
 				}
 			}
+			if res.Fidelity != nil {
+				fid = res.Fidelity
+				if res.Accuracy == nil && accSource != catalog.AccuracyUnknown {
+					// Without labels, a variant is as accurate as the
+					// architecture less what it loses against fp32.
+					accuracy = max(arch.Accuracy-fid.Loss(), 0)
+				}
+			}
+			if ti == 0 && gf.Precision != variants.FP32 {
+				if loss := int8Loss(res, fp32Accuracy); loss > maxLoss {
+					dropped = append(dropped, catalog.DroppedVariant{Name: fmt.Sprintf("%s.%s.%s.*", arch.Name, gf.Precision, gf.OptLevel),
+						Reason: fmt.Sprintf("loses %.2f accuracy points against fp32, more than the %.2f allowed", loss, maxLoss)})
+					g.job.update(func(s *Status) { s.Done += len(threads) - 1 })
+					break
+				}
+			}
 			for _, mb := range batches {
 				v := catalog.Variant{
 					Name:         catalog.VariantName(arch.Name, gf.Precision, gf.OptLevel, t, mb, hw.Provider),
 					Architecture: arch.Name, Precision: gf.Precision, OptLevel: gf.OptLevel,
 					Provider: hw.Provider, Hardware: hw.Name, Threads: t, MaxBatch: mb,
 					FileDigest: gf.digest, FileBytes: int64(len(gf.data)),
-					Accuracy: accuracy, AccuracySource: accSource,
+					Accuracy: accuracy, AccuracySource: accSource, Fidelity: fid,
 					Profile: profiler.VariantProfile(res, mb, g.r.now()),
 				}
 				candidates = append(candidates, variants.Costed{Variant: v, CostPerHour: hw.CostPerHour(t)})
@@ -194,4 +212,17 @@ func (g generator) run(ctx context.Context) ([]catalog.Variant, [][]byte, []cata
 
 func optionsFor(level string, threads int, provider string) executor.Options {
 	return executor.Options{OptLevel: level, Threads: threads, Provider: provider}
+}
+
+// int8Loss is what a quantised graph loses against fp32, in accuracy
+// points: measured on validation data when there is some (fp32 is profiled
+// first), else its fidelity's loss.
+func int8Loss(res profiler.Result, fp32Accuracy float64) float64 {
+	if res.Accuracy != nil && fp32Accuracy > 0 {
+		return max(fp32Accuracy-*res.Accuracy, 0)
+	}
+	if res.Fidelity != nil {
+		return res.Fidelity.Loss()
+	}
+	return 0
 }

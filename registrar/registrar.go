@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -25,6 +26,10 @@ import (
 type Config struct {
 	// MaxModelBytes bounds an uploaded or fetched model file.
 	MaxModelBytes int64
+	// MaxFidelityLoss is how many accuracy points an int8 variant may
+	// lose against the fp32 graph (measured on validation data, else its
+	// fidelity's Loss) and still be kept; 0 means DefaultMaxFidelityLoss.
+	MaxFidelityLoss float64
 	// FileRoots are the directories a model_url of file:// may name (none:
 	// file:// URLs are refused; see repository.Fetch).
 	FileRoots []string
@@ -63,6 +68,10 @@ func DefaultConfig() Config {
 		LeaseTTL: DefaultLeaseTTL, RenewEvery: DefaultRenewEvery}
 }
 
+// DefaultMaxFidelityLoss is Config.MaxFidelityLoss's default, in
+// accuracy points.
+const DefaultMaxFidelityLoss = 1.0
+
 // NewOwnerID returns an owner ID unique to this process: hostname, process
 // ID and a random suffix (process IDs repeat across containers).
 func NewOwnerID() string {
@@ -92,6 +101,28 @@ type Request struct {
 	// within [minInputScale, maxInputScale].
 	// Zero means 1.
 	InputScale float64
+	// Overrides adjust what infaas reads from the model, without editing it.
+	Overrides Overrides
+}
+
+// Overrides are a registration's optional corrections to the tensor
+// contract read from the model, given as JSON (the "config" field of the
+// upload, `infaas register --config FILE`).
+type Overrides struct {
+	// Batch is "auto" (default: dimension 0 is the batch when every
+	// input and output has it dynamic, see catalog.DetectBatch) or "none"
+	// (serve one request at a time, each with its whole shape).
+	Batch string `json:"batch,omitempty"`
+	// Shapes pins dynamic dimensions, per input name: the input's whole
+	// shape with -1 where it stays dynamic (the batch dimension included).
+	Shapes map[string][]int64 `json:"shapes,omitempty"`
+	// ProfileShapes gives, per input name, the shape without the batch
+	// dimension that profiling and the fidelity check use for dimensions
+	// left dynamic (default catalog.DefaultDynamicDim each).
+	ProfileShapes map[string][]int64 `json:"profile_shapes,omitempty"`
+	// Labels name the classes of the first output (class scores [batch,
+	// classes]), for the classification extension.
+	Labels []string `json:"labels,omitempty"`
 }
 
 // The input scale's range: wide enough for any unit change (bytes to
@@ -460,9 +491,6 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	if hasVal && (len(req.ValidationInputs) == 0 || len(req.ValidationLabels) == 0) {
 		return zero, nil, nil, fmt.Errorf("%w: validation data needs both inputs and labels", ErrInvalid)
 	}
-	if !hasVal && req.DeclaredAccuracy == nil {
-		return zero, nil, nil, fmt.Errorf("%w: give validation data (inputs and labels) so accuracy can be measured, or declare an accuracy", ErrInvalid)
-	}
 	if a := req.DeclaredAccuracy; a != nil && (*a < 0 || *a > 100 || math.IsNaN(*a)) {
 		return zero, nil, nil, fmt.Errorf("%w: accuracy is a percentage between 0 and 100, got %v", ErrInvalid, *a)
 	}
@@ -509,21 +537,29 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	if err != nil {
 		return zero, nil, nil, fmt.Errorf("%w: ONNX Runtime cannot load it: %v", ErrRejected, err)
 	}
-	io := res.IO
-	if len(io.Input.Shape) < 1 {
-		return zero, nil, nil, fmt.Errorf("%w: the input %q has no batch dimension", ErrRejected, io.Input.Name)
+	contract, err := applyOverrides(res.IO, req.Overrides)
+	if err != nil {
+		return zero, nil, nil, err
 	}
-	if io.Input.SampleElements() < 0 {
-		return zero, nil, nil, fmt.Errorf("%w: the input %q has shape %v; infaas needs every dimension but the first (batch) fixed",
-			ErrRejected, io.Input.Name, io.Input.Shape)
+	if req.InputScale != 1 && contract.Inputs[0].DataType != "FP32" {
+		return zero, nil, nil, fmt.Errorf("%w: input_scale multiplies the first input, %s, which is not FP32; leave input_scale out", ErrInvalid, contract.Describe(contract.Inputs[0]))
 	}
 
 	arch := catalog.Architecture{
 		Name: req.Name, Task: req.Task, Dataset: req.Dataset, State: catalog.StatePending,
 		ModelDigest: repository.Digest(model), ModelBytes: int64(len(model)),
-		Input: io.Input, Output: io.Output, InputScale: req.InputScale,
-		DynamicBatch: io.Input.Shape[0] < 0,
-		RegisteredAt: r.now().UTC(),
+		Contract: contract, InputScale: req.InputScale,
+		DynamicBatch:  contract.Batched && contract.FixedBatch() == 0,
+		ProfileShapes: req.Overrides.ProfileShapes,
+		Labels:        req.Overrides.Labels,
+		RegisteredAt:  r.now().UTC(),
+	}
+	if err := checkProfileShapes(arch); err != nil {
+		return zero, nil, nil, err
+	}
+	if n := len(arch.Labels); n > 0 && n != contract.Classes() {
+		return zero, nil, nil, fmt.Errorf("%w: %d labels given but the first output %s has %d classes; give one label per class",
+			ErrInvalid, n, contract.Describe(contract.Outputs[0]), contract.Classes())
 	}
 	uc := useCaseOf(arch)
 	if stored, err := r.store.UseCase(ctx, uc.ID()); err == nil {
@@ -540,24 +576,104 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 		if err != nil {
 			return zero, nil, nil, fmt.Errorf("%w: %v", ErrValidation, err)
 		}
-		if err := set.Check(io.Input, io.Output); err != nil {
+		if err := set.Check(arch.Contract); err != nil {
 			return zero, nil, nil, fmt.Errorf("%w: %v", ErrValidation, err)
 		}
 		arch.AccuracySource = catalog.AccuracyMeasured
 		arch.ValidationSamples = set.N
-	} else {
+	} else if req.DeclaredAccuracy != nil {
 		arch.Accuracy = *req.DeclaredAccuracy
 		arch.AccuracySource = catalog.AccuracyDeclared
+	} else {
+		arch.AccuracySource = catalog.AccuracyUnknown
 	}
 	return arch, set, model, nil
 }
 
-// useCaseOf derives the use case an architecture belongs to.
+// useCaseOf derives the use case an architecture belongs to: its
+// contract with a dynamic batch dimension, and a single input named
+// "input" (as every single-input use case's is, so clients need not know
+// which architecture came first).
 func useCaseOf(a catalog.Architecture) catalog.UseCase {
-	in := a.Input
-	in.Name = "input"
-	in.Shape = append([]int64{-1}, a.Input.SampleShape()...)
-	return catalog.UseCase{Task: a.Task, Dataset: a.Dataset, Input: in, Classes: validation.Classes(a.Output)}
+	c := catalog.Contract{Batched: a.Batched}
+	for _, t := range a.Inputs {
+		c.Inputs = append(c.Inputs, useCaseTensor(t, a.Batched))
+	}
+	for _, t := range a.Outputs {
+		c.Outputs = append(c.Outputs, useCaseTensor(t, a.Batched))
+	}
+	if len(c.Inputs) == 1 {
+		c.Inputs[0].Name = "input"
+	}
+	return catalog.UseCase{Task: a.Task, Dataset: a.Dataset, Contract: c, Classes: a.Classes()}
+}
+
+func useCaseTensor(t catalog.TensorSpec, batched bool) catalog.TensorSpec {
+	t.Shape = slices.Clone(t.Shape)
+	if batched && len(t.Shape) > 0 {
+		t.Shape[0] = -1
+	}
+	return t
+}
+
+// applyOverrides applies a registration's overrides to the contract the
+// model states, refusing what cannot hold.
+func applyOverrides(c catalog.Contract, o Overrides) (catalog.Contract, error) {
+	switch o.Batch {
+	case "", "auto":
+	case "none":
+		c.Batched = false
+	default:
+		return c, fmt.Errorf("%w: batch must be \"auto\" or \"none\", got %q", ErrInvalid, o.Batch)
+	}
+	c.Inputs = slices.Clone(c.Inputs)
+	for name, pin := range o.Shapes {
+		i := c.InputIndex(name)
+		if i < 0 {
+			return c, fmt.Errorf("%w: shapes names input %q; the model's inputs are %s", ErrInvalid, name, catalog.Names(c.Inputs))
+		}
+		t := c.Inputs[i]
+		if len(pin) != len(t.Shape) {
+			return c, fmt.Errorf("%w: shapes gives %q %d dimensions %v; the model's %s has %d", ErrInvalid, name, len(pin), pin, c.Describe(t), len(t.Shape))
+		}
+		shape := slices.Clone(t.Shape)
+		for k, d := range pin {
+			switch {
+			case d < -1 || d == 0:
+				return c, fmt.Errorf("%w: shapes for %q: dimension %d is %d; give a size ≥ 1 or -1 to leave it dynamic", ErrInvalid, name, k, d)
+			case d > 0 && t.Shape[k] >= 0 && d != t.Shape[k]:
+				return c, fmt.Errorf("%w: shapes for %q: dimension %d is fixed at %d in the model, not %d", ErrInvalid, name, k, t.Shape[k], d)
+			case d > 0 && k == 0 && c.Batched:
+				return c, fmt.Errorf("%w: shapes for %q pins the batch dimension; leave it -1 (or declare \"batch\": \"none\")", ErrInvalid, name)
+			case d > 0:
+				shape[k] = d
+			}
+		}
+		t.Shape = shape
+		c.Inputs[i] = t
+	}
+	return c, nil
+}
+
+// checkProfileShapes checks the profile shapes against the contract.
+func checkProfileShapes(a catalog.Architecture) error {
+	for name, s := range a.ProfileShapes {
+		i := a.InputIndex(name)
+		if i < 0 {
+			return fmt.Errorf("%w: profile_shapes names input %q; the model's inputs are %s", ErrInvalid, name, catalog.Names(a.Inputs))
+		}
+		t := a.Inputs[i]
+		sample := a.Sample(t)
+		if len(s) != len(sample) {
+			return fmt.Errorf("%w: profile_shapes gives %q %d dimensions; without the batch dimension %s has %d", ErrInvalid, name, len(s), a.Describe(t), len(sample))
+		}
+		for k, d := range s {
+			if d < 1 || d > 1<<20 || (sample[k] >= 0 && d != sample[k]) {
+				return fmt.Errorf("%w: profile_shapes for %q: dimension %d is %d; it must be ≥ 1 and match the model's fixed sizes %v", ErrInvalid, name, k, d, sample)
+			}
+		}
+	}
+	return nil
 }
 
 // Delete removes a ready architecture, its variants and every blob only

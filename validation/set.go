@@ -46,35 +46,37 @@ func Load(inputs, labels []byte) (*Set, error) {
 	return s, nil
 }
 
-// Check verifies the set fits a model with the given input and output.
-func (s *Set) Check(in, out catalog.TensorSpec) error {
-	if want := in.SampleElements(); want > 0 && int64(s.SampleSize) != want {
+// Check verifies the set fits a model's contract: one FP32 input whose
+// sample has SampleSize values, and a first output of class scores with a
+// class for every label.
+func (s *Set) Check(c catalog.Contract) error {
+	if len(c.Inputs) != 1 || !c.Batched {
+		return fmt.Errorf("%w: validation data (IDX inputs and labels) fits a batched model with one input; this one takes %s%s — declare an accuracy instead",
+			ErrMismatch, catalog.Names(c.Inputs), map[bool]string{true: "", false: " without a batch dimension"}[c.Batched])
+	}
+	in := c.Inputs[0]
+	if want := catalog.Elements(c.Sample(in)); want > 0 && int64(s.SampleSize) != want {
 		return fmt.Errorf("%w: each validation sample has %d values but the model's input %q takes %d per sample (shape %v)",
 			ErrMismatch, s.SampleSize, in.Name, want, in.Shape)
+	}
+	if catalog.Elements(c.Sample(in)) < 0 {
+		return fmt.Errorf("%w: the model's input %s has dynamic dimensions; IDX validation samples need a fixed shape (pin it with shapes)", ErrMismatch, c.Describe(in))
 	}
 	if in.DataType != "FP32" {
 		return fmt.Errorf("%w: validation needs a model with an FP32 input; %q is %s", ErrMismatch, in.Name, in.DataType)
 	}
-	classes := Classes(out)
+	classes := c.Classes()
 	if classes <= 0 {
-		return fmt.Errorf("%w: the model's output %q (shape %v) is not [batch, classes]; accuracy is measured as top-1 over class scores",
-			ErrMismatch, out.Name, out.Shape)
+		return fmt.Errorf("%w: the model's first output %s is not FP32 [batch, classes]; accuracy is measured as top-1 over class scores",
+			ErrMismatch, c.Describe(c.Outputs[0]))
 	}
 	for i, l := range s.Labels {
 		if l >= classes {
 			return fmt.Errorf("%w: label %d of sample %d is out of range: the model's output %q has %d classes (0–%d)",
-				ErrMismatch, l, i, out.Name, classes, classes-1)
+				ErrMismatch, l, i, c.Outputs[0].Name, classes, classes-1)
 		}
 	}
 	return nil
-}
-
-// Classes is the number of classes of a [batch, classes] output, or 0.
-func Classes(out catalog.TensorSpec) int {
-	if len(out.Shape) != 2 || out.Shape[1] <= 0 {
-		return 0
-	}
-	return int(out.Shape[1])
 }
 
 // FP32 returns the inputs as little-endian float32 bytes, multiplied by

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/health"
+	"github.com/infaas/infaas/inference"
 )
 
 // Replica states.
@@ -24,11 +26,17 @@ const (
 
 // Request is one inference on a replica.
 type Request struct {
-	// Input holds Batch samples of the model's input as raw little-endian
-	// bytes, in the use case's raw domain (for the image zoo: FP32 pixels
-	// 0–255); the worker applies the architecture's InputScale. The worker
-	// reads it until Infer returns; do not modify it meanwhile.
-	Input []byte
+	// Inputs holds one tensor per input of the architecture's contract,
+	// in its order (names and datatypes are not read), each with its
+	// whole shape — the batch dimension first, equal to Batch, when the
+	// contract is batched — and its data as raw little-endian bytes in
+	// the use case's raw domain (for the image zoo: FP32 pixels 0–255);
+	// the worker applies the architecture's InputScale to the first
+	// input. The worker reads them until Infer returns; do not modify
+	// them meanwhile.
+	Inputs []inference.Tensor
+	// Batch is the number of samples: dimension 0 of every input of a
+	// batched contract, 1 for an unbatched one.
 	Batch int
 	// Deadline is when the answer should be back; zero means none.
 	Deadline time.Time
@@ -36,9 +44,10 @@ type Request struct {
 
 // Response is one request's share of an executed batch.
 type Response struct {
-	Output   []byte  // raw little-endian bytes of the output datatype
-	Shape    []int64 // output shape; the batch dimension is the request's Batch
-	DataType string  // Open Inference Protocol datatype of Output
+	// Outputs holds every output of the contract, in its order, with
+	// its name, datatype, shape (the batch dimension is the request's
+	// Batch) and raw little-endian data.
+	Outputs []inference.Tensor
 	// QueueTime is admission to the start of its batch; ComputeTime is the
 	// batch's ONNX Runtime run.
 	QueueTime   time.Duration
@@ -58,6 +67,7 @@ type result struct {
 type pending struct {
 	ctx     context.Context
 	req     Request
+	key     string // the request's non-batch input shapes; a batch shares one
 	arrived time.Time
 	done    chan result // buffered; receives exactly once unless the caller left first
 	taken   bool        // the batcher took it (guarded by replica.mu)
@@ -91,14 +101,13 @@ type replica struct {
 	// runMu is held by an inline run; finalize takes it before closing the
 	// session, so a session never closes under a running request.
 	runMu    sync.Mutex
-	inlineIn []byte // scratch for inline runs (one at a time)
-	inlineLt []time.Duration
+	inlineSc scratch // for inline runs (one at a time)
 
 	// Set once when the load completes, read-only afterwards.
-	io         executor.IO
+	contract   catalog.Contract
+	static     bool // the contract fixes every input dimension but the batch
 	maxBatch   int
 	fixedBatch int // > 0 when the model's batch dimension is fixed
-	inBytes    int // bytes per input sample
 	scale      float64
 	bound      int
 	cost       batching.CostModel // the profile's, scaled by slowness
@@ -160,13 +169,16 @@ func (r *replica) costNow() batching.CostModel {
 // ready installs a loaded session. Call with r.mu held.
 func (r *replica) ready(sess *executor.Session, queueBound int, loadTime time.Duration) {
 	r.sess = sess
-	r.io = sess.IO()
+	r.contract = r.arch.Contract
+	r.static = r.contract.Static()
 	r.maxBatch = max(r.variant.MaxBatch, 1)
-	if b := r.io.Input.Shape[0]; b > 0 {
-		r.fixedBatch = int(b)
+	if !r.contract.Batched {
+		r.maxBatch = 1
+	}
+	if b := r.contract.FixedBatch(); b > 0 {
+		r.fixedBatch = b
 		r.maxBatch = min(r.maxBatch, r.fixedBatch)
 	}
-	r.inBytes = int(r.io.Input.SampleElements()) * executor.ElementSize(r.io.Input.DataType)
 	r.scale = r.arch.InputScale
 	if r.scale == 0 {
 		r.scale = 1
@@ -203,10 +215,10 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 		r.mu.Unlock()
 		return Response{}, fmt.Errorf("%w: batch %d is outside 1–%d, the max batch of %s", ErrBadInput, req.Batch, r.maxBatch, r.variant.Name)
 	}
-	if want := req.Batch * r.inBytes; len(req.Input) != want {
+	key, err := r.check(req)
+	if err != nil {
 		r.mu.Unlock()
-		return Response{}, fmt.Errorf("%w: %d samples of %s %v need %d bytes, got %d",
-			ErrBadInput, req.Batch, r.io.Input.DataType, r.io.Input.SampleShape(), want, len(req.Input))
+		return Response{}, err
 	}
 	now := r.now()
 	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.costNow()); err != nil {
@@ -214,7 +226,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 		r.mon.Refused()
 		return Response{}, err
 	}
-	p := &pending{ctx: ctx, req: req, arrived: now, done: make(chan result, 1)}
+	p := &pending{ctx: ctx, req: req, key: key, arrived: now, done: make(chan result, 1)}
 	// Fast path: on an idle replica, a request the batcher would run at
 	// once — no deadline, a full batch, or a deadline too close to wait
 	// for company — runs on the caller's goroutine. Going through the
@@ -276,7 +288,7 @@ func (r *replica) runInline(p *pending) (Response, error) {
 	r.runMu.Lock()
 	r.mu.Unlock()
 	r.mon.Admitted(0)
-	r.inlineIn, r.inlineLt = r.run(sess, []*pending{p}, p.req.Batch, r.inlineIn, r.inlineLt)
+	r.run(sess, []*pending{p}, p.req.Batch, &r.inlineSc)
 	r.runMu.Unlock()
 	r.mu.Lock()
 	r.inline = false
@@ -319,8 +331,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 	var (
 		view  []batching.Queued
 		batch []*pending
-		in    []byte
-		lat   []time.Duration
+		sc    scratch
 	)
 	for {
 		select {
@@ -351,8 +362,13 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 				return false
 			}
 		}
+		// A batch is the head of the queue and those behind it whose
+		// inputs have its shape (always all of them for a static contract).
 		view = view[:0]
 		for _, p := range r.queue {
+			if p.key != r.queue[0].key {
+				break
+			}
 			view = append(view, batching.Queued{Arrived: p.arrived, Deadline: p.req.Deadline, Samples: p.req.Batch})
 		}
 		pl := batching.PlanBatch(r.now(), view, r.maxBatch, maxDelay, r.costNow(), r.state == StateDraining)
@@ -400,7 +416,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 			r.mon.Refused()
 		}
 		if len(batch) > 0 {
-			in, lat = r.run(r.sess, batch, samples, in, lat)
+			r.run(r.sess, batch, samples, &sc)
 		}
 		r.mu.Lock()
 		r.executing = 0
@@ -408,62 +424,47 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 	}
 }
 
-// run executes one batch and answers its requests. in and lat are scratch
-// buffers the batcher reuses.
-func (r *replica) run(sess *executor.Session, batch []*pending, samples int, in []byte, lat []time.Duration) ([]byte, []time.Duration) {
+// scratch holds the buffers one batcher reuses from batch to batch.
+type scratch struct {
+	in  [][]byte
+	ts  []inference.Tensor
+	lat []time.Duration
+}
+
+// run executes one batch and answers its requests.
+func (r *replica) run(sess *executor.Session, batch []*pending, samples int, sc *scratch) {
 	exec := samples
 	if r.fixedBatch > 0 {
 		exec = r.fixedBatch
 	}
-	need := exec * r.inBytes
-	if cap(in) < need {
-		in = make([]byte, need)
-	}
-	in = in[:need]
-	off := 0
-	for _, p := range batch {
-		off += copyInput(in[off:], p.req.Input, r.scale)
-	}
-	clear(in[off:]) // padding up to a fixed batch dimension
-
+	inputs := r.assemble(batch, exec, sc)
 	start := r.now()
-	out, shape, err := sess.Run(in, exec, nil)
+	outs, err := sess.Run(inputs, nil)
 	end := r.now()
 	compute := end.Sub(start)
 	if err == nil {
 		r.observe(exec, compute)
-	}
-	per := 0
-	if err == nil {
-		if len(shape) == 0 || shape[0] != int64(exec) || len(out)%exec != 0 {
-			err = fmt.Errorf("output %v (%d bytes) does not have batch %d", shape, len(out), exec)
-		} else {
-			per = len(out) / exec
-		}
+		err = r.checkOutputs(outs, exec)
 	}
 	if err != nil {
 		err = fmt.Errorf("run batch of %d on %s: %w", samples, r.id, err)
 	}
 	// Record before answering, so a caller that reads the statistics after
 	// its answer sees its own batch.
-	lat = lat[:0]
+	sc.lat = sc.lat[:0]
 	for _, p := range batch {
-		lat = append(lat, end.Sub(p.arrived))
+		sc.lat = append(sc.lat, end.Sub(p.arrived))
 	}
-	r.mon.Batch(samples, compute, lat, err != nil)
-	off = 0
+	r.mon.Batch(samples, compute, sc.lat, err != nil)
+	off := 0
 	for _, p := range batch {
 		n := p.req.Batch
 		var res result
 		if err != nil {
 			res.err = err
 		} else {
-			oshape := append([]int64(nil), shape...)
-			oshape[0] = int64(n)
 			res.resp = Response{
-				Output:      out[off*per : (off+n)*per : (off+n)*per],
-				Shape:       oshape,
-				DataType:    r.io.Output.DataType,
+				Outputs:     r.share(outs, exec, off, n),
 				QueueTime:   start.Sub(p.arrived),
 				ComputeTime: compute,
 				BatchSize:   samples,
@@ -474,7 +475,116 @@ func (r *replica) run(sess *executor.Session, batch []*pending, samples int, in 
 		off += n
 		p.done <- res
 	}
-	return in, lat
+}
+
+// assemble builds the batch's input tensors: each input of every request
+// concatenated along the batch dimension (with the first input scaled by
+// the architecture's preprocessing), padded with zeros up to exec samples.
+// An unbatched request's tensors pass as they are, unless scaled.
+func (r *replica) assemble(batch []*pending, exec int, sc *scratch) []inference.Tensor {
+	n := len(r.contract.Inputs)
+	for len(sc.in) < n {
+		sc.in = append(sc.in, nil)
+	}
+	sc.ts = sc.ts[:0]
+	head := batch[0].req
+	for i := range n {
+		t := head.Inputs[i]
+		if !r.contract.Batched {
+			if i == 0 && r.scale != 1 {
+				sc.in[i] = grow(sc.in[i], len(t.Data))
+				copyInput(sc.in[i], t.Data, r.scale)
+				t.Data = sc.in[i]
+			}
+			sc.ts = append(sc.ts, inference.Tensor{Shape: t.Shape, Data: t.Data})
+			continue
+		}
+		per := len(t.Data) / head.Batch
+		buf := grow(sc.in[i], exec*per)
+		off := 0
+		for _, p := range batch {
+			scale := 1.0
+			if i == 0 {
+				scale = r.scale
+			}
+			off += copyInput(buf[off:], p.req.Inputs[i].Data, scale)
+		}
+		clear(buf[off:]) // padding up to a fixed batch dimension
+		sc.in[i] = buf
+		shape := append([]int64{int64(exec)}, t.Shape[1:]...)
+		sc.ts = append(sc.ts, inference.Tensor{Shape: shape, Data: buf})
+	}
+	return sc.ts
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// checkOutputs verifies a batched run's outputs all lead with the batch.
+func (r *replica) checkOutputs(outs []inference.Tensor, exec int) error {
+	if !r.contract.Batched {
+		return nil
+	}
+	for _, o := range outs {
+		if len(o.Shape) == 0 || o.Shape[0] != int64(exec) || len(o.Data)%exec != 0 {
+			return fmt.Errorf("output %q %v (%d bytes) does not have batch %d", o.Name, o.Shape, len(o.Data), exec)
+		}
+	}
+	return nil
+}
+
+// share is one request's part of the batch's outputs: n samples from
+// sample off.
+func (r *replica) share(outs []inference.Tensor, exec, off, n int) []inference.Tensor {
+	if !r.contract.Batched {
+		return outs
+	}
+	res := make([]inference.Tensor, len(outs))
+	for j, o := range outs {
+		per := len(o.Data) / exec
+		shape := append([]int64{int64(n)}, o.Shape[1:]...)
+		res[j] = inference.Tensor{Name: o.Name, Datatype: o.Datatype, Shape: shape,
+			Data: o.Data[off*per : (off+n)*per : (off+n)*per]}
+	}
+	return res
+}
+
+// check verifies req against the contract and returns the key of its
+// non-batch input shapes ("" for a static contract: every request batches
+// with every other). Call with r.mu held.
+func (r *replica) check(req Request) (string, error) {
+	c := r.contract
+	if len(req.Inputs) != len(c.Inputs) {
+		return "", fmt.Errorf("%w: %s takes %d inputs (%s), got %d", ErrBadInput, r.variant.Name, len(c.Inputs), catalog.Names(c.Inputs), len(req.Inputs))
+	}
+	if !c.Batched && req.Batch != 1 {
+		return "", fmt.Errorf("%w: %s has no batch dimension; a request is one sample, not %d", ErrBadInput, r.variant.Name, req.Batch)
+	}
+	var key []byte
+	for i, t := range req.Inputs {
+		spec := c.Inputs[i]
+		if msg := c.CheckShape(spec, t.Shape); msg != "" {
+			return "", fmt.Errorf("%w: input %d %s", ErrBadInput, i, msg)
+		}
+		if c.Batched && t.Shape[0] != int64(req.Batch) {
+			return "", fmt.Errorf("%w: input %q has batch %d, the request %d", ErrBadInput, spec.Name, t.Shape[0], req.Batch)
+		}
+		if want := catalog.Elements(t.Shape) * int64(executor.ElementSize(spec.DataType)); int64(len(t.Data)) != want {
+			return "", fmt.Errorf("%w: input %q of shape %v and type %s needs %d bytes, got %d", ErrBadInput, spec.Name, t.Shape, spec.DataType, want, len(t.Data))
+		}
+		if !r.static {
+			for _, d := range c.Sample(catalog.TensorSpec{Shape: t.Shape}) {
+				key = strconv.AppendInt(key, d, 10)
+				key = append(key, ',')
+			}
+			key = append(key, ';')
+		}
+	}
+	return string(key), nil
 }
 
 // copyInput copies one request's samples into the batch buffer, applying

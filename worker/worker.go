@@ -13,6 +13,7 @@ import (
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/health"
+	"github.com/infaas/infaas/inference"
 )
 
 // Blobs is where model files come from: the model repository, or a fake.
@@ -247,33 +248,52 @@ func (w *Worker) open(ctx context.Context, v catalog.Variant, arch catalog.Archi
 	if err != nil {
 		return nil, err
 	}
-	io := sess.IO()
-	var problem string
-	switch {
-	case len(io.Input.Shape) == 0 || len(io.Output.Shape) == 0:
-		problem = fmt.Sprintf("input %v and output %v must both have a batch dimension", io.Input.Shape, io.Output.Shape)
-	case io.Input.SampleElements() <= 0:
-		problem = fmt.Sprintf("input %q has shape %v; every dimension but the batch must be fixed", io.Input.Name, io.Input.Shape)
-	case arch.InputScale != 0 && arch.InputScale != 1 && io.Input.DataType != "FP32":
-		problem = fmt.Sprintf("input scale %v needs an FP32 input; %q is %s", arch.InputScale, io.Input.Name, io.Input.DataType)
-	}
-	if problem != "" {
+	if err := checkContract(sess.IO(), arch); err != nil {
 		sess.Close()
-		return nil, fmt.Errorf("%w: %s", ErrIncompatible, problem)
+		return nil, err
 	}
 	// One warm-up run on zeros: the first request does not pay ONNX
 	// Runtime's lazy initialisation, and a graph that cannot run fails the
 	// load instead of its first batch.
-	warm := 1
-	if b := io.Input.Shape[0]; b > 0 {
-		warm = int(b)
+	warm := max(arch.FixedBatch(), 1)
+	inputs := make([]inference.Tensor, len(arch.Inputs))
+	for i, t := range arch.Inputs {
+		shape := arch.ProfileShape(i, warm)
+		inputs[i] = inference.Tensor{Shape: shape, Data: make([]byte, catalog.Elements(shape)*int64(executor.ElementSize(t.DataType)))}
 	}
-	zeros := make([]byte, warm*int(io.Input.SampleElements())*executor.ElementSize(io.Input.DataType))
-	if _, _, err := sess.Run(zeros, warm, nil); err != nil {
+	if _, err := sess.Run(inputs, nil); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("warm-up run: %w", err)
 	}
 	return sess, nil
+}
+
+// checkContract verifies that the graph a worker loaded has the tensors
+// the architecture's contract names, and that the worker can preprocess
+// its input.
+func checkContract(io executor.IO, arch catalog.Architecture) error {
+	c := arch.Contract
+	var problem string
+	switch {
+	case len(c.Inputs) == 0 || len(c.Outputs) == 0:
+		problem = "the architecture's contract lists no inputs or no outputs"
+	case len(io.Inputs) != len(c.Inputs) || len(io.Outputs) != len(c.Outputs):
+		problem = fmt.Sprintf("the graph has inputs %s and outputs %s; the architecture %s and %s",
+			catalog.Names(io.Inputs), catalog.Names(io.Outputs), catalog.Names(c.Inputs), catalog.Names(c.Outputs))
+	case c.Batched && !io.Batched:
+		problem = "the architecture is batched but the graph has no batch dimension"
+	case arch.InputScale != 0 && arch.InputScale != 1 && c.Inputs[0].DataType != "FP32":
+		problem = fmt.Sprintf("input scale %v needs an FP32 first input; %q is %s", arch.InputScale, c.Inputs[0].Name, c.Inputs[0].DataType)
+	}
+	for i := range min(len(io.Inputs), len(c.Inputs)) {
+		if problem == "" && (io.Inputs[i].Name != c.Inputs[i].Name || io.Inputs[i].DataType != c.Inputs[i].DataType) {
+			problem = fmt.Sprintf("graph input %d is %s %s; the architecture says %s %s", i, io.Inputs[i].Name, io.Inputs[i].DataType, c.Inputs[i].Name, c.Inputs[i].DataType)
+		}
+	}
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrIncompatible, problem)
+	}
+	return nil
 }
 
 // forget drops a replica that never became ready and frees its memory.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/worker"
 	"github.com/infaas/infaas/workerrpc/workerpb"
 )
@@ -117,13 +118,13 @@ func (c *Client) Unload(id string) error {
 	return fromStatus(err)
 }
 
-// Infer runs req on replica id. req.Input is sent as it is and the
-// response's Output is the received buffer; neither is copied.
+// Infer runs req on replica id. The inputs' bytes are sent as they are and
+// the response's outputs are the received buffers; neither is copied.
 func (c *Client) Infer(ctx context.Context, id string, req worker.Request) (worker.Response, error) {
 	if req.Batch > math.MaxInt32 || req.Batch < math.MinInt32 {
 		return worker.Response{}, fmt.Errorf("%w: batch %d does not fit the wire's int32", worker.ErrBadInput, req.Batch)
 	}
-	in := &workerpb.InferRequest{ReplicaId: id, Input: req.Input, Batch: int32(req.Batch)}
+	in := &workerpb.InferRequest{ReplicaId: id, Inputs: toWire(req.Inputs), Batch: int32(req.Batch)}
 	if !req.Deadline.IsZero() {
 		// The wire carries what is left of the budget, not the instant:
 		// the worker's clock is not ours. A spent budget still travels
@@ -135,9 +136,7 @@ func (c *Client) Infer(ctx context.Context, id string, req worker.Request) (work
 		return worker.Response{}, fromStatus(err)
 	}
 	return worker.Response{
-		Output:      out.GetOutput(),
-		Shape:       out.GetShape(),
-		DataType:    out.GetDatatype(),
+		Outputs:     fromWire(out.GetOutputs()),
 		QueueTime:   time.Duration(out.GetQueueNs()),
 		ComputeTime: time.Duration(out.GetComputeNs()),
 		BatchSize:   int(out.GetBatchSize()),
@@ -207,3 +206,21 @@ type Local struct{ *worker.Worker }
 
 // ID is the worker's configured ID.
 func (l Local) ID() string { return l.Config().ID }
+
+// toWire and fromWire convert tensors to and from the wire's, sharing
+// their shape and data.
+func toWire(ts []inference.Tensor) []*workerpb.Tensor {
+	out := make([]*workerpb.Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = &workerpb.Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape, Data: t.Data}
+	}
+	return out
+}
+
+func fromWire(ts []*workerpb.Tensor) []inference.Tensor {
+	out := make([]inference.Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = inference.Tensor{Name: t.GetName(), Datatype: t.GetDatatype(), Shape: t.GetShape(), Data: t.GetData()}
+	}
+	return out
+}

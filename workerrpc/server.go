@@ -71,7 +71,7 @@ func (s *Server) Unload(_ context.Context, req *workerpb.UnloadRequest) (*worker
 // Infer runs one request. The input and output bytes are handed through
 // without copying.
 func (s *Server) Infer(ctx context.Context, req *workerpb.InferRequest) (*workerpb.InferResponse, error) {
-	wr := worker.Request{Input: req.GetInput(), Batch: int(req.GetBatch())}
+	wr := worker.Request{Inputs: fromWire(req.GetInputs()), Batch: int(req.GetBatch())}
 	if b := req.GetBudgetNs(); b > 0 {
 		wr.Deadline = time.Now().Add(time.Duration(b))
 	}
@@ -80,9 +80,7 @@ func (s *Server) Infer(ctx context.Context, req *workerpb.InferRequest) (*worker
 		return nil, toStatus(err)
 	}
 	return &workerpb.InferResponse{
-		Output:    resp.Output,
-		Shape:     resp.Shape,
-		Datatype:  resp.DataType,
+		Outputs:   toWire(resp.Outputs),
 		QueueNs:   int64(resp.QueueTime),
 		ComputeNs: int64(resp.ComputeTime),
 		BatchSize: int32(resp.BatchSize),

@@ -48,9 +48,9 @@ func runModels(ctx context.Context, args []string) error {
 		}{l, loaded})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USE CASE\tINPUT\tCLASSES")
+	fmt.Fprintln(tw, "USE CASE\tINPUTS\tOUTPUTS\tCLASSES")
 	for _, u := range l.UseCases {
-		fmt.Fprintf(tw, "%s\t%s %v\t%d\n", u.ID(), u.Input.DataType, u.Input.SampleShape(), u.Classes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", u.ID(), describeAll(u.Contract, u.Inputs), describeAll(u.Contract, u.Outputs), u.Classes)
 	}
 	tw.Flush()
 	fmt.Println()
@@ -58,8 +58,11 @@ func runModels(ctx context.Context, args []string) error {
 	fmt.Fprintln(tw, "ARCHITECTURE\tUSE CASE\tACCURACY\tINPUT SCALE\tBATCH\tSIZE\tVARIANTS DROPPED\tLOADED (variant@worker)")
 	for _, a := range l.Architectures {
 		batch := "dynamic"
-		if !a.DynamicBatch && len(a.Input.Shape) > 0 {
-			batch = fmt.Sprintf("fixed %d", a.Input.Shape[0])
+		switch {
+		case !a.Batched:
+			batch = "none"
+		case a.FixedBatch() > 0:
+			batch = fmt.Sprintf("fixed %d", a.FixedBatch())
 		}
 		where := "-"
 		if l := loaded[a.Name]; len(l) > 0 {
@@ -293,3 +296,12 @@ func runWorkers(ctx context.Context, args []string) error {
 }
 
 func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// describeAll writes a contract's tensors as "name FP32 [batch, 3, height, width]; ...".
+func describeAll(c catalog.Contract, ts []catalog.TensorSpec) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = c.Describe(t)
+	}
+	return strings.Join(parts, "; ")
+}

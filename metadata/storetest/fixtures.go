@@ -25,7 +25,9 @@ func useCase(dataset string) catalog.UseCase {
 	return catalog.UseCase{
 		Task:    task,
 		Dataset: dataset,
-		Input:   catalog.TensorSpec{Name: "pixels", DataType: "UINT8", Shape: []int64{-1, 1, 28, 28}},
+		Contract: catalog.Contract{Batched: true,
+			Inputs:  []catalog.TensorSpec{{Name: "pixels", DataType: "UINT8", Shape: []int64{-1, 1, 28, 28}}},
+			Outputs: []catalog.TensorSpec{{Name: "scores", DataType: "FP32", Shape: []int64{-1, 10}}}},
 		Classes: 10,
 	}
 }
@@ -33,14 +35,15 @@ func useCase(dataset string) catalog.UseCase {
 // pendingArch is an architecture as the registrar begins registering it.
 func pendingArch(name, dataset string) catalog.Architecture {
 	return catalog.Architecture{
-		Name:         name,
-		Task:         task,
-		Dataset:      dataset,
-		State:        catalog.StatePending,
-		ModelDigest:  "sha256:model-" + name,
-		ModelBytes:   26_454,
-		Input:        catalog.TensorSpec{Name: "Input3", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}},
-		Output:       catalog.TensorSpec{Name: "Plus214_Output_0", DataType: "FP32", Shape: []int64{-1, 10}},
+		Name:        name,
+		Task:        task,
+		Dataset:     dataset,
+		State:       catalog.StatePending,
+		ModelDigest: "sha256:model-" + name,
+		ModelBytes:  26_454,
+		Contract: catalog.Contract{Batched: true,
+			Inputs:  []catalog.TensorSpec{{Name: "Input3", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}},
+			Outputs: []catalog.TensorSpec{{Name: "Plus214_Output_0", DataType: "FP32", Shape: []int64{-1, 10}}}},
 		InputScale:   1.0 / 255,
 		DynamicBatch: true,
 		RegisteredAt: registered,

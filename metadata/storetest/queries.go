@@ -63,7 +63,7 @@ var queryTests = []test{
 		got.Architecture = "mutated"
 		arch := must[catalog.Architecture](t, "Architecture")(s.Architecture(ctx, "lenet"))
 		arch.Dropped[0].Reason = "mutated"
-		arch.Input.Shape[0] = 99
+		arch.Inputs[0].Shape[0] = 99
 		equal(t, "Variant after mutating a result", must[catalog.Variant](t, "Variant")(s.Variant(ctx, vs[0].Name)), wantVariant(vs[0]))
 		equal(t, "Architecture after mutating a result", must[catalog.Architecture](t, "Architecture")(s.Architecture(ctx, "lenet")),
 			wantArch(readyCopy(committedArch("lenet", mnist))))
@@ -112,7 +112,7 @@ var deleteTests = []test{
 		// A new architecture may now define the use case afresh.
 		begin(t, s, pendingArch("wide", mnist))
 		uc := useCase(mnist)
-		uc.Input.Shape = []int64{-1, 784}
+		uc.Inputs[0].Shape = []int64{-1, 784}
 		commit(t, s, committedArch("wide", mnist), uc, variantsOf("wide"))
 		equal(t, "UseCase redefined", must[catalog.UseCase](t, "UseCase")(s.UseCase(ctx, id)), uc)
 	}},

@@ -147,12 +147,12 @@ var commitTests = []test{
 			edit func(u *catalog.UseCase)
 			want error
 		}{
-			{"other datatype", func(u *catalog.UseCase) { u.Input.DataType = "FP32" }, metadata.ErrConflict},
-			{"other sample shape", func(u *catalog.UseCase) { u.Input.Shape = []int64{-1, 784} }, metadata.ErrConflict},
-			{"other sample rank", func(u *catalog.UseCase) { u.Input.Shape = []int64{-1, 1, 28, 28, 1} }, metadata.ErrConflict},
+			{"other datatype", func(u *catalog.UseCase) { u.Inputs[0].DataType = "FP32" }, metadata.ErrConflict},
+			{"other sample shape", func(u *catalog.UseCase) { u.Inputs[0].Shape = []int64{-1, 784} }, metadata.ErrConflict},
+			{"other sample rank", func(u *catalog.UseCase) { u.Inputs[0].Shape = []int64{-1, 1, 28, 28, 1} }, metadata.ErrConflict},
 			{"other classes", func(u *catalog.UseCase) { u.Classes = 26 }, metadata.ErrConflict},
-			{"other tensor name", func(u *catalog.UseCase) { u.Input.Name = "image" }, nil},
-			{"fixed batch dimension", func(u *catalog.UseCase) { u.Input.Shape = []int64{1, 1, 28, 28} }, nil},
+			{"other tensor name", func(u *catalog.UseCase) { u.Inputs[0].Name = "image" }, nil},
+			{"fixed batch dimension", func(u *catalog.UseCase) { u.Inputs[0].Shape = []int64{1, 1, 28, 28} }, nil},
 			{"identical", func(*catalog.UseCase) {}, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

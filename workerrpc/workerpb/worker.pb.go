@@ -484,13 +484,83 @@ func (*UnloadResponse) Descriptor() ([]byte, []int) {
 	return file_workerrpc_worker_proto_rawDescGZIP(), []int{8}
 }
 
+// Tensor is one input or output: its whole shape (batch dimension first
+// when the contract is batched) and its data as raw little-endian bytes.
+type Tensor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Datatype      string                 `protobuf:"bytes,2,opt,name=datatype,proto3" json:"datatype,omitempty"` // Open Inference Protocol name (FP32, INT64, ...)
+	Shape         []int64                `protobuf:"varint,3,rep,packed,name=shape,proto3" json:"shape,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tensor) Reset() {
+	*x = Tensor{}
+	mi := &file_workerrpc_worker_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tensor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tensor) ProtoMessage() {}
+
+func (x *Tensor) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
+func (*Tensor) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Tensor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tensor) GetDatatype() string {
+	if x != nil {
+		return x.Datatype
+	}
+	return ""
+}
+
+func (x *Tensor) GetShape() []int64 {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
+func (x *Tensor) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type InferRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	ReplicaId string                 `protobuf:"bytes,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	// batch samples of the model's input as raw little-endian bytes, in the
-	// use case's raw domain (the worker applies the input scale).
-	Input []byte `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
-	Batch int32  `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
+	// one tensor per input of the architecture's contract, in its order, in
+	// the use case's raw domain (the worker applies the input scale).
+	Inputs []*Tensor `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Batch  int32     `protobuf:"varint,3,opt,name=batch,proto3" json:"batch,omitempty"`
 	// budget_ns is how long the request may still take, counted from when
 	// the controller sent it; the worker's deadline is its arrival plus
 	// this. 0 means none.
@@ -501,7 +571,7 @@ type InferRequest struct {
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[9]
+	mi := &file_workerrpc_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +583,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[9]
+	mi := &file_workerrpc_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +596,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{9}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InferRequest) GetReplicaId() string {
@@ -536,9 +606,9 @@ func (x *InferRequest) GetReplicaId() string {
 	return ""
 }
 
-func (x *InferRequest) GetInput() []byte {
+func (x *InferRequest) GetInputs() []*Tensor {
 	if x != nil {
-		return x.Input
+		return x.Inputs
 	}
 	return nil
 }
@@ -559,9 +629,7 @@ func (x *InferRequest) GetBudgetNs() int64 {
 
 type InferResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Output        []byte                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"` // raw little-endian bytes of datatype
-	Shape         []int64                `protobuf:"varint,2,rep,packed,name=shape,proto3" json:"shape,omitempty"`
-	Datatype      string                 `protobuf:"bytes,3,opt,name=datatype,proto3" json:"datatype,omitempty"`                     // Open Inference Protocol name (FP32, INT64, ...)
+	Outputs       []*Tensor              `protobuf:"bytes,9,rep,name=outputs,proto3" json:"outputs,omitempty"`                       // in the contract's order
 	QueueNs       int64                  `protobuf:"varint,4,opt,name=queue_ns,json=queueNs,proto3" json:"queue_ns,omitempty"`       // admission to the start of its batch
 	ComputeNs     int64                  `protobuf:"varint,5,opt,name=compute_ns,json=computeNs,proto3" json:"compute_ns,omitempty"` // the batch's ONNX Runtime run
 	BatchSize     int32                  `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"` // samples in the executed batch
@@ -573,7 +641,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[10]
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +653,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[10]
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,28 +666,14 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{10}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *InferResponse) GetOutput() []byte {
+func (x *InferResponse) GetOutputs() []*Tensor {
 	if x != nil {
-		return x.Output
+		return x.Outputs
 	}
 	return nil
-}
-
-func (x *InferResponse) GetShape() []int64 {
-	if x != nil {
-		return x.Shape
-	}
-	return nil
-}
-
-func (x *InferResponse) GetDatatype() string {
-	if x != nil {
-		return x.Datatype
-	}
-	return ""
 }
 
 func (x *InferResponse) GetQueueNs() int64 {
@@ -665,7 +719,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +731,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +744,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{11}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{12}
 }
 
 type StateResponse struct {
@@ -702,7 +756,7 @@ type StateResponse struct {
 
 func (x *StateResponse) Reset() {
 	*x = StateResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[12]
+	mi := &file_workerrpc_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +768,7 @@ func (x *StateResponse) String() string {
 func (*StateResponse) ProtoMessage() {}
 
 func (x *StateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[12]
+	mi := &file_workerrpc_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +781,7 @@ func (x *StateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateResponse.ProtoReflect.Descriptor instead.
 func (*StateResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{12}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StateResponse) GetStatusJson() []byte {
@@ -769,24 +823,27 @@ const file_workerrpc_worker_proto_rawDesc = "" +
 	"\rUnloadRequest\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\"\x10\n" +
-	"\x0eUnloadResponse\"|\n" +
+	"\x0eUnloadResponse\"b\n" +
+	"\x06Tensor\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bdatatype\x18\x02 \x01(\tR\bdatatype\x12\x14\n" +
+	"\x05shape\x18\x03 \x03(\x03R\x05shape\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x9e\x01\n" +
 	"\fInferRequest\x12\x1d\n" +
 	"\n" +
-	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x14\n" +
-	"\x05input\x18\x02 \x01(\fR\x05input\x12\x14\n" +
+	"replica_id\x18\x01 \x01(\tR\treplicaId\x120\n" +
+	"\x06inputs\x18\x06 \x03(\v2\x18.infaas.worker.v1.TensorR\x06inputs\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\x05R\x05batch\x12\x1b\n" +
-	"\tbudget_ns\x18\x05 \x01(\x03R\bbudgetNsJ\x04\b\x04\x10\x05\"\xe6\x01\n" +
-	"\rInferResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\fR\x06output\x12\x14\n" +
-	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x1a\n" +
-	"\bdatatype\x18\x03 \x01(\tR\bdatatype\x12\x19\n" +
+	"\tbudget_ns\x18\x05 \x01(\x03R\bbudgetNsJ\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"\xe2\x01\n" +
+	"\rInferResponse\x122\n" +
+	"\aoutputs\x18\t \x03(\v2\x18.infaas.worker.v1.TensorR\aoutputs\x12\x19\n" +
 	"\bqueue_ns\x18\x04 \x01(\x03R\aqueueNs\x12\x1d\n" +
 	"\n" +
 	"compute_ns\x18\x05 \x01(\x03R\tcomputeNs\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x06 \x01(\x05R\tbatchSize\x12\x18\n" +
 	"\areplica\x18\a \x01(\tR\areplica\x12\x18\n" +
-	"\avariant\x18\b \x01(\tR\avariant\"\x0e\n" +
+	"\avariant\x18\b \x01(\tR\avariantJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\x0e\n" +
 	"\fStateRequest\"0\n" +
 	"\rStateResponse\x12\x1f\n" +
 	"\vstatus_json\x18\x01 \x01(\fR\n" +
@@ -812,7 +869,7 @@ func file_workerrpc_worker_proto_rawDescGZIP() []byte {
 	return file_workerrpc_worker_proto_rawDescData
 }
 
-var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_workerrpc_worker_proto_goTypes = []any{
 	(*WorkerReport)(nil),    // 0: infaas.worker.v1.WorkerReport
 	(*Hello)(nil),           // 1: infaas.worker.v1.Hello
@@ -823,30 +880,33 @@ var file_workerrpc_worker_proto_goTypes = []any{
 	(*LoadResponse)(nil),    // 6: infaas.worker.v1.LoadResponse
 	(*UnloadRequest)(nil),   // 7: infaas.worker.v1.UnloadRequest
 	(*UnloadResponse)(nil),  // 8: infaas.worker.v1.UnloadResponse
-	(*InferRequest)(nil),    // 9: infaas.worker.v1.InferRequest
-	(*InferResponse)(nil),   // 10: infaas.worker.v1.InferResponse
-	(*StateRequest)(nil),    // 11: infaas.worker.v1.StateRequest
-	(*StateResponse)(nil),   // 12: infaas.worker.v1.StateResponse
+	(*Tensor)(nil),          // 9: infaas.worker.v1.Tensor
+	(*InferRequest)(nil),    // 10: infaas.worker.v1.InferRequest
+	(*InferResponse)(nil),   // 11: infaas.worker.v1.InferResponse
+	(*StateRequest)(nil),    // 12: infaas.worker.v1.StateRequest
+	(*StateResponse)(nil),   // 13: infaas.worker.v1.StateResponse
 }
 var file_workerrpc_worker_proto_depIdxs = []int32{
 	1,  // 0: infaas.worker.v1.WorkerReport.hello:type_name -> infaas.worker.v1.Hello
-	5,  // 1: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
-	7,  // 2: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
-	9,  // 3: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
-	11, // 4: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
-	3,  // 5: infaas.worker.v1.Worker.Profile:input_type -> infaas.worker.v1.ProfileRequest
-	0,  // 6: infaas.worker.v1.Registry.Join:input_type -> infaas.worker.v1.WorkerReport
-	6,  // 7: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
-	8,  // 8: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
-	10, // 9: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
-	12, // 10: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
-	4,  // 11: infaas.worker.v1.Worker.Profile:output_type -> infaas.worker.v1.ProfileResponse
-	2,  // 12: infaas.worker.v1.Registry.Join:output_type -> infaas.worker.v1.JoinReply
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	9,  // 1: infaas.worker.v1.InferRequest.inputs:type_name -> infaas.worker.v1.Tensor
+	9,  // 2: infaas.worker.v1.InferResponse.outputs:type_name -> infaas.worker.v1.Tensor
+	5,  // 3: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
+	7,  // 4: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
+	10, // 5: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
+	12, // 6: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
+	3,  // 7: infaas.worker.v1.Worker.Profile:input_type -> infaas.worker.v1.ProfileRequest
+	0,  // 8: infaas.worker.v1.Registry.Join:input_type -> infaas.worker.v1.WorkerReport
+	6,  // 9: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
+	8,  // 10: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
+	11, // 11: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
+	13, // 12: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
+	4,  // 13: infaas.worker.v1.Worker.Profile:output_type -> infaas.worker.v1.ProfileResponse
+	2,  // 14: infaas.worker.v1.Registry.Join:output_type -> infaas.worker.v1.JoinReply
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_workerrpc_worker_proto_init() }
@@ -860,7 +920,7 @@ func file_workerrpc_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workerrpc_worker_proto_rawDesc), len(file_workerrpc_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
