@@ -9,15 +9,15 @@ import (
 )
 
 // ErrNothingToQuantize is returned by QuantizeDynamic when the model has no
-// MatMul or Gemm node it can rewrite. The report that comes with it says why
+// MatMul, Gemm or Conv node it can rewrite. The report that comes with it says why
 // each candidate was skipped.
 var ErrNothingToQuantize = errors.New("nothing to quantize")
 
 // minQuantOpset is the ai.onnx opset the rewrite needs: DynamicQuantizeLinear
-// arrived in opset 11 (MatMulInteger in 10).
+// arrived in opset 11 (MatMulInteger and ConvInteger in 10).
 const minQuantOpset = 11
 
-// SkippedNode is a MatMul or Gemm node QuantizeDynamic left in float32.
+// SkippedNode is a MatMul, Gemm or Conv node QuantizeDynamic left in float32.
 type SkippedNode struct {
 	Node   string // node name, or its first output when the node is unnamed
 	OpType string
@@ -28,16 +28,18 @@ type SkippedNode struct {
 type QuantizeReport struct {
 	MatMul  int           // MatMul nodes rewritten to int8
 	Gemm    int           // Gemm nodes rewritten to int8
-	Skipped []SkippedNode // MatMul/Gemm nodes left in float32, with the reason
+	Conv    int           // Conv nodes rewritten to int8 (ConvInteger)
+	Skipped []SkippedNode // MatMul/Gemm/Conv nodes left in float32, with the reason
 
-	// Weights counts the distinct float32 weight initializers quantised.
+	// Weights counts the distinct float32 weights quantised, initializers
+	// and Constant nodes alike.
 	Weights int
 	// WeightBytesBefore is the size of those float32 weights; WeightBytesAfter
 	// the size of what replaces them (int8 weights, float32 scales, int8 zero
 	// points).
 	WeightBytesBefore, WeightBytesAfter int64
-	// FloatWeightsKept counts quantised weights whose float32 initializer had
-	// to stay because some other node still reads it.
+	// FloatWeightsKept counts quantised weights whose float32 initializer (or
+	// Constant node) had to stay because some other node still reads it.
 	FloatWeightsKept int
 
 	// OpsetBefore and OpsetAfter are the ai.onnx opset versions; they differ
@@ -47,8 +49,8 @@ type QuantizeReport struct {
 	ModelBytesBefore, ModelBytesAfter int
 }
 
-// Quantized returns the number of nodes rewritten.
-func (r QuantizeReport) Quantized() int { return r.MatMul + r.Gemm }
+// Quantized returns the number of nodes rewritten, of every kind.
+func (r QuantizeReport) Quantized() int { return r.MatMul + r.Gemm + r.Conv }
 
 // WeightRatio returns WeightBytesBefore / WeightBytesAfter (0 when nothing was
 // quantised).
@@ -59,8 +61,8 @@ func (r QuantizeReport) WeightRatio() float64 {
 	return float64(r.WeightBytesBefore) / float64(r.WeightBytesAfter)
 }
 
-// QuantizeDynamic rewrites a float32 ONNX model so that its MatMul and Gemm
-// nodes with constant weights run in int8, the way ONNX Runtime's
+// QuantizeDynamic rewrites a float32 ONNX model so that its MatMul, Gemm and
+// Conv nodes with constant weights run in int8, the way ONNX Runtime's
 // quantize_dynamic does, using only standard ONNX operators:
 //
 //	MatMul(A, W)  →  DynamicQuantizeLinear(A) → (A_q uint8, A_scale, A_zp)
@@ -68,16 +70,40 @@ func (r QuantizeReport) WeightRatio() float64 {
 //	                 Cast(to=FLOAT) → Mul(·, A_scale × W_scale)
 //	Gemm(A, W, C) →  the same on W (transposed when transB=1, alpha folded
 //	                 into W_scale), then Add(·, C)
+//	Conv(X, W, B) →  DynamicQuantizeLinear(X)
+//	                 ConvInteger(X_q, W_q uint8, X_zp, 128) → int32, with the
+//	                 Conv's attributes (group, pads, strides, dilations,
+//	                 auto_pad, kernel_shape) unchanged
+//	                 Cast(to=FLOAT) → Mul(·, X_scale × W_scale [M,1,…,1])
+//	                 then Add(·, B reshaped to [M,1,…,1])
 //
-// Weights are quantised symmetrically (zero point 0) with one scale per output
-// column. The rewritten nodes write the original output names, so the rest of
-// the graph is untouched; float32 weights that nothing else reads are dropped.
+// Weights are quantised symmetrically with one scale per output column (per
+// output channel for Conv, so a single scalar zero point serves ConvInteger,
+// which takes no per-channel ones). A weight is constant when it is an
+// initializer (not overridable as a graph input) or the tensor value of a
+// Constant node of the main graph. The rewritten nodes write the original
+// output names, so the rest of the graph is untouched; float32 weights (and
+// Conv biases) that nothing else reads are dropped, Constant nodes included.
 // The ai.onnx opset is raised to 11 when lower.
 //
-// Activations are quantised to uint8 and weights to int8 (ORT's u8s8 kernels).
-// On x86 CPUs with AVX2 but no VNNI, ORT's u8s8 kernel can saturate int16
-// intermediate sums, which costs accuracy on some models; CPUs with AVX-VNNI or
-// AVX512-VNNI are not affected.
+// Activations are quantised to uint8. MatMul/Gemm weights are int8 with zero
+// point 0 (ORT's u8s8 kernels, which ORT fuses into DynamicQuantizeMatMul).
+// Conv weights are the same int8 values stored as uint8 with zero point 128
+// (bit-identical results): ONNX Runtime 1.24's CPU ConvInteger accepts int8
+// weights too, but runs them 5–9× slower on mnist-cnn-m (probably because
+// the weight is the left operand of its integer GEMM, where MLAS's fast x86
+// kernels take unsigned data), while u8u8 is fast and exact. On x86 CPUs
+// with AVX2 but no VNNI, ORT's u8s8 MatMul kernel can saturate int16
+// intermediate sums, which costs accuracy on some models; CPUs with AVX-VNNI
+// or AVX512-VNNI are not affected.
+//
+// Speed: int8 MatMul/Gemm is faster than float32 on ORT's CPU provider, but
+// ConvInteger (im2col + integer GEMM, then a Cast/Mul/Add pass over the
+// output) is not: float32 Conv runs on MLAS's NCHWc kernels with the bias and
+// activation fused. On a 2-core AVX512-VNNI machine, one thread, mnist-cnn-m
+// is no faster in int8 than in float32 at batch 1 (from even to 1.4× slower)
+// and about 1.6× slower at batch 8 (BenchmarkQuantizedCNN); the int8 file is
+// 4× smaller. The profiler's measurements decide which variant serves.
 //
 // The report is filled in also when err is ErrNothingToQuantize.
 func QuantizeDynamic(model []byte) (out []byte, report QuantizeReport, err error) {
@@ -91,7 +117,7 @@ func QuantizeDynamic(model []byte) (out []byte, report QuantizeReport, err error
 
 	q := newQuantizer(m)
 	q.rewrite()
-	report.MatMul, report.Gemm, report.Skipped = q.matmuls, q.gemms, q.skipped
+	report.MatMul, report.Gemm, report.Conv, report.Skipped = q.matmuls, q.gemms, q.convs, q.skipped
 	if report.Quantized() == 0 {
 		return nil, report, nothingToQuantize(report.Skipped)
 	}
@@ -120,7 +146,7 @@ func QuantizeDynamic(model []byte) (out []byte, report QuantizeReport, err error
 
 func nothingToQuantize(skipped []SkippedNode) error {
 	if len(skipped) == 0 {
-		return fmt.Errorf("quantize: %w: the model has no MatMul or Gemm nodes", ErrNothingToQuantize)
+		return fmt.Errorf("quantize: %w: the model has no MatMul, Gemm or Conv nodes", ErrNothingToQuantize)
 	}
 	reasons := make([]string, 0, len(skipped))
 	for i, s := range skipped {
@@ -130,6 +156,6 @@ func nothingToQuantize(skipped []SkippedNode) error {
 		}
 		reasons = append(reasons, fmt.Sprintf("%s %q: %s", s.OpType, s.Node, s.Reason))
 	}
-	return fmt.Errorf("quantize: %w: all %d MatMul/Gemm nodes were skipped (%s)",
+	return fmt.Errorf("quantize: %w: all %d MatMul/Gemm/Conv nodes were skipped (%s)",
 		ErrNothingToQuantize, len(skipped), strings.Join(reasons, "; "))
 }

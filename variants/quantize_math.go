@@ -54,3 +54,35 @@ func transpose(w []float32, rows, cols int) []float32 {
 	}
 	return out
 }
+
+// symmetricPerRow quantises a row-major [m, k] float32 matrix to int8 with
+// one scale per row and zero point 0: w[i][j] ≈ q[i][j] * scales[i]. A Conv
+// weight [M, C/group, k…] is such a matrix with one row per output channel.
+// An all-zero row gets scale 1.
+func symmetricPerRow(w []float32, m, k int) (q []int8, scales []float32, err error) {
+	if m < 0 || k < 0 || len(w) != m*k {
+		return nil, nil, fmt.Errorf("matrix has %d values, want %d×%d", len(w), m, k)
+	}
+	scales = make([]float32, m)
+	q = make([]int8, len(w))
+	for i := 0; i < m; i++ {
+		row := w[i*k : (i+1)*k]
+		var maxAbs float64
+		for j, v := range row {
+			f := float64(v)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, nil, fmt.Errorf("value at [%d, %d] is %v", i, j, v)
+			}
+			maxAbs = math.Max(maxAbs, math.Abs(f))
+		}
+		scales[i] = 1
+		if maxAbs > 0 {
+			scales[i] = float32(maxAbs / int8Max)
+		}
+		for j, v := range row {
+			r := math.RoundToEven(float64(v) / float64(scales[i]))
+			q[i*k+j] = int8(max(-int8Max, min(int8Max, r)))
+		}
+	}
+	return q, scales, nil
+}

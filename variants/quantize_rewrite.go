@@ -10,11 +10,14 @@ import (
 
 // quantizer rewrites one model's main graph in place. It is the mechanism
 // behind QuantizeDynamic; all decisions about which nodes qualify are in
-// matmulPlan and gemmPlan.
+// matmulPlan, gemmPlan and convPlan.
 type quantizer struct {
 	m     *onnx.ModelProto
 	g     *onnx.GraphProto
 	inits map[string]*onnx.TensorProto
+	// constants holds the main graph's Constant nodes by output name; their
+	// tensor values count as constant weights, like initializers.
+	constants map[string]*onnx.NodeProto
 	// graphInputs holds the names of the declared graph inputs.
 	graphInputs map[string]bool
 	// names holds every name in use (values, nodes, in subgraphs too), so new
@@ -23,10 +26,13 @@ type quantizer struct {
 
 	activations map[string]*quantActivation // by float activation name
 	weights     map[weightKey]*quantWeight
-	newInits    []*onnx.TensorProto
+	// biases holds the [M,1,…,1] copies of constant Conv biases, by the
+	// original name and rank; the originals are dropped when unused.
+	biases   map[biasKey]string
+	newInits []*onnx.TensorProto
 
-	matmuls, gemms int
-	skipped        []SkippedNode
+	matmuls, gemms, convs int
+	skipped               []SkippedNode
 }
 
 // quantActivation names the outputs of one DynamicQuantizeLinear node.
@@ -38,6 +44,14 @@ type weightKey struct {
 	name       string
 	transposed bool
 	alpha      float32
+	conv       bool // per output channel (axis 0) rather than per column
+}
+
+// biasKey identifies a Conv bias reshaped to broadcast over an output of the
+// given rank.
+type biasKey struct {
+	name string
+	rank int
 }
 
 // quantWeight names the initializers that replace one float weight.
@@ -46,13 +60,17 @@ type quantWeight struct {
 	floatBytes, quantBytes int64
 }
 
-// rewritePlan is what a MatMul or Gemm rewrite needs; produced by matmulPlan or
-// gemmPlan once the node qualifies.
+// rewritePlan is what a MatMul, Gemm or Conv rewrite needs; produced by
+// matmulPlan, gemmPlan or convPlan once the node qualifies.
 type rewritePlan struct {
-	a, bias   string // activation input; bias input of a Gemm ("" if none)
-	weight    *onnx.TensorProto
-	transpose bool    // weight is [N, K] and must be transposed to [K, N]
-	alpha     float32 // folded into the weight scale
+	a, bias    string // activation input; bias input of a Gemm or Conv ("" if none)
+	weightName string // the value the node reads as its weight
+	weight     *onnx.TensorProto
+	transpose  bool    // weight is [N, K] and must be transposed to [K, N]
+	alpha      float32 // folded into the weight scale
+
+	// conv is set for a Conv: ConvInteger takes these attributes as they are.
+	conv *convPlanAttrs
 }
 
 func newQuantizer(m *onnx.ModelProto) *quantizer {
@@ -60,13 +78,20 @@ func newQuantizer(m *onnx.ModelProto) *quantizer {
 		m:           m,
 		g:           m.GetGraph(),
 		inits:       onnx.Initializers(m.GetGraph()),
+		constants:   map[string]*onnx.NodeProto{},
 		graphInputs: map[string]bool{},
 		names:       map[string]bool{},
 		activations: map[string]*quantActivation{},
 		weights:     map[weightKey]*quantWeight{},
+		biases:      map[biasKey]string{},
 	}
 	for _, v := range q.g.GetInput() {
 		q.graphInputs[v.GetName()] = true
+	}
+	for _, n := range q.g.GetNode() {
+		if n.GetOpType() == "Constant" && onnx.IsDefaultDomain(n.GetDomain()) && len(n.GetOutput()) == 1 {
+			q.constants[n.GetOutput()[0]] = n
+		}
 	}
 	q.collectNames(q.g)
 	return q
@@ -102,34 +127,57 @@ func (q *quantizer) fresh(base string) string {
 	return name
 }
 
-// rewrite walks the main graph once, replacing each qualifying MatMul/Gemm by
-// its int8 form at the same position, so the node order stays topological.
+// isCandidate reports whether n is a node the rewrite looks at.
+func isCandidate(n *onnx.NodeProto) bool {
+	if !onnx.IsDefaultDomain(n.GetDomain()) {
+		return false
+	}
+	switch n.GetOpType() {
+	case "MatMul", "Gemm", "Conv":
+		return true
+	}
+	return false
+}
+
+// rewrite walks the main graph once, replacing each qualifying MatMul, Gemm
+// or Conv by its int8 form at the same position, so the node order stays
+// topological.
 func (q *quantizer) rewrite() {
 	var nodes []*onnx.NodeProto
 	for _, n := range q.g.GetNode() {
 		for _, sg := range onnx.Subgraphs(n) {
 			q.skipNested(n, sg)
 		}
-		if !onnx.IsDefaultDomain(n.GetDomain()) || (n.GetOpType() != "MatMul" && n.GetOpType() != "Gemm") {
+		if !isCandidate(n) {
 			nodes = append(nodes, n)
 			continue
 		}
 		var p rewritePlan
 		var reason string
-		if n.GetOpType() == "MatMul" {
+		switch n.GetOpType() {
+		case "MatMul":
 			p, reason = q.matmulPlan(n)
-		} else {
+		case "Gemm":
 			p, reason = q.gemmPlan(n)
+		default:
+			p, reason = q.convPlan(n)
 		}
 		if reason == "" {
 			var rewritten []*onnx.NodeProto
-			rewritten, reason = q.emit(n, p)
+			if p.conv != nil {
+				rewritten, reason = q.emitConv(n, p)
+			} else {
+				rewritten, reason = q.emit(n, p)
+			}
 			if reason == "" {
 				nodes = append(nodes, rewritten...)
-				if n.GetOpType() == "MatMul" {
+				switch n.GetOpType() {
+				case "MatMul":
 					q.matmuls++
-				} else {
+				case "Gemm":
 					q.gemms++
+				default:
+					q.convs++
 				}
 				continue
 			}
@@ -147,11 +195,11 @@ func (q *quantizer) rewrite() {
 	}
 }
 
-// skipNested records the MatMul/Gemm nodes of a subgraph: only the main graph
-// is rewritten.
+// skipNested records the MatMul/Gemm/Conv nodes of a subgraph: only the main
+// graph is rewritten.
 func (q *quantizer) skipNested(parent *onnx.NodeProto, g *onnx.GraphProto) {
 	for _, n := range g.GetNode() {
-		if onnx.IsDefaultDomain(n.GetDomain()) && (n.GetOpType() == "MatMul" || n.GetOpType() == "Gemm") {
+		if isCandidate(n) {
 			q.skip(n, fmt.Sprintf("inside a subgraph of %s node %q; only the main graph is rewritten", parent.GetOpType(), nodeName(parent)))
 		}
 		for _, sg := range onnx.Subgraphs(n) {
@@ -175,11 +223,11 @@ func (q *quantizer) matmulPlan(n *onnx.NodeProto) (rewritePlan, string) {
 	if len(n.GetInput()) != 2 || len(n.GetOutput()) != 1 {
 		return rewritePlan{}, fmt.Sprintf("has %d inputs and %d outputs, want 2 and 1", len(n.GetInput()), len(n.GetOutput()))
 	}
-	w, reason := q.constantWeight(n.GetInput()[1])
+	w, reason := q.constantWeight(n.GetInput()[1], 2)
 	if reason != "" {
 		return rewritePlan{}, reason
 	}
-	return rewritePlan{a: n.GetInput()[0], weight: w, alpha: 1}, ""
+	return rewritePlan{a: n.GetInput()[0], weightName: n.GetInput()[1], weight: w, alpha: 1}, ""
 }
 
 func (q *quantizer) gemmPlan(n *onnx.NodeProto) (rewritePlan, string) {
@@ -215,32 +263,56 @@ func (q *quantizer) gemmPlan(n *onnx.NodeProto) (rewritePlan, string) {
 	case bias != "" && beta != 1:
 		return rewritePlan{}, fmt.Sprintf("Gemm with a bias and beta=%g is not supported (only beta=1)", beta)
 	}
-	w, reason := q.constantWeight(in[1])
+	w, reason := q.constantWeight(in[1], 2)
 	if reason != "" {
 		return rewritePlan{}, reason
 	}
-	return rewritePlan{a: in[0], bias: bias, weight: w, transpose: transB == 1, alpha: alpha}, ""
+	return rewritePlan{a: in[0], bias: bias, weightName: in[1], weight: w, transpose: transB == 1, alpha: alpha}, ""
 }
 
-// constantWeight returns the float32 rank-2 initializer called name, or why it
-// cannot be quantised.
-func (q *quantizer) constantWeight(name string) (*onnx.TensorProto, string) {
-	w, ok := q.inits[name]
+// constantWeight returns the float32 weight called name, an initializer or a
+// Constant node's value, of the given rank (a rank of 0 or less: any rank of
+// at least -rank), or why it cannot be quantised.
+func (q *quantizer) constantWeight(name string, rank int) (*onnx.TensorProto, string) {
+	w, reason := q.constantTensor(name)
+	if reason != "" {
+		return nil, reason
+	}
+	dims := w.GetDims()
 	switch {
-	case !ok:
-		return nil, fmt.Sprintf("weight %q is not a constant initializer", name)
-	case q.graphInputs[name] && q.m.GetIrVersion() >= 4:
-		return nil, fmt.Sprintf("weight %q is also a graph input, so callers may override it", name)
 	case onnx.DataType(w) != onnx.TensorProto_FLOAT:
 		return nil, fmt.Sprintf("weight %q has type %s, want FLOAT", name, onnx.DataType(w))
-	case len(w.GetDims()) != 2:
-		return nil, fmt.Sprintf("weight %q has rank %d, want 2", name, len(w.GetDims()))
-	case w.GetDims()[0] == 0 || w.GetDims()[1] == 0:
-		return nil, fmt.Sprintf("weight %q is empty (dims %v)", name, w.GetDims())
+	case rank > 0 && len(dims) != rank:
+		return nil, fmt.Sprintf("weight %q has rank %d, want %d", name, len(dims), rank)
+	case rank <= 0 && len(dims) < -rank:
+		return nil, fmt.Sprintf("weight %q has rank %d, want at least %d", name, len(dims), -rank)
 	case onnx.IsExternal(w):
 		return nil, fmt.Sprintf("weight %q stores its data externally, which is not supported", name)
 	}
+	if n, err := onnx.NumElements(dims); err != nil || n == 0 {
+		return nil, fmt.Sprintf("weight %q is empty or malformed (dims %v)", name, dims)
+	}
 	return w, ""
+}
+
+// constantTensor returns the tensor called name when it is constant: an
+// initializer callers cannot override, or the value attribute of a Constant
+// node of the main graph.
+func (q *quantizer) constantTensor(name string) (*onnx.TensorProto, string) {
+	if w, ok := q.inits[name]; ok {
+		if q.graphInputs[name] && q.m.GetIrVersion() >= 4 {
+			return nil, fmt.Sprintf("weight %q is also a graph input, so callers may override it", name)
+		}
+		return w, ""
+	}
+	c, ok := q.constants[name]
+	if !ok {
+		return nil, fmt.Sprintf("weight %q is not a constant initializer or Constant node", name)
+	}
+	if len(c.GetAttribute()) != 1 || c.GetAttribute()[0].GetName() != "value" || c.GetAttribute()[0].GetT() == nil {
+		return nil, fmt.Sprintf("weight %q is a Constant node without a single tensor value attribute", name)
+	}
+	return c.GetAttribute()[0].GetT(), ""
 }
 
 // emit returns the nodes that replace n, creating the quantised weight and the
@@ -252,18 +324,7 @@ func (q *quantizer) emit(n *onnx.NodeProto, p rewritePlan) ([]*onnx.NodeProto, s
 	if reason != "" {
 		return nil, reason
 	}
-	var nodes []*onnx.NodeProto
-	qa, ok := q.activations[p.a]
-	if !ok {
-		qa = &quantActivation{
-			q:         q.fresh(p.a + "_quantized"),
-			scale:     q.fresh(p.a + "_scale"),
-			zeroPoint: q.fresh(p.a + "_zero_point"),
-		}
-		q.activations[p.a] = qa
-		nodes = append(nodes, onnx.NewNode("DynamicQuantizeLinear", q.fresh(p.a+"_DynamicQuantizeLinear"),
-			[]string{p.a}, []string{qa.q, qa.scale, qa.zeroPoint}))
-	}
+	qa, nodes := q.quantizeActivation(p.a)
 	out := n.GetOutput()[0]
 	product := q.fresh(base + "_MatMulInteger_output")
 	product32 := q.fresh(base + "_Cast_output")
@@ -286,11 +347,28 @@ func (q *quantizer) emit(n *onnx.NodeProto, p rewritePlan) ([]*onnx.NodeProto, s
 	return nodes, ""
 }
 
+// quantizeActivation returns the names of activation a's uint8 form, and the
+// DynamicQuantizeLinear node that computes it on its first use (no node on
+// later uses: one quantisation serves every reader).
+func (q *quantizer) quantizeActivation(a string) (*quantActivation, []*onnx.NodeProto) {
+	if qa, ok := q.activations[a]; ok {
+		return qa, nil
+	}
+	qa := &quantActivation{
+		q:         q.fresh(a + "_quantized"),
+		scale:     q.fresh(a + "_scale"),
+		zeroPoint: q.fresh(a + "_zero_point"),
+	}
+	q.activations[a] = qa
+	return qa, []*onnx.NodeProto{onnx.NewNode("DynamicQuantizeLinear", q.fresh(a+"_DynamicQuantizeLinear"),
+		[]string{a}, []string{qa.q, qa.scale, qa.zeroPoint})}
+}
+
 // quantizeWeight returns the int8 form of p's weight as a [K, N] matrix with
 // per-column scales, creating its initializers on first use.
 func (q *quantizer) quantizeWeight(p rewritePlan) (*quantWeight, string) {
 	w := p.weight
-	key := weightKey{name: w.GetName(), transposed: p.transpose, alpha: p.alpha}
+	key := weightKey{name: p.weightName, transposed: p.transpose, alpha: p.alpha}
 	if qw, ok := q.weights[key]; ok {
 		return qw, ""
 	}
@@ -305,12 +383,12 @@ func (q *quantizer) quantizeWeight(p rewritePlan) (*quantWeight, string) {
 	}
 	wq, scales, err := symmetricPerColumn(values, k, n)
 	if err != nil {
-		return nil, fmt.Sprintf("weight %q: %v", w.GetName(), err)
+		return nil, fmt.Sprintf("weight %q: %v", p.weightName, err)
 	}
 	for i := range scales {
 		scales[i] *= p.alpha
 	}
-	base := w.GetName()
+	base := p.weightName
 	if p.transpose {
 		base += "_T"
 	}
@@ -333,10 +411,11 @@ func (q *quantizer) quantizeWeight(p rewritePlan) (*quantWeight, string) {
 	return qw, ""
 }
 
-// dropUnusedWeights removes the float32 weights that were quantised and that
-// nothing reads any more (a node, a subgraph, a graph output), from the
-// initializers and, for old IR versions, from the graph inputs. It returns how
-// many quantised weights had to stay.
+// dropUnusedWeights removes the float32 weights that were quantised, and the
+// Conv biases that were reshaped, that nothing reads any more (a node, a
+// subgraph, a graph output): initializers, their graph inputs for old IR
+// versions, and Constant nodes. It returns how many quantised weights had to
+// stay.
 func (q *quantizer) dropUnusedWeights() (kept int) {
 	used := map[string]bool{}
 	var markUses func(g *onnx.GraphProto)
@@ -364,8 +443,16 @@ func (q *quantizer) dropUnusedWeights() (kept int) {
 			drop[key.name] = true
 		}
 	}
+	for key := range q.biases {
+		if !used[key.name] {
+			drop[key.name] = true
+		}
+	}
 	q.g.Initializer = slices.DeleteFunc(q.g.Initializer, func(t *onnx.TensorProto) bool { return drop[t.GetName()] })
 	q.g.Input = slices.DeleteFunc(q.g.Input, func(v *onnx.ValueInfoProto) bool { return drop[v.GetName()] })
 	q.g.ValueInfo = slices.DeleteFunc(q.g.ValueInfo, func(v *onnx.ValueInfoProto) bool { return drop[v.GetName()] })
+	q.g.Node = slices.DeleteFunc(q.g.Node, func(n *onnx.NodeProto) bool {
+		return len(n.GetOutput()) == 1 && drop[n.GetOutput()[0]] && q.constants[n.GetOutput()[0]] == n
+	})
 	return len(keptNames)
 }

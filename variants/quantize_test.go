@@ -80,7 +80,7 @@ func TestQuantizeDynamicMatchesFloat(t *testing.T) {
 			if err != nil {
 				t.Fatalf("quantised model does not parse: %v", err)
 			}
-			checkStructure(t, tc.model, m, tc.wantDQL, tc.wantKept)
+			checkStructure(t, tc.model, m, rep, tc.wantDQL)
 
 			in := randInput(99, int(product(tc.inputShape)))
 			for _, optimize := range []bool{false, true} {
@@ -108,9 +108,11 @@ func TestQuantizeDynamicMatchesFloat(t *testing.T) {
 }
 
 // checkStructure asserts what every rewrite must keep: the graph's inputs and
-// outputs, a valid topological order, unique node and value names, no float
-// weight left behind without a reader, and the opset the new ops need.
-func checkStructure(t *testing.T, before, after *onnx.ModelProto, wantDQL, wantKept int) {
+// outputs, a valid topological order, unique node and value names, every
+// MatMul/Gemm/Conv rewritten unless the report says why not, no constant left
+// behind without a reader (float weights, reshaped biases, Constant nodes),
+// and the opset the new ops need.
+func checkStructure(t *testing.T, before, after *onnx.ModelProto, rep QuantizeReport, wantDQL int) {
 	t.Helper()
 	g := after.GetGraph()
 	if onnx.OpsetVersion(after, "") < minQuantOpset {
@@ -129,16 +131,16 @@ func checkStructure(t *testing.T, before, after *onnx.ModelProto, wantDQL, wantK
 	if got, want := names(g.GetOutput()), names(before.GetGraph().GetOutput()); got != want {
 		t.Errorf("graph outputs %s, want %s", got, want)
 	}
+	skipped := map[string]bool{}
+	for _, s := range rep.Skipped {
+		skipped[s.Node] = true
+	}
 	defined := map[string]bool{"": true}
 	for _, v := range g.GetInput() {
 		defined[v.GetName()] = true
 	}
-	floatInits := 0
 	for _, init := range g.GetInitializer() {
 		defined[init.GetName()] = true
-		if onnx.DataType(init) == onnx.TensorProto_FLOAT && len(init.GetDims()) == 2 {
-			floatInits++
-		}
 	}
 	nodeNames := map[string]bool{}
 	dql := 0
@@ -152,7 +154,7 @@ func checkStructure(t *testing.T, before, after *onnx.ModelProto, wantDQL, wantK
 		if n.GetOpType() == "DynamicQuantizeLinear" {
 			dql++
 		}
-		if n.GetOpType() == "MatMul" || (n.GetOpType() == "Gemm" && n.GetName() != "gemm_beta") {
+		if isCandidate(n) && !skipped[nodeName(n)] {
 			t.Errorf("node %d %s %q was not rewritten", i, n.GetOpType(), n.GetName())
 		}
 		for _, in := range n.GetInput() {
@@ -170,17 +172,52 @@ func checkStructure(t *testing.T, before, after *onnx.ModelProto, wantDQL, wantK
 	if dql != wantDQL {
 		t.Errorf("%d DynamicQuantizeLinear nodes, want %d", dql, wantDQL)
 	}
-	// Rank-2 float initializers left: the kept weights plus any that were
-	// never candidates (U in sharedModel).
-	wantFloat := wantKept
-	for _, n := range before.GetGraph().GetNode() {
-		if n.GetName() == "gemm_beta" {
-			wantFloat++
+	// Constants nobody reads: each must have been unread before too.
+	readBefore, readAfter := readValues(before.GetGraph()), readValues(g)
+	for _, c := range constantNames(g) {
+		if !readAfter[c] && !readBefore[c] {
+			continue
+		}
+		if !readAfter[c] {
+			t.Errorf("constant %q is left behind with no reader", c)
 		}
 	}
-	if floatInits != wantFloat {
-		t.Errorf("%d rank-2 float initializers left, want %d", floatInits, wantFloat)
+}
+
+// readValues returns the values some node (in subgraphs too) or a graph
+// output reads.
+func readValues(g *onnx.GraphProto) map[string]bool {
+	read := map[string]bool{}
+	var walk func(g *onnx.GraphProto)
+	walk = func(g *onnx.GraphProto) {
+		for _, n := range g.GetNode() {
+			for _, in := range n.GetInput() {
+				read[in] = true
+			}
+			for _, sg := range onnx.Subgraphs(n) {
+				walk(sg)
+			}
+		}
+		for _, o := range g.GetOutput() {
+			read[o.GetName()] = true
+		}
 	}
+	walk(g)
+	return read
+}
+
+// constantNames lists a graph's initializers and Constant node outputs.
+func constantNames(g *onnx.GraphProto) []string {
+	var out []string
+	for _, t := range g.GetInitializer() {
+		out = append(out, t.GetName())
+	}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "Constant" {
+			out = append(out, n.GetOutput()...)
+		}
+	}
+	return out
 }
 
 func TestQuantizeDynamicRejects(t *testing.T) {
@@ -193,7 +230,7 @@ func TestQuantizeDynamicRejects(t *testing.T) {
 	}{
 		{"not onnx bytes", func(*testing.T) []byte { return []byte("definitely not a model") }, onnx.ErrNotONNX, ""},
 		{"empty", func(*testing.T) []byte { return nil }, onnx.ErrNotONNX, ""},
-		{"no matmul or gemm", func(t *testing.T) []byte {
+		{"no matmul, gemm or conv", func(t *testing.T) []byte {
 			return marshalModel(t, singleNodeModel(onnx.NewNode("Relu", "relu", []string{"x"}, []string{"y"})))
 		}, ErrNothingToQuantize, ""},
 		{"gemm transA=1", func(t *testing.T) []byte {
@@ -250,9 +287,6 @@ func TestQuantizeDynamicRejects(t *testing.T) {
 			}
 			return q
 		}, ErrNothingToQuantize, ""},
-		{"mnist-8 (weight reshaped at run time)", func(t *testing.T) []byte {
-			return readZooModel(t, "mnist-8.onnx")
-		}, ErrNothingToQuantize, "not a constant initializer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,7 +393,7 @@ func TestSymmetricPerColumn(t *testing.T) {
 	}
 }
 
-func readZooModel(t *testing.T, name string) []byte {
+func readZooModel(t testing.TB, name string) []byte {
 	t.Helper()
 	path := filepath.Join(onnxtest.RepoRoot(t), "zoo", "models", name)
 	b, err := os.ReadFile(path)

@@ -1,0 +1,67 @@
+package variants
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/infaas/infaas/onnx/onnxtest"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// BenchmarkQuantizedCNN compares ONNX Runtime CPU latency of the zoo's
+// mnist-cnn-m (two 3×3 Convs, two Gemms) in float32 and after QuantizeDynamic
+// (ConvInteger and MatMulInteger), one intra-op thread, at batch 1 and 8:
+//
+//	go test -bench Quantized -run '^$' ./variants/
+func BenchmarkQuantizedCNN(b *testing.B) {
+	fp32 := readZooModel(b, "mnist-cnn-m.onnx")
+	int8Model, rep, err := QuantizeDynamic(fp32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rep.Conv != 2 || rep.Gemm != 2 {
+		b.Fatalf("report %+v: want 2 Conv and 2 Gemm quantised", rep)
+	}
+	onnxtest.InitORT(b)
+	for _, batch := range []int64{1, 8} {
+		for _, variant := range []struct {
+			name  string
+			model []byte
+		}{{"fp32", fp32}, {"int8", int8Model}} {
+			b.Run(fmt.Sprintf("batch=%d/%s", batch, variant.name), func(b *testing.B) {
+				opts, err := ort.NewSessionOptions()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer opts.Destroy()
+				if err := opts.SetIntraOpNumThreads(1); err != nil {
+					b.Fatal(err)
+				}
+				if err := opts.SetInterOpNumThreads(1); err != nil {
+					b.Fatal(err)
+				}
+				sess, err := ort.NewDynamicAdvancedSessionWithONNXData(variant.model, []string{"input"}, []string{"logits"}, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer sess.Destroy()
+				in, err := ort.NewTensor(ort.NewShape(batch, 1, 28, 28), randInput(1, int(batch*784)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer in.Destroy()
+				out, err := ort.NewEmptyTensor[float32](ort.NewShape(batch, 10))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer out.Destroy()
+				for b.Loop() {
+					if err := sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(batch)/1000, "µs/image")
+			})
+		}
+	}
+}
