@@ -2,6 +2,7 @@ package variants
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -10,6 +11,11 @@ import (
 
 // Tolerance says how far apart two measurements must be to count as
 // different; closer than that they are equal within measurement noise.
+// Measured latencies and throughputs are compared with their noise on top:
+// p99s that carry confidence bounds (catalog.Latency's P99Low and P99High)
+// must differ by the Latency tolerance at the intervals' ends, and
+// throughputs by the Throughput tolerance beyond the p50s' noise margins
+// (see Prune).
 type Tolerance struct {
 	Latency     float64 // relative, e.g. 0.10
 	Throughput  float64 // relative
@@ -25,6 +31,10 @@ var DefaultTolerance = Tolerance{Latency: 0.10, Throughput: 0.10, Memory: 0.10, 
 type Costed struct {
 	catalog.Variant
 	CostPerHour float64
+	// KeptBecause, set by Prune on a kept variant only, says why it was
+	// kept although another variant dominates it (the dominating one
+	// cannot serve the largest batch size); empty otherwise.
+	KeptBecause string
 }
 
 type cmp int
@@ -58,6 +68,91 @@ func compareHigh(x, y, rel, abs float64) cmp {
 	return equal
 }
 
+// compareP99 compares the p99 latency of x at batch bx with y's at batch by.
+// Without confidence bounds on both sides (catalog.Latency's P99Low and
+// P99High, measured at exactly those batch sizes) it is compareLow of the
+// point estimates within the relative tolerance rel. With them it is
+// compareLow of the interval ends: x is better only when its upper bound is
+// more than the tolerance below y's lower bound (x.P99High < y.P99Low ×
+// (1 − rel)), worse only when its lower bound is more than the tolerance
+// above y's upper bound. A difference then counts only when it is real
+// (the intervals are apart; each end fails with probability ≤ 2.5 %, so
+// at most 5 %) and material (beyond the tolerance even at the intervals'
+// ends); a point estimate that strays past the tolerance on noise alone
+// decides nothing.
+func compareP99(x, y catalog.Profile, bx, by int, rel float64) cmp {
+	lx, okx := x.LatencyMs[bx]
+	ly, oky := y.LatencyMs[by]
+	if !okx || !oky || !hasBounds(lx) || !hasBounds(ly) {
+		return compareLow(x.P99At(bx), y.P99At(by), rel, 0)
+	}
+	switch {
+	case lx.P99High < ly.P99Low*(1-rel):
+		return better
+	case lx.P99Low > ly.P99High*(1+rel):
+		return worse
+	}
+	return equal
+}
+
+// medianMargin is the relative noise margin of the p50 that gives a
+// profile its throughput (the batch size ≤ maxBatch with the most samples
+// per second at p50, as profiler.VariantProfile picks it), 0 when the
+// profile does not record its spread. catalog.Latency holds no p50 interval,
+// so the margin is derived: the sample median lies, with 95 % confidence,
+// between the true quantiles 0.5 ± δ, δ = 1.96 × 0.5 ÷ √n; for a latency
+// distribution with a single mode at or below its median (right-skewed,
+// as latencies are) the quantile function is no steeper there than on
+// average between the p50 and the p99, so the median is off by at most
+// δ ÷ 0.49 × (P99 − P50) = δ ÷ 0.49 × Spread × P50. That is about 2 to 3
+// times the median's actual noise for lognormal-like latencies: a cautious
+// margin, as pruning needs.
+func medianMargin(p catalog.Profile, maxBatch int) float64 {
+	best, at := 0.0, catalog.Latency{}
+	for b, l := range p.LatencyMs {
+		if b <= maxBatch && l.P50 > 0 {
+			if t := float64(b) / l.P50; t > best {
+				best, at = t, l
+			}
+		}
+	}
+	if at.Samples < 1 || !(at.Spread > 0) {
+		return 0
+	}
+	delta := 1.96 * 0.5 / math.Sqrt(float64(at.Samples))
+	return min(delta/0.49*at.Spread, 0.5)
+}
+
+// compareThroughput compares throughputs within the relative tolerance rel
+// widened by each side's medianMargin: x is better only when x's lowest
+// plausible throughput beats y's highest by more than the tolerance. With
+// no margins (profiles without a recorded spread) it is compareHigh.
+func compareThroughput(x, y Costed, rel float64) cmp {
+	tx, ty := x.Profile.ThroughputQPS, y.Profile.ThroughputQPS
+	mx, my := medianMargin(x.Profile, x.MaxBatch), medianMargin(y.Profile, y.MaxBatch)
+	switch {
+	case tx*(1-mx) > ty*(1+my)*(1+rel):
+		return better
+	case tx*(1+mx) < ty*(1-my)*(1-rel):
+		return worse
+	}
+	return equal
+}
+
+// hasBounds: l carries a two-sided confidence interval of its p99.
+func hasBounds(l catalog.Latency) bool {
+	return l.P99Low > 0 && l.P99High >= l.P99Low
+}
+
+// showP99 prints the p99 at batch b, with its interval when it has one.
+func showP99(p catalog.Profile, b int) string {
+	s := fmt.Sprintf("%.3f ms", p.P99At(b))
+	if l, ok := p.LatencyMs[b]; ok && hasBounds(l) {
+		s += fmt.Sprintf(" (95%% CI %.3f–%.3f)", l.P99Low, l.P99High)
+	}
+	return s
+}
+
 type dimension struct {
 	name string
 	cmp  func(a, b Costed) cmp
@@ -69,16 +164,15 @@ func dimensions(t Tolerance) []dimension {
 		{"accuracy", func(a, b Costed) cmp { return compareHigh(a.Accuracy, b.Accuracy, 0, 0.005) },
 			func(v Costed) string { return fmt.Sprintf("%.2f%%", v.Accuracy) }},
 		{"p99 latency at batch 1", func(a, b Costed) cmp {
-			return compareLow(a.Profile.P99At(1), b.Profile.P99At(1), t.Latency, 0)
-		}, func(v Costed) string { return fmt.Sprintf("%.3f ms", v.Profile.P99At(1)) }},
+			return compareP99(a.Profile, b.Profile, 1, 1, t.Latency)
+		}, func(v Costed) string { return showP99(v.Profile, 1) }},
 		{"p99 latency of a full batch", func(a, b Costed) cmp {
-			return compareLow(a.Profile.P99At(a.MaxBatch), b.Profile.P99At(b.MaxBatch), t.Latency, 0)
+			return compareP99(a.Profile, b.Profile, a.MaxBatch, b.MaxBatch, t.Latency)
 		}, func(v Costed) string {
-			return fmt.Sprintf("%.3f ms at batch %d", v.Profile.P99At(v.MaxBatch), v.MaxBatch)
+			return fmt.Sprintf("%s at batch %d", showP99(v.Profile, v.MaxBatch), v.MaxBatch)
 		}},
-		{"throughput", func(a, b Costed) cmp {
-			return compareHigh(a.Profile.ThroughputQPS, b.Profile.ThroughputQPS, t.Throughput, 0)
-		}, func(v Costed) string { return fmt.Sprintf("%.0f/s", v.Profile.ThroughputQPS) }},
+		{"throughput", func(a, b Costed) cmp { return compareThroughput(a, b, t.Throughput) },
+			func(v Costed) string { return fmt.Sprintf("%.0f/s", v.Profile.ThroughputQPS) }},
 		{"peak memory", func(a, b Costed) cmp {
 			return compareLow(float64(a.Profile.PeakMemoryBytes), float64(b.Profile.PeakMemoryBytes), t.Memory, float64(t.MemoryBytes))
 		}, func(v Costed) string { return fmt.Sprintf("%.1f MiB", float64(v.Profile.PeakMemoryBytes)/(1<<20)) }},
@@ -97,11 +191,30 @@ func dimensions(t Tolerance) []dimension {
 // more than the tolerance. Variants equal on every dimension within the
 // tolerance are duplicates: the first in preference order (larger max
 // batch, fp32, lower optimisation level, fewer threads) is kept.
+//
+// The p99 latencies are compared with their own uncertainty (compareP99):
+// when both carry confidence bounds, one is better only when the intervals
+// are apart as well as the point estimates beyond the tolerance, so two
+// profiles of the same variants on the same idle machine keep the same
+// set. Throughput, from p50s, is compared within the tolerance widened by
+// the p50s' noise margin (compareThroughput); the other dimensions, which
+// do not come from timing, within the tolerance alone.
+//
+// A variant with the largest max batch among vs is dropped only for one
+// with that max batch too: else no kept variant could serve the model's
+// largest batches. Such a variant, kept although a smaller-batch one
+// dominates it, says so in KeptBecause.
+//
 // The result is sorted by name; each dropped variant says which one beat it.
 func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.DroppedVariant) {
 	dims := dimensions(tol)
 	order := append([]Costed(nil), vs...)
 	sort.SliceStable(order, func(i, j int) bool { return preferred(order[i], order[j]) })
+	largest := 0
+	for i := range order {
+		largest = max(largest, order[i].MaxBatch)
+		order[i].KeptBecause = ""
+	}
 
 	alive := make([]bool, len(order))
 	for i := range alive {
@@ -128,6 +241,13 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 				continue
 			}
 			if len(betterDims) > 0 {
+				if a.MaxBatch == largest && b.MaxBatch < largest {
+					if order[i].KeptBecause == "" {
+						order[i].KeptBecause = fmt.Sprintf("dominated by %s (better %s) but kept: it serves batches up to %d, %s only up to %d",
+							b.Name, strings.Join(betterDims, ", "), a.MaxBatch, b.Name, b.MaxBatch)
+					}
+					continue
+				}
 				alive[i] = false
 				dropped = append(dropped, catalog.DroppedVariant{Name: a.Name,
 					Reason: fmt.Sprintf("dominated by %s (better %s; no worse elsewhere)", b.Name, strings.Join(betterDims, ", "))})

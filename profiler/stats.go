@@ -1,0 +1,286 @@
+package profiler
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/infaas/infaas/catalog"
+)
+
+// Statistics of latency samples: what a profile records per batch size,
+// when enough samples have been taken, and how a profiling budget is
+// spent.
+//
+// The p99's confidence interval is distribution-free. Among n independent
+// samples, the number B that fall at or below the true p99 is
+// binomial(n, 0.99) (at least that, with ties), so for order statistics
+// x_(l) ≤ x_(u) of the sorted samples
+//
+//	P(x_(l) > p99) ≤ P(B < l)   and   P(x_(u) < p99) ≤ P(B ≥ u).
+//
+// OrderBounds picks l and u equal-tailed: each tail at most (1 − 0.95)/2,
+// so the interval holds the true p99 with probability ≥ 95 % and each end
+// alone is a one-sided 97.5 % bound. That per-end guarantee is what makes
+// pruning sound: variants.Prune claims "x's p99 is below y's" only when
+// x's upper bound is below y's lower bound (by its tolerance, even), which
+// is wrong with probability at most 2.5 % + 2.5 %. One-sided 95 % bounds
+// would exist a little sooner (n ≥ 299 instead of 368) but leave a
+// comparison of two variants only 90 % and the catalog no interval it
+// could call 95 %; they are not used.
+//
+// The upper end needs P(B = n) = 0.99ⁿ ≤ 2.5 %, that is n ≥ BoundRuns
+// (368) samples; with fewer, no sample is a 97.5 % upper bound of the p99
+// and P99High is 0 while P99Low (a valid lower bound from n = 1 on) is
+// still set. Pruning then falls back to its relative tolerance. From 368
+// to 554 samples the upper bound is the largest sample (wide, and
+// creeping up with n); from 555 on it is an inner order statistic and the
+// interval narrows steadily, to about ±1 % of a typical p99 at MaxRuns.
+
+// Confidence is the coverage of the p99 interval Summarise records.
+const Confidence = 0.95
+
+// MinRuns is the fewest timed runs per batch size a profile should have:
+// PlanBudget leaves out batch sizes rather than go below it. It is not
+// enough for P99High (BoundRuns is); a budget that affords more gives
+// pruning bounds to compare.
+const MinRuns = 200
+
+// BoundRuns is the fewest samples for which Summarise sets P99High: the
+// smallest n with 0.99ⁿ ≤ (1 − Confidence)/2.
+const BoundRuns = 368
+
+// MaxRuns caps the runs PlanBudget asks for per batch size: by then the
+// p99 is known to about ±1 % for a typical spread, and the samples stay
+// small.
+const MaxRuns = 10000
+
+// Summarise condenses latency samples (ms) into a catalog.Latency. It sorts
+// a copy and ignores NaNs. P50 and P99 are nearest-rank percentiles (the
+// ⌈p·n⌉-th smallest sample); Samples counts the samples used; Spread is
+// (P99 − P50) ÷ P50 (0 when P50 is 0). P99Low and P99High are the order
+// statistics OrderBounds(n, 0.99, Confidence) picks: together a 95 %
+// interval for the true p99, each alone a 97.5 % one-sided bound. With
+// fewer than BoundRuns samples P99High is 0 (no sample bounds the p99 from
+// above with that confidence); P99Low is 0 only without samples.
+func Summarise(samples []float64) catalog.Latency {
+	s := make([]float64, 0, len(samples))
+	for _, x := range samples {
+		if !math.IsNaN(x) {
+			s = append(s, x)
+		}
+	}
+	n := len(s)
+	if n == 0 {
+		return catalog.Latency{}
+	}
+	sort.Float64s(s)
+	l := catalog.Latency{P50: nearestRank(s, 0.50), P99: nearestRank(s, 0.99), Samples: n}
+	if l.P50 > 0 {
+		l.Spread = (l.P99 - l.P50) / l.P50
+	}
+	lo, hi := OrderBounds(n, 0.99, Confidence)
+	if lo > 0 {
+		l.P99Low = min(s[lo-1], l.P99)
+	}
+	if hi > 0 {
+		l.P99High = max(s[hi-1], l.P99)
+	}
+	return l
+}
+
+// nearestRank is the ⌈q·n⌉-th smallest of sorted (the rule of child.go's
+// percentile).
+func nearestRank(sorted []float64, q float64) float64 {
+	k := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(k, len(sorted)-1))]
+}
+
+// OrderBounds returns the 1-based ranks l ≤ u of the order statistics that
+// bound the q-quantile of n independent samples with probability at least
+// conf, equal-tailed: l is the largest rank with P(B < l) ≤ (1−conf)/2 and
+// u the smallest with P(B ≥ u) ≤ (1−conf)/2, B ~ binomial(n, q), summed
+// exactly in log space. A rank is 0 when no order statistic qualifies (n
+// too small for that end) or the arguments are out of range (n < 1, q or
+// conf outside (0, 1)).
+func OrderBounds(n int, q, conf float64) (l, u int) {
+	if n < 1 || !(q > 0 && q < 1) || !(conf > 0 && conf < 1) {
+		return 0, 0
+	}
+	tail := (1 - conf) / 2
+	lgN, _ := math.Lgamma(float64(n) + 1)
+	logQ, logP := math.Log(q), math.Log1p(-q)
+	logPMF := func(k int) float64 {
+		a, _ := math.Lgamma(float64(k) + 1)
+		b, _ := math.Lgamma(float64(n-k) + 1)
+		return lgN - a - b + float64(k)*logQ + float64(n-k)*logP
+	}
+	// Walk k down from n accumulating S(k) = P(B ≥ k): u is the smallest k
+	// with S(k) ≤ tail, l the largest with S(k) ≥ 1 − tail (P(B < k) ≤ tail).
+	s := 0.0
+	for k := n; k >= 1; k-- {
+		s += math.Exp(logPMF(k))
+		if s <= tail {
+			u = k
+		}
+		if s >= 1-tail {
+			l = k
+			break
+		}
+	}
+	return l, u
+}
+
+// Enough reports whether samples suffice to stop timing a batch size:
+// there is at least one sample and either at least minRuns of them, or the
+// p99's confidence interval (Summarise's, which needs BoundRuns samples)
+// has a relative half-width (P99High − P99Low) ÷ 2 ÷ P99 of at most
+// relHalfWidth (≤ 0 or NaN: never). The caller also stops at its time
+// budget. With minRuns from PlanBudget (often thousands for a fast model)
+// the interval stops a well-behaved model early, at a few hundred runs,
+// while a noisy one runs on to minRuns or the deadline: with relHalfWidth
+// 0.05, a p99 some 40 % above the p50 is pinned after about 450–550 runs.
+// Enough sorts a copy of samples: check it every few dozen runs, not after
+// each.
+func Enough(samples []float64, minRuns int, relHalfWidth float64) bool {
+	n := 0
+	for _, x := range samples {
+		if !math.IsNaN(x) {
+			n++
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	if n >= minRuns {
+		return true
+	}
+	if !(relHalfWidth > 0) || n < BoundRuns {
+		return false
+	}
+	l := Summarise(samples)
+	return l.P99High > 0 && l.P99 > 0 && (l.P99High-l.P99Low)/2 <= relHalfWidth*l.P99
+}
+
+// BudgetPlan is how one profile spends its time budget.
+type BudgetPlan struct {
+	// Batches are the batch sizes to profile, ascending: those asked for
+	// that fit the budget (never empty when any were asked for).
+	Batches []int
+	// PerBatch is the time to spend timing each batch size of Batches: the
+	// budget shared in proportion to the batch size, so that every size
+	// gets the same number of runs.
+	PerBatch map[int]time.Duration
+	// Runs is the timed runs to aim for at each batch size, Enough's
+	// minRuns: as many as the budget affords, at most MaxRuns, at least 1.
+	Runs int
+	// Note says what was cut and why (batch sizes left out, fewer runs
+	// than MinRuns or than BoundRuns); empty when nothing was.
+	Note string
+}
+
+// PlanBudget plans a profile whose batch-1 run took firstRunMs, at batch
+// sizes batches, within total. It assumes a batch of b costs b times a
+// batch of 1 (batching seldom costs more per sample, so the plan errs on
+// the safe side) and leaves warm-up to the caller. In order:
+//
+//   - every batch size, when each can have at least MinRuns runs: Runs is
+//     what the budget affords (≥ BoundRuns gives P99 bounds);
+//   - else the largest batch sizes are left out, one at a time, until the
+//     rest can have MinRuns runs each;
+//   - else only the smallest batch size, with the runs that fit (at least 1).
+//
+// A firstRunMs that is not a positive number (unmeasured) plans every
+// batch size with the budget split the same way and Runs = MaxRuns, so the
+// deadline and Enough decide; the note says so.
+func PlanBudget(firstRunMs float64, batches []int, total time.Duration) BudgetPlan {
+	var bs []int
+	for _, b := range batches {
+		if b > 0 {
+			bs = append(bs, b)
+		}
+	}
+	sort.Ints(bs)
+	bs = compactInts(bs)
+	if len(bs) == 0 {
+		return BudgetPlan{PerBatch: map[int]time.Duration{}, Note: "no batch size to profile"}
+	}
+	total = max(total, 0)
+	totalMs := float64(total) / float64(time.Millisecond)
+	plan := func(bs []int, runs int, note string) BudgetPlan {
+		sum := 0
+		for _, b := range bs {
+			sum += b
+		}
+		p := BudgetPlan{Batches: bs, PerBatch: make(map[int]time.Duration, len(bs)), Runs: max(1, min(runs, MaxRuns)), Note: note}
+		for _, b := range bs {
+			p.PerBatch[b] = time.Duration(float64(total) * float64(b) / float64(sum))
+		}
+		return p
+	}
+	if !(firstRunMs > 0) {
+		return plan(bs, MaxRuns, "batch-1 run time unknown: runs stop at the deadline or when the p99 is known well enough")
+	}
+	affords := func(bs []int) int { // runs of each that fit
+		sum := 0
+		for _, b := range bs {
+			sum += b
+		}
+		r := totalMs / (firstRunMs * float64(sum))
+		if r >= MaxRuns {
+			return MaxRuns
+		}
+		return int(r)
+	}
+	cost := func(bs []int, runs int) time.Duration {
+		sum := 0
+		for _, b := range bs {
+			sum += b
+		}
+		return time.Duration(float64(runs) * firstRunMs * float64(sum) * float64(time.Millisecond))
+	}
+	why := fmt.Sprintf("one batch-1 run takes %.3g ms and the budget is %s", firstRunMs, total)
+	if r := affords(bs); r >= MinRuns {
+		note := ""
+		if r < BoundRuns {
+			note = fmt.Sprintf("%d runs per batch size, fewer than the %d that bound the p99 (%s): pruning compares these p99s within its tolerance only", r, BoundRuns, why)
+		}
+		return plan(bs, r, note)
+	}
+	for k := len(bs) - 1; k >= 1; k-- {
+		if r := affords(bs[:k]); r >= MinRuns {
+			return plan(bs[:k], r, fmt.Sprintf("batch sizes %s not profiled: %d runs of every batch size would take %s (%s); %d runs of each of %s",
+				joinInts(bs[k:]), MinRuns, cost(bs, MinRuns).Round(time.Millisecond), why, min(r, MaxRuns), joinInts(bs[:k])))
+		}
+	}
+	r := affords(bs[:1])
+	cut := ""
+	if len(bs) > 1 {
+		cut = fmt.Sprintf("batch sizes %s not profiled; ", joinInts(bs[1:]))
+	}
+	if r < 1 {
+		return plan(bs[:1], 1, fmt.Sprintf("%sthe budget does not cover one run of batch %d (%s): a single run, no p99 to speak of", cut, bs[0], why))
+	}
+	return plan(bs[:1], r, fmt.Sprintf("%sonly %d runs of batch %d fit, fewer than %d (%s): its p99 is rough and has no upper bound",
+		cut, r, bs[0], MinRuns, why))
+}
+
+func compactInts(s []int) []int {
+	out := s[:0]
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func joinInts(s []int) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,349 @@
+package profiler
+
+import (
+	"math"
+	"math/big"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binomialTails returns, exactly, 40·P(B < k) and 40·P(B ≥ k) scaled by
+// 100ⁿ for B ~ binomial(n, 0.99), k = 0..n+1, so that comparing with
+// 100ⁿ compares the probabilities with 1/40 = 2.5 %.
+func binomialTails(n int) (below, atLeast []*big.Int, scale *big.Int) {
+	terms := make([]*big.Int, n+1) // C(n,k)·99^k·1^(n−k)
+	c := big.NewInt(1)
+	pow := big.NewInt(1)
+	for k := 0; k <= n; k++ {
+		terms[k] = new(big.Int).Mul(c, pow)
+		c.Mul(c, big.NewInt(int64(n-k)))
+		c.Quo(c, big.NewInt(int64(k+1)))
+		pow.Mul(pow, big.NewInt(99))
+	}
+	below = make([]*big.Int, n+2)
+	below[0] = new(big.Int)
+	for k := 1; k <= n+1; k++ {
+		below[k] = new(big.Int).Add(below[k-1], terms[k-1])
+	}
+	atLeast = make([]*big.Int, n+2)
+	atLeast[n+1] = new(big.Int)
+	for k := n; k >= 0; k-- {
+		atLeast[k] = new(big.Int).Add(atLeast[k+1], terms[k])
+	}
+	forty := big.NewInt(40)
+	for k := range below {
+		below[k].Mul(below[k], forty)
+		atLeast[k].Mul(atLeast[k], forty)
+	}
+	return below, atLeast, new(big.Int).Exp(big.NewInt(100), big.NewInt(int64(n)), nil)
+}
+
+// TestStatsOrderBoundsExact checks the ranks against exact rational
+// arithmetic: l is the largest rank with P(B < l) ≤ 2.5 %, u the smallest
+// with P(B ≥ u) ≤ 2.5 %, 0 when none.
+func TestStatsOrderBoundsExact(t *testing.T) {
+	for _, n := range []int{1, 2, 10, 50, 100, 200, 298, 299, 367, 368, 369, 400, 500, 750, 1000} {
+		below, atLeast, scale := binomialTails(n)
+		ok := func(x *big.Int) bool { return x.Cmp(scale) <= 0 } // 40·P·100ⁿ ≤ 100ⁿ
+		wantL := 0
+		for k := 1; k <= n; k++ {
+			if ok(below[k]) {
+				wantL = k
+			}
+		}
+		wantU := 0
+		for k := n; k >= 1; k-- {
+			if ok(atLeast[k]) {
+				wantU = k
+			}
+		}
+		l, u := OrderBounds(n, 0.99, 0.95)
+		if l != wantL || u != wantU {
+			t.Errorf("n=%d: OrderBounds = (%d, %d), exact (%d, %d)", n, l, u, wantL, wantU)
+		}
+	}
+}
+
+func TestStatsOrderBounds(t *testing.T) {
+	// BoundRuns is the first n with an upper bound.
+	if _, u := OrderBounds(BoundRuns-1, 0.99, Confidence); u != 0 {
+		t.Errorf("n=%d: upper rank %d, want none", BoundRuns-1, u)
+	}
+	if _, u := OrderBounds(BoundRuns, 0.99, Confidence); u != BoundRuns {
+		t.Errorf("n=%d: upper rank %d, want %d (the largest sample)", BoundRuns, u, BoundRuns)
+	}
+	// The interval holds the nearest-rank p99, and tightens (in ranks per
+	// sample) towards 0.99 as n grows.
+	prevWidth := 1.0
+	for n := 1; n <= 3000; n++ {
+		l, u := OrderBounds(n, 0.99, Confidence)
+		k := int(math.Ceil(0.99 * float64(n)))
+		if l < 1 || l > k || (u != 0 && (u < k || u > n)) || (n >= BoundRuns) != (u != 0) {
+			t.Fatalf("n=%d: ranks (%d, %d) around nearest rank %d", n, l, u, k)
+		}
+		if n%250 == 0 && n >= 500 {
+			w := float64(u-l) / float64(n)
+			if w >= prevWidth {
+				t.Errorf("n=%d: width %.4f of the ranks did not shrink from %.4f", n, w, prevWidth)
+			}
+			prevWidth = w
+		}
+	}
+	if l, u := OrderBounds(100000, 0.99, Confidence); l < 98900 || u > 99100 {
+		t.Errorf("n=100000: ranks (%d, %d), want within 0.99 ± 0.001", l, u)
+	}
+	// Other quantiles and out-of-range arguments.
+	if l, u := OrderBounds(100, 0.5, 0.95); l != 40 || u != 61 {
+		t.Errorf("median of 100: ranks (%d, %d), want (40, 61)", l, u)
+	}
+	for _, c := range []struct {
+		n       int
+		q, conf float64
+	}{{0, 0.99, 0.95}, {-3, 0.99, 0.95}, {100, 0, 0.95}, {100, 1, 0.95}, {100, math.NaN(), 0.95}, {100, 0.99, 1}, {100, 0.99, math.NaN()}} {
+		if l, u := OrderBounds(c.n, c.q, c.conf); l != 0 || u != 0 {
+			t.Errorf("OrderBounds(%d, %v, %v) = (%d, %d), want (0, 0)", c.n, c.q, c.conf, l, u)
+		}
+	}
+}
+
+// nearestRankRef is child.go's percentile rule, restated.
+func nearestRankRef(sorted []float64, p float64) float64 {
+	k := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(k, len(sorted)-1))]
+}
+
+func TestSummariseEdgeCases(t *testing.T) {
+	if l := Summarise(nil); l.P50 != 0 || l.P99 != 0 || l.Samples != 0 || l.P99Low != 0 || l.P99High != 0 || l.Spread != 0 {
+		t.Errorf("no samples: %+v", l)
+	}
+	if l := Summarise([]float64{math.NaN(), math.NaN()}); l.Samples != 0 || l.P99 != 0 {
+		t.Errorf("only NaNs: %+v", l)
+	}
+	l := Summarise([]float64{2.5})
+	if l.P50 != 2.5 || l.P99 != 2.5 || l.Samples != 1 || l.P99Low != 2.5 || l.P99High != 0 || l.Spread != 0 {
+		t.Errorf("one sample: %+v", l)
+	}
+	l = Summarise([]float64{0, 0, 0})
+	if l.Spread != 0 || math.IsNaN(l.Spread) {
+		t.Errorf("zero latencies: spread %v", l.Spread)
+	}
+	in := []float64{3, math.NaN(), 1, 2, 4}
+	l = Summarise(in)
+	if l.Samples != 4 || l.P50 != 2 || l.P99 != 4 || l.Spread != 1 {
+		t.Errorf("NaN ignored: %+v", l)
+	}
+	if in[0] != 3 || in[2] != 1 {
+		t.Errorf("Summarise reordered its input: %v", in)
+	}
+}
+
+func TestSummariseMatchesNearestRank(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{1, 2, 3, 7, 99, 100, 101, 200, 367, 368, 1000, 4321} {
+		s := make([]float64, n)
+		for i := range s {
+			s[i] = math.Exp(rng.NormFloat64())
+		}
+		l := Summarise(s)
+		sorted := slices.Sorted(slices.Values(s))
+		if l.P50 != nearestRankRef(sorted, 50) || l.P99 != nearestRankRef(sorted, 99) || l.Samples != n {
+			t.Errorf("n=%d: %+v, want p50 %v p99 %v", n, l, nearestRankRef(sorted, 50), nearestRankRef(sorted, 99))
+		}
+		if want := (l.P99 - l.P50) / l.P50; math.Abs(l.Spread-want) > 1e-12 {
+			t.Errorf("n=%d: spread %v, want %v", n, l.Spread, want)
+		}
+		if l.P99Low <= 0 || l.P99Low > l.P99 || (n >= BoundRuns) != (l.P99High > 0) || (l.P99High > 0 && l.P99High < l.P99) {
+			t.Errorf("n=%d: bounds %v ≤ %v ≤ %v", n, l.P99Low, l.P99, l.P99High)
+		}
+	}
+}
+
+// TestSummariseCoverage: over seeded trials, the interval holds the true p99
+// of a known distribution at least about 95 % of the time, and each end
+// misses at most about 2.5 % of the time — also with ties (a coarse clock).
+func TestSummariseCoverage(t *testing.T) {
+	z99 := 2.3263478740408408
+	dists := []struct {
+		name string
+		draw func(*rand.Rand) float64
+		p99  float64
+	}{
+		{"lognormal σ=0.5", func(r *rand.Rand) float64 { return math.Exp(0.5 * r.NormFloat64()) }, math.Exp(0.5 * z99)},
+		{"exponential", func(r *rand.Rand) float64 { return 1 + r.ExpFloat64() }, 1 + math.Log(100)},
+		{"uniform", func(r *rand.Rand) float64 { return r.Float64() }, 0.99},
+		{"lognormal on a 0.05 ms clock", func(r *rand.Rand) float64 { return math.Ceil(math.Exp(0.2*r.NormFloat64())/0.05) * 0.05 },
+			math.Ceil(math.Exp(0.2*z99)/0.05) * 0.05},
+	}
+	trials := 2000
+	if testing.Short() {
+		trials = 500
+	}
+	for _, d := range dists {
+		for _, n := range []int{BoundRuns, 1000} {
+			rng := rand.New(rand.NewSource(int64(n)))
+			low, high := 0, 0
+			s := make([]float64, n)
+			for i := 0; i < trials; i++ {
+				for j := range s {
+					s[j] = d.draw(rng)
+				}
+				l := Summarise(s)
+				if l.P99Low > d.p99 {
+					low++
+				}
+				if l.P99High < d.p99 {
+					high++
+				}
+			}
+			cover := 1 - float64(low+high)/float64(trials)
+			t.Logf("%s, n=%d: coverage %.3f (low end above %.3f, high end below %.3f)", d.name, n, cover,
+				float64(low)/float64(trials), float64(high)/float64(trials))
+			if cover < 0.93 || float64(low)/float64(trials) > 0.04 || float64(high)/float64(trials) > 0.04 {
+				t.Errorf("%s, n=%d: coverage %.3f, misses %d low %d high of %d", d.name, n, cover, low, high, trials)
+			}
+		}
+	}
+}
+
+// TestSummariseTightensWithN: on the same distribution the interval, relative
+// to the p99, narrows as the samples grow — from 555 samples on. Below that
+// the upper bound is the largest sample, which creeps up with n.
+func TestSummariseTightensWithN(t *testing.T) {
+	for n := BoundRuns; n <= 560; n++ {
+		if _, u := OrderBounds(n, 0.99, Confidence); (u == n) != (n < 555) {
+			t.Fatalf("n=%d: upper rank %d", n, u)
+		}
+	}
+	prev := math.Inf(1)
+	for _, n := range []int{555, 750, 1000, 2000, 5000, 10000, 50000} {
+		s := make([]float64, n) // the lognormal's quantiles at (i − ½)/n
+		for i := range s {
+			s[i] = math.Exp(0.3 * math.Sqrt2 * math.Erfinv(2*(float64(i)+0.5)/float64(n)-1))
+		}
+		l := Summarise(s)
+		w := (l.P99High - l.P99Low) / l.P99
+		if !(w < prev) {
+			t.Errorf("n=%d: relative width %.4f, not below %.4f", n, w, prev)
+		}
+		prev = w
+	}
+	if prev > 0.02 {
+		t.Errorf("50000 samples: relative width %.4f, want under 2 %%", prev)
+	}
+}
+
+func lognormal(seed int64, n int, sigma float64) []float64 {
+	rng := rand.New(rand.NewSource(seed))
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = math.Exp(sigma * rng.NormFloat64())
+	}
+	return s
+}
+
+func TestEnough(t *testing.T) {
+	cases := []struct {
+		name    string
+		samples []float64
+		minRuns int
+		rel     float64
+		want    bool
+	}{
+		{"no samples", nil, 0, 0.05, false},
+		{"only NaNs", []float64{math.NaN()}, 0, 0.05, false},
+		{"one sample, one wanted", []float64{1}, 1, 0, true},
+		{"one sample", []float64{1}, MinRuns, 0.05, false},
+		{"minRuns reached", lognormal(1, MinRuns, 1), MinRuns, 0, true},
+		{"NaNs do not count", append(lognormal(1, MinRuns-1, 1), math.NaN()), MinRuns, 0, false},
+		{"tight, but too few for a bound", lognormal(1, BoundRuns-1, 0.01), MaxRuns, 0.05, false},
+		{"tight p99 stops early", lognormal(1, BoundRuns, 0.01), MaxRuns, 0.05, true},
+		{"wide p99 runs on", lognormal(1, 2000, 1), MaxRuns, 0.05, false},
+		{"half-width disabled", lognormal(1, 2000, 0.01), MaxRuns, 0, false},
+		{"half-width NaN", lognormal(1, 2000, 0.01), MaxRuns, math.NaN(), false},
+	}
+	for _, c := range cases {
+		if got := Enough(c.samples, c.minRuns, c.rel); got != c.want {
+			t.Errorf("%s: Enough = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// A typical latency spread (p99 ≈ 1.4 × p50) is pinned to ±5 % after
+	// some hundreds of runs, long before thousands.
+	s := lognormal(2, MaxRuns, 0.15)
+	n := BoundRuns
+	for ; n < len(s) && !Enough(s[:n], MaxRuns, 0.05); n += 50 {
+	}
+	if n > 2000 {
+		t.Errorf("σ=0.15: ±5 %% reached only after %d runs", n)
+	}
+	t.Logf("σ=0.15: p99 within ±5 %% after %d runs", n)
+}
+
+func sumDurations(m map[int]time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range m {
+		s += d
+	}
+	return s
+}
+
+func TestPlanBudget(t *testing.T) {
+	all := []int{1, 4, 8, 16, 32}
+	cases := []struct {
+		name      string
+		firstMs   float64
+		batches   []int
+		total     time.Duration
+		batchesTo []int
+		runsMin   int
+		runsMax   int
+		note      string // substring; "" for no note
+	}{
+		{"fast model: everything, with bounds", 0.05, all, 2 * time.Second, all, BoundRuns, 1000, ""},
+		{"tiny model: capped", 0.0001, all, 2 * time.Second, all, MaxRuns, MaxRuns, ""},
+		{"enough runs but no bound", 0.1, all, 2 * time.Second, all, MinRuns, BoundRuns - 1, "fewer than the 368 that bound the p99"},
+		{"slow model: fewer batch sizes", 1, all, 2 * time.Second, []int{1, 4}, MinRuns, 400, "batch sizes 8, 16, 32 not profiled"},
+		{"very slow: batch 1, few runs", 100, all, 2 * time.Second, []int{1}, 20, 20, "only 20 runs of batch 1 fit"},
+		{"slower than the budget", 5000, all, 2 * time.Second, []int{1}, 1, 1, "does not cover one run"},
+		{"no budget", 1, all, 0, []int{1}, 1, 1, "does not cover one run"},
+		{"infinitely slow", math.Inf(1), all, time.Second, []int{1}, 1, 1, "does not cover one run"},
+		{"unmeasured", 0, all, time.Second, all, MaxRuns, MaxRuns, "run time unknown"},
+		{"NaN", math.NaN(), all, time.Second, all, MaxRuns, MaxRuns, "run time unknown"},
+		{"unsorted, duplicated, invalid sizes", 0.05, []int{8, 1, 8, 0, -4}, time.Second, []int{1, 8}, BoundRuns, MaxRuns, ""},
+		{"fixed batch", 1, []int{8}, time.Second, []int{8}, 125, 125, "only 125 runs of batch 8"},
+	}
+	for _, c := range cases {
+		p := PlanBudget(c.firstMs, c.batches, c.total)
+		if !slices.Equal(p.Batches, c.batchesTo) || p.Runs < c.runsMin || p.Runs > c.runsMax {
+			t.Errorf("%s: batches %v runs %d, want %v and %d..%d runs (note %q)", c.name, p.Batches, p.Runs, c.batchesTo, c.runsMin, c.runsMax, p.Note)
+		}
+		if (c.note == "") != (p.Note == "") || !strings.Contains(p.Note, c.note) {
+			t.Errorf("%s: note %q, want one containing %q", c.name, p.Note, c.note)
+		}
+		if len(p.PerBatch) != len(p.Batches) || sumDurations(p.PerBatch) > max(c.total, 0) {
+			t.Errorf("%s: per batch %v for %v within %s", c.name, p.PerBatch, p.Batches, c.total)
+		}
+		for _, b := range p.Batches {
+			d, ok := p.PerBatch[b]
+			if !ok || d < 0 {
+				t.Errorf("%s: batch %d gets %v", c.name, b, d)
+			}
+			// The budget affords Runs runs of every batch size at b × the
+			// batch-1 time (not when that time is unknown or absurd).
+			if c.firstMs > 0 && !math.IsInf(c.firstMs, 0) && p.Runs > 1 &&
+				float64(p.Runs)*c.firstMs*float64(b)*float64(time.Millisecond) > float64(d)*1.0001 {
+				t.Errorf("%s: %d runs of batch %d do not fit %s", c.name, p.Runs, b, d)
+			}
+		}
+	}
+	if p := PlanBudget(1, nil, time.Second); len(p.Batches) != 0 || p.Note == "" {
+		t.Errorf("no batch sizes: %+v", p)
+	}
+	// The budget is shared in proportion to the batch size.
+	p := PlanBudget(0.01, []int{1, 4}, 5*time.Second)
+	if p.PerBatch[1] != time.Second || p.PerBatch[4] != 4*time.Second {
+		t.Errorf("per batch %v, want 1s and 4s", p.PerBatch)
+	}
+}
