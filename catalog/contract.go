@@ -322,3 +322,29 @@ func dimWant(spec TensorSpec, k int) string {
 	}
 	return "at least 0"
 }
+
+// UseCaseOf derives the use case an architecture founds: its contract
+// with a dynamic batch dimension, and a single input named "input" (as
+// every single-input use case's is, so clients need not know which
+// architecture came first). Other tensors keep the architecture's names.
+func UseCaseOf(a Architecture) UseCase {
+	c := Contract{Batched: a.Batched}
+	for _, t := range a.Inputs {
+		c.Inputs = append(c.Inputs, useCaseTensor(t, a.Batched))
+	}
+	for _, t := range a.Outputs {
+		c.Outputs = append(c.Outputs, useCaseTensor(t, a.Batched))
+	}
+	if len(c.Inputs) == 1 {
+		c.Inputs[0].Name = "input"
+	}
+	return UseCase{Task: a.Task, Dataset: a.Dataset, Contract: c, Classes: a.Classes()}
+}
+
+func useCaseTensor(t TensorSpec, batched bool) TensorSpec {
+	t.Shape = slices.Clone(t.Shape)
+	if batched && len(t.Shape) > 0 {
+		t.Shape[0] = -1
+	}
+	return t
+}

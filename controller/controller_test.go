@@ -80,7 +80,7 @@ func seedStore(t testing.TB) (metadata.Store, *repository.Repository, map[string
 			t.Fatal(err)
 		}
 		a := catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", State: catalog.StatePending,
-			ModelDigest: d, ModelBytes: int64(len(data)), Input: io.Input, Output: io.Output, InputScale: 1.0 / 255,
+			ModelDigest: d, ModelBytes: int64(len(data)), Contract: io, InputScale: 1.0 / 255,
 			DynamicBatch: true, Accuracy: pr.acc, AccuracySource: catalog.AccuracyMeasured}
 		if err := store.BeginRegistration(ctx, a, "controller-test", time.Hour); err != nil {
 			t.Fatal(err)
@@ -92,8 +92,7 @@ func seedStore(t testing.TB) (metadata.Store, *repository.Repository, map[string
 				FileDigest: d, FileBytes: int64(len(data)), Accuracy: pr.acc, AccuracySource: catalog.AccuracyMeasured, Profile: pr.p})
 		}
 		a.State = catalog.StateReady
-		uc := catalog.UseCase{Task: "classification", Dataset: "mnist", Classes: 10,
-			Input: catalog.TensorSpec{Name: "input", DataType: "FP32", Shape: append([]int64{-1}, io.Input.SampleShape()...)}}
+		uc := catalog.UseCaseOf(a)
 		if err := store.CommitRegistration(ctx, a, "controller-test", uc, vs); err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +146,7 @@ func newRigWith(t testing.TB, edit func(*Controller)) *rig {
 
 func (r *rig) request(model string, from, n int, req inference.Requirements) *inference.InferRequest {
 	return &inference.InferRequest{Model: model, Requirements: req, Inputs: []inference.Tensor{{
-		Name: "pixels", Datatype: "FP32", Shape: []int64{int64(n), 1, 28, 28}, Data: r.pix[from*784*4 : (from+n)*784*4]}}}
+		Name: "input", Datatype: "FP32", Shape: []int64{int64(n), 1, 28, 28}, Data: r.pix[from*784*4 : (from+n)*784*4]}}}
 }
 
 func argmax(t *testing.T, out inference.Tensor) []int {
@@ -231,16 +230,20 @@ func TestInferRejects(t *testing.T) {
 	}{
 		{"unknown name", mutate(func(q *inference.InferRequest) { q.Model = "nope" }), ErrUnknownModel, "no variant, architecture or use case"},
 		{"unknown version", mutate(func(q *inference.InferRequest) { q.Version = "7" }), ErrUnknownModel, `no version "7"`},
-		{"two inputs", mutate(func(q *inference.InferRequest) { q.Inputs = append(q.Inputs, q.Inputs[0]) }), ErrBadInput, "exactly one input"},
-		{"datatype", mutate(func(q *inference.InferRequest) { q.Inputs[0].Datatype = "INT32" }), ErrBadInput, "takes FP32"},
-		{"shape", mutate(func(q *inference.InferRequest) { q.Inputs[0].Shape = []int64{1, 784} }), ErrBadInput, "has shape"},
+		{"input twice", mutate(func(q *inference.InferRequest) { q.Inputs = append(q.Inputs, q.Inputs[0]) }), ErrBadInput, `input "input" is given twice`},
+		{"unknown input", mutate(func(q *inference.InferRequest) { q.Inputs[0].Name = "pixels" }), ErrBadInput, `no input "pixels"; its inputs are "input"`},
+		{"missing input", mutate(func(q *inference.InferRequest) { q.Inputs = nil }), ErrBadInput, `needs input "input"`},
+		{"datatype", mutate(func(q *inference.InferRequest) { q.Inputs[0].Datatype = "INT32" }), ErrBadInput, `takes "input" FP32 [batch, 1, 28, 28]`},
+		{"rank", mutate(func(q *inference.InferRequest) { q.Inputs[0].Shape = []int64{1, 784} }), ErrBadInput, "has 2 dimensions"},
+		{"shape", mutate(func(q *inference.InferRequest) { q.Inputs[0].Shape = []int64{1, 1, 28, 27} }), ErrBadInput, "dimension 3 must be 28"},
 		{"empty batch", mutate(func(q *inference.InferRequest) { q.Inputs[0].Shape = []int64{0, 1, 28, 28}; q.Inputs[0].Data = nil }), ErrBadInput, "empty batch"},
 		{"bytes vs shape", mutate(func(q *inference.InferRequest) { q.Inputs[0].Data = q.Inputs[0].Data[:100] }), ErrBadInput, "needs 3136"},
 		{"negative latency", mutate(func(q *inference.InferRequest) { q.Requirements.LatencyMs = -1 }), ErrBadRequirements, "latency_ms"},
 		{"accuracy over 100", mutate(func(q *inference.InferRequest) { q.Requirements.MinAccuracy = 101 }), ErrBadRequirements, "min_accuracy"},
 		{"batch over every max batch", r.request("mnist-mlp-s", 0, 9, inference.Requirements{}), ErrUnsatisfiable, "batch 9"},
 		{"accuracy unreachable, strict", r.request("classification.mnist", 0, 1, inference.Requirements{MinAccuracy: 99.5, Strict: true}), ErrUnsatisfiable, "accuracy"},
-		{"two outputs requested", mutate(func(q *inference.InferRequest) { q.Outputs = []string{"a", "b"} }), ErrBadInput, "one output"},
+		{"unknown output", mutate(func(q *inference.InferRequest) { q.Outputs = []string{"a"} }), ErrBadInput, `no output "a"; its outputs are "logits"`},
+		{"output twice", mutate(func(q *inference.InferRequest) { q.Outputs = []string{"logits", "logits"} }), ErrBadInput, `output "logits" is requested twice`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,7 +263,7 @@ func TestModelMetadata(t *testing.T) {
 		t.Fatalf("use case metadata: %+v, %v", md, err)
 	}
 	md, err = r.c.ModelMetadata(ctx, "mnist-cnn-m.fp32.all.t1.b1.cpu")
-	if err != nil || md.Inputs[0].Name != r.archs["mnist-cnn-m"].Input.Name {
+	if err != nil || md.Inputs[0].Name != r.archs["mnist-cnn-m"].Inputs[0].Name {
 		t.Fatalf("variant metadata: %+v, %v", md, err)
 	}
 	if ok, err := r.c.ModelReady(ctx, "nope"); ok || !errors.Is(err, ErrUnknownModel) {

@@ -177,7 +177,7 @@ func (cl *cluster) running() []string {
 func (cl *cluster) infer(t testing.TB, model string) *inference.InferResponse {
 	t.Helper()
 	resp, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: model, Inputs: []inference.Tensor{{
-		Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
+		Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestSameVariantOnTwoWorkers(t *testing.T) {
 			defer wg.Done()
 			for range 50 {
 				resp, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: name, Inputs: []inference.Tensor{{
-					Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
+					Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
 				if err != nil {
 					t.Error(err)
 					return

@@ -62,7 +62,7 @@ func newMemoryRig(t *testing.T, capacity func(v catalog.Variant) int64) *memoryR
 		t.Fatal(err)
 	}
 	a := catalog.Architecture{Name: memArch, Task: "classification", Dataset: "mnist", State: catalog.StatePending,
-		ModelDigest: d, ModelBytes: int64(len(data)), Input: tio.Input, Output: tio.Output, InputScale: 1.0 / 255,
+		ModelDigest: d, ModelBytes: int64(len(data)), Contract: tio, InputScale: 1.0 / 255,
 		DynamicBatch: true, Accuracy: 91.3, AccuracySource: catalog.AccuracyMeasured}
 	lat := map[int]catalog.Latency{1: {P50: 0.01, P99: 0.05}, 8: {P50: 0.03, P99: 0.1}}
 	v := catalog.Variant{Name: memVariant, Architecture: memArch, Precision: "fp32", OptLevel: "all", Provider: "cpu",
@@ -74,8 +74,7 @@ func newMemoryRig(t *testing.T, capacity func(v catalog.Variant) int64) *memoryR
 		t.Fatal(err)
 	}
 	a.State = catalog.StateReady
-	uc := catalog.UseCase{Task: "classification", Dataset: "mnist", Classes: 10,
-		Input: catalog.TensorSpec{Name: "input", DataType: "FP32", Shape: append([]int64{-1}, tio.Input.SampleShape()...)}}
+	uc := catalog.UseCaseOf(a)
 	if err := store.CommitRegistration(ctx, a, "memory-test", uc, []catalog.Variant{v}); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +108,7 @@ func newMemoryRig(t *testing.T, capacity func(v catalog.Variant) int64) *memoryR
 
 func (r *memoryRig) infer(ctx context.Context) (*inference.InferResponse, error) {
 	return r.c.Infer(ctx, &inference.InferRequest{Model: memVariant, Inputs: []inference.Tensor{{
-		Name: "pixels", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: r.pix[:784*4]}}})
+		Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: r.pix[:784*4]}}})
 }
 
 // TestMemoryNeedAgrees: selection, the controller and the worker's ledger

@@ -48,7 +48,7 @@ func BenchmarkClusterThroughput(b *testing.B) {
 	defer conn.Close()
 	gc := pb.NewGRPCInferenceServiceClient(conn)
 	req := &pb.ModelInferRequest{ModelName: "mnist-cnn-m", Inputs: []*pb.ModelInferRequest_InferInputTensor{
-		{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw},
+		{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw},
 		Parameters: map[string]*pb.InferParameter{"latency_ms": {ParameterChoice: &pb.InferParameter_DoubleParam{DoubleParam: 20}}}}
 	for n := 1; n <= 3; n++ {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
@@ -149,7 +149,9 @@ func BenchmarkProfileByClass(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	arch := catalog.Architecture{Name: "mnist-cnn-m", Input: catalog.TensorSpec{Name: "x", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}}
+	arch := catalog.Architecture{Name: "mnist-cnn-m", Contract: catalog.Contract{Batched: true,
+		Inputs:  []catalog.TensorSpec{{Name: "input", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}},
+		Outputs: []catalog.TensorSpec{{Name: "logits", DataType: "FP32", Shape: []int64{-1, 10}}}}}
 	v := catalog.Variant{Name: "mnist-cnn-m.fp32.basic.t2.b32.cpu", Architecture: arch.Name, Precision: "fp32", OptLevel: "basic",
 		Provider: "cpu", Threads: 2, MaxBatch: 32, FileDigest: digest, FileBytes: int64(len(model))}
 	workers := map[string]string{"cpu-1": cpuList(b, 0, 1), "cpu-2": cpuList(b, 0, 2)}

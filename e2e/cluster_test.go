@@ -291,7 +291,9 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		arch := catalog.Architecture{Name: "mnist-cnn-m", Input: catalog.TensorSpec{Name: "pixels", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}}
+		arch := catalog.Architecture{Name: "mnist-cnn-m", Contract: catalog.Contract{Batched: true,
+			Inputs:  []catalog.TensorSpec{{Name: "input", DataType: "FP32", Shape: []int64{-1, 1, 28, 28}}},
+			Outputs: []catalog.TensorSpec{{Name: "logits", DataType: "FP32", Shape: []int64{-1, 10}}}}}
 		v := catalog.Variant{Name: "mnist-cnn-m.fp32.basic.t2.b32.cpu", Architecture: arch.Name, Precision: "fp32", OptLevel: "basic",
 			Provider: "cpu", Threads: 2, MaxBatch: 32, FileDigest: digest, FileBytes: int64(len(model))}
 		measure := func(id string) catalog.Profile {

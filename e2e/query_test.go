@@ -36,7 +36,7 @@ func samples(s *validation.Set, from, n int) client.InferInput {
 	for _, v := range s.Inputs[from*784 : (from+n)*784] {
 		vals = append(vals, float32(v))
 	}
-	return client.InferInput{Name: "pixels", Shape: []int64{int64(n), 1, 28, 28}, Datatype: "FP32", Data: vals}
+	return client.InferInput{Name: "input", Shape: []int64{int64(n), 1, 28, 28}, Datatype: "FP32", Data: vals}
 }
 
 func argmaxRows(data []float64, classes int) []int {
@@ -124,7 +124,7 @@ func TestQueryThreeWays(t *testing.T) {
 		})
 		t.Run(a.name+"/grpc", func(t *testing.T) {
 			req := &pb.ModelInferRequest{ModelName: a.model, Inputs: []*pb.ModelInferRequest_InferInputTensor{
-				{Name: "pixels", Datatype: "FP32", Shape: []int64{8, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 8)},
+				{Name: "input", Datatype: "FP32", Shape: []int64{8, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 8)},
 				Parameters: map[string]*pb.InferParameter{}}
 			for k, v := range a.params {
 				req.Parameters[k] = &pb.InferParameter{ParameterChoice: &pb.InferParameter_DoubleParam{DoubleParam: v.(float64)}}
@@ -335,7 +335,7 @@ func TestQueryBadInput(t *testing.T) {
 		if params != "" {
 			p = `"parameters": ` + params + `,`
 		}
-		return fmt.Sprintf(`{%s "inputs": [{"name": "x", "shape": %s, "datatype": "%s", "data": [%s]}]}`, p, sh, dt, strings.Join(data, ","))
+		return fmt.Sprintf(`{%s "inputs": [{"name": "input", "shape": %s, "datatype": "%s", "data": [%s]}]}`, p, sh, dt, strings.Join(data, ","))
 	}
 	big := bytes.Repeat([]byte("1,"), 40<<20)
 	cases := []struct {
@@ -354,7 +354,7 @@ func TestQueryBadInput(t *testing.T) {
 		{"absurd latency", "mnist-mlp-s", tensor([]int64{1, 1, 28, 28}, "FP32", 784, `{"latency_ms": 1e12}`), 400, "latency_ms"},
 		{"accuracy above 100", "mnist-mlp-s", tensor([]int64{1, 1, 28, 28}, "FP32", 784, `{"min_accuracy": 101}`), 400, "min_accuracy"},
 		{"unreachable accuracy, strict", "classification.mnist", tensor([]int64{1, 1, 28, 28}, "FP32", 784, `{"min_accuracy": 99.9, "strict": true}`), 422, "accuracy"},
-		{"oversized body", "mnist-mlp-s", `{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [` + string(big) + `1]}]}`, 413, ""},
+		{"oversized body", "mnist-mlp-s", `{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [` + string(big) + `1]}]}`, 413, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -371,12 +371,12 @@ func TestQueryBadInput(t *testing.T) {
 	// gRPC codes match.
 	gc := grpcClient(t, s)
 	_, err := gc.ModelInfer(ctx(t), &pb.ModelInferRequest{ModelName: "nope", Inputs: []*pb.ModelInferRequest_InferInputTensor{
-		{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 1)}})
+		{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 1)}})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("unknown model over gRPC: %v", err)
 	}
 	_, err = gc.ModelInfer(ctx(t), &pb.ModelInferRequest{ModelName: "mnist-mlp-s", Inputs: []*pb.ModelInferRequest_InferInputTensor{
-		{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 1)[:100]}})
+		{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{rawFP32(set, 0, 1)[:100]}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("short raw contents over gRPC: %v", err)
 	}
@@ -412,7 +412,7 @@ func startOverload(t testing.TB) *overload {
 // send asks for image i with a latency target in ms (0: none).
 func (o *overload) send(c context.Context, i int, target float64) (*pb.ModelInferResponse, error) {
 	req := &pb.ModelInferRequest{ModelName: o.v.Name,
-		Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}},
+		Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}},
 		RawInputContents: [][]byte{rawFP32(o.set, i%o.set.N, 1)}}
 	if target > 0 {
 		req.Parameters = map[string]*pb.InferParameter{"latency_ms": {ParameterChoice: &pb.InferParameter_DoubleParam{DoubleParam: target}}}

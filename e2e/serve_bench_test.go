@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/infaas/infaas/api/inferencepb"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/internal/zootest"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkServe(b *testing.B) {
 	raw := rawFP32(set, 0, 1)
 	jsonBody := func() []byte {
 		var buf bytes.Buffer
-		buf.WriteString(`{"inputs":[{"name":"x","shape":[1,1,28,28],"datatype":"FP32","data":[`)
+		buf.WriteString(`{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[`)
 		for i, x := range set.Inputs[:784] {
 			if i > 0 {
 				buf.WriteByte(',')
@@ -66,12 +67,13 @@ func BenchmarkServe(b *testing.B) {
 		for i := range raw { // the torch models take 0–1 pixels
 			in[i] = raw[i]
 		}
-		var out []byte
+		var out []inference.Tensor
+		input := []inference.Tensor{{Shape: []int64{1, 1, 28, 28}, Data: in}}
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			t0 := time.Now()
-			if out, _, err = sess.Run(in, 1, out); err != nil {
+			if out, err = sess.Run(input, out); err != nil {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t0))
@@ -100,7 +102,7 @@ func BenchmarkServe(b *testing.B) {
 	})
 	b.Run("http-binary", func(b *testing.B) {
 		// Triton's binary tensor extension, what its HTTP clients send by default.
-		hdr := []byte(fmt.Sprintf(`{"inputs":[{"name":"x","shape":[1,1,28,28],"datatype":"FP32","parameters":{"binary_data_size":%d}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`, len(raw)))
+		hdr := []byte(fmt.Sprintf(`{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","parameters":{"binary_data_size":%d}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`, len(raw)))
 		body := append(append([]byte{}, hdr...), raw...)
 		url := "http://" + s.addr + "/v2/models/" + v.Name + "/infer"
 		hc := &http.Client{}
@@ -157,7 +159,7 @@ func BenchmarkServe(b *testing.B) {
 	b.Run("grpc", func(b *testing.B) {
 		gc := grpcClient(b, s)
 		req := &pb.ModelInferRequest{ModelName: v.Name, Inputs: []*pb.ModelInferRequest_InferInputTensor{
-			{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw}}
+			{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw}}
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -172,7 +174,7 @@ func BenchmarkServe(b *testing.B) {
 	b.Run("grpc-parallel", func(b *testing.B) {
 		gc := grpcClient(b, s)
 		req := &pb.ModelInferRequest{ModelName: v.Name, Inputs: []*pb.ModelInferRequest_InferInputTensor{
-			{Name: "x", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw}}
+			{Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}}}, RawInputContents: [][]byte{raw}}
 		b.SetParallelism(8)
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {

@@ -34,10 +34,13 @@ func TestProfileMeasuresEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wd.Close()
-	in, _ := wd.Write("inputs.bin", set.FP32(1.0/255))
-	res, err := p.Run(context.Background(), Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"),
-		Options: executor.Options{Threads: 1, OptLevel: executor.OptAll}, Batches: []int{1, 8},
-		InputPath: in, Samples: set.N, Labels: set.Labels})
+	job, err := SampleInputs{N: set.N, Batched: true, Shapes: [][]int64{{1, 28, 28}}, Data: [][]byte{set.FP32(1.0 / 255)}}.Write(wd,
+		Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"),
+			Options: executor.Options{Threads: 1, OptLevel: executor.OptAll}, Batches: []int{1, 8}, Labels: set.Labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Run(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}

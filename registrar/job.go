@@ -207,7 +207,7 @@ func (r *Registrar) build(ctx context.Context, j *job, cancel context.CancelCaus
 		arch.Accuracy = accuracy
 	}
 	j.update(func(s *Status) { s.Phase = "committing" })
-	if err := r.store.CommitRegistration(ctx, arch, r.cfg.Owner, useCaseOf(arch), variants); err != nil {
+	if err := r.store.CommitRegistration(ctx, arch, r.cfg.Owner, catalog.UseCaseOf(arch), variants); err != nil {
 		return arch, nil, fmt.Errorf("commit: %w", err)
 	}
 	return arch, variants, nil

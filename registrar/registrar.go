@@ -561,7 +561,7 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 		return zero, nil, nil, fmt.Errorf("%w: %d labels given but the first output %s has %d classes; give one label per class",
 			ErrInvalid, n, contract.Describe(contract.Outputs[0]), contract.Classes())
 	}
-	uc := useCaseOf(arch)
+	uc := catalog.UseCaseOf(arch)
 	if stored, err := r.store.UseCase(ctx, uc.ID()); err == nil {
 		if err := metadata.CheckInputContract(stored, uc); err != nil {
 			return zero, nil, nil, fmt.Errorf("%w: %v", ErrContract, err)
@@ -588,32 +588,6 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 		arch.AccuracySource = catalog.AccuracyUnknown
 	}
 	return arch, set, model, nil
-}
-
-// useCaseOf derives the use case an architecture belongs to: its
-// contract with a dynamic batch dimension, and a single input named
-// "input" (as every single-input use case's is, so clients need not know
-// which architecture came first).
-func useCaseOf(a catalog.Architecture) catalog.UseCase {
-	c := catalog.Contract{Batched: a.Batched}
-	for _, t := range a.Inputs {
-		c.Inputs = append(c.Inputs, useCaseTensor(t, a.Batched))
-	}
-	for _, t := range a.Outputs {
-		c.Outputs = append(c.Outputs, useCaseTensor(t, a.Batched))
-	}
-	if len(c.Inputs) == 1 {
-		c.Inputs[0].Name = "input"
-	}
-	return catalog.UseCase{Task: a.Task, Dataset: a.Dataset, Contract: c, Classes: a.Classes()}
-}
-
-func useCaseTensor(t catalog.TensorSpec, batched bool) catalog.TensorSpec {
-	t.Shape = slices.Clone(t.Shape)
-	if batched && len(t.Shape) > 0 {
-		t.Shape[0] = -1
-	}
-	return t
 }
 
 // applyOverrides applies a registration's overrides to the contract the

@@ -37,14 +37,22 @@ func TestSetCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(in, out); err != nil {
+	contract := func(in, out catalog.TensorSpec) catalog.Contract {
+		return catalog.Contract{Batched: true, Inputs: []catalog.TensorSpec{in}, Outputs: []catalog.TensorSpec{out}}
+	}
+	if err := s.Check(contract(in, out)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(in, catalog.TensorSpec{Name: "logits", DataType: "FP32", Shape: []int64{-1, 2}}); err == nil || !strings.Contains(err.Error(), "label 2 of sample 1") {
+	if err := s.Check(contract(in, catalog.TensorSpec{Name: "logits", DataType: "FP32", Shape: []int64{-1, 2}})); err == nil || !strings.Contains(err.Error(), "label 2 of sample 1") {
 		t.Fatalf("labels past the classes: %v", err)
 	}
-	if err := s.Check(catalog.TensorSpec{Name: "input", DataType: "FP32", Shape: []int64{-1, 5}}, out); !errors.Is(err, ErrMismatch) {
+	if err := s.Check(contract(catalog.TensorSpec{Name: "input", DataType: "FP32", Shape: []int64{-1, 5}}, out)); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("wrong sample size: %v", err)
+	}
+	two := contract(in, out)
+	two.Inputs = append(two.Inputs, catalog.TensorSpec{Name: "mask", DataType: "INT64", Shape: []int64{-1, 4}})
+	if err := s.Check(two); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "declare an accuracy") {
+		t.Fatalf("two inputs: %v", err)
 	}
 	if _, err := Load(EncodeIDXUint8([]int{2, 2}, make([]byte, 4)), EncodeIDXUint8([]int{3}, []byte{0, 1, 2})); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("count mismatch: %v", err)

@@ -28,7 +28,7 @@ func BenchmarkReplicaBatching(b *testing.B) {
 		}
 		maxBatch := bc.maxBatch
 		req := func() Request {
-			r := Request{Input: z.raw(0, 1), Batch: 1}
+			r := Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}
 			if bc.deadline > 0 {
 				r.Deadline = time.Now().Add(bc.deadline)
 			}
@@ -42,7 +42,7 @@ func BenchmarkReplicaBatching(b *testing.B) {
 			ctx := context.Background()
 			// Warm up every batch size ONNX Runtime will see.
 			for n := 1; n <= maxBatch; n++ {
-				if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, n), Batch: n}); err != nil {
+				if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, n)), Batch: n}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -96,7 +96,7 @@ func BenchmarkTightTarget(b *testing.B) {
 				time.Sleep(gap)
 			}
 			start := time.Now()
-			resp, err := w.Infer(ctx, rid, Request{Input: z.raw(i%900, batch), Batch: batch, Deadline: start.Add(target)})
+			resp, err := w.Infer(ctx, rid, Request{Inputs: pixels(z.raw(i%900, batch)), Batch: batch, Deadline: start.Add(target)})
 			d := time.Since(start)
 			if err != nil && !isOverloaded(err) { // shed late: counts as a miss
 				b.Fatal(err)

@@ -22,7 +22,7 @@ func TestHealthFlagsOnLiveReplica(t *testing.T) {
 	run(t, w)
 	id := load(t, w, v, arch)
 	for range health.WarmupBatches + 10 { // the warm-up batches are not judged
-		if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
+		if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}

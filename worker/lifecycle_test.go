@@ -29,7 +29,7 @@ func TestUnloadWaitsForInflightRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
-			if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(i, 1), Batch: 1}); err != nil {
+			if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(i, 1)), Batch: 1}); err != nil {
 				t.Errorf("in-flight request %d: %v", i, err)
 			}
 		})
@@ -45,7 +45,7 @@ func TestUnloadWaitsForInflightRequests(t *testing.T) {
 	if w.State().MemoryReserved == 0 {
 		t.Fatal("memory released while requests are queued")
 	}
-	if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, 1), Batch: 1}); !errors.Is(err, ErrDraining) {
+	if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); !errors.Is(err, ErrDraining) {
 		t.Fatalf("new request on a draining replica: %v, want ErrDraining", err)
 	}
 	select {
@@ -83,7 +83,7 @@ func TestUnloadUnderTraffic(t *testing.T) {
 	for c := range 16 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				_, err := w.Infer(context.Background(), id, Request{Input: z.raw((c+i)%1000, 1), Batch: 1})
+				_, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw((c+i)%1000, 1)), Batch: 1})
 				switch {
 				case err == nil:
 					mu.Lock()
@@ -120,7 +120,7 @@ func TestShutdownFailsQueuedRequests(t *testing.T) {
 	errs := make(chan error, 3)
 	for i := range 3 {
 		go func() {
-			_, err := w.Infer(context.Background(), id, Request{Input: z.raw(i, 1), Batch: 1, Deadline: time.Now().Add(time.Hour)})
+			_, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(i, 1)), Batch: 1, Deadline: time.Now().Add(time.Hour)})
 			errs <- err
 		}()
 	}
@@ -181,7 +181,7 @@ func TestLoadRefusesOverCommit(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 	for _, id := range ids {
-		if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
+		if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -222,7 +222,7 @@ func TestMemoryNeverOverCommits(t *testing.T) {
 			switch {
 			case err == nil:
 				live = append(live, id)
-				if _, err := w.Infer(ctx, id, Request{Input: z.raw(step, 1), Batch: 1}); err != nil {
+				if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(step, 1)), Batch: 1}); err != nil {
 					t.Fatal(err)
 				}
 			case !errors.Is(err, ErrNoMemory):
@@ -327,10 +327,10 @@ func TestLoadDoesNotBlockServing(t *testing.T) {
 		if loadingID == "" {
 			t.Fatalf("round %d: no replica shows as loading: %+v", round, w.Replicas())
 		}
-		if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
+		if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); err != nil {
 			t.Fatalf("round %d: serving while another replica loads: %v", round, err)
 		}
-		if _, err := w.Infer(ctx, loadingID, Request{Input: z.raw(0, 1), Batch: 1}); !errors.Is(err, ErrNotReady) {
+		if _, err := w.Infer(ctx, loadingID, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); !errors.Is(err, ErrNotReady) {
 			t.Fatalf("round %d: request to a loading replica: %v, want ErrNotReady", round, err)
 		}
 		if unload {
@@ -346,7 +346,7 @@ func TestLoadDoesNotBlockServing(t *testing.T) {
 		case !unload && res.err != nil:
 			t.Fatal(res.err)
 		case !unload:
-			if _, err := w.Infer(ctx, res.id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
+			if _, err := w.Infer(ctx, res.id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Unload(res.id); err != nil {
@@ -367,7 +367,7 @@ func TestState(t *testing.T) {
 	a := load(t, w, v, arch)
 	b := load(t, w, v, arch)
 	for range health.WarmupBatches + 10 { // compute times count after the warm-up
-		if _, err := w.Infer(context.Background(), a, Request{Input: z.raw(0, 2), Batch: 2}); err != nil {
+		if _, err := w.Infer(context.Background(), a, Request{Inputs: pixels(z.raw(0, 2)), Batch: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
@@ -91,7 +92,17 @@ func (z *zoo) variant(t testing.TB, name string, maxBatch int, scale float64) (c
 		FileDigest: repository.Digest(data), FileBytes: int64(len(data)),
 		Profile: p,
 	}
-	return v, catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", InputScale: scale, DynamicBatch: true}
+	io, err := executor.Inspect(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", Contract: io, InputScale: scale, DynamicBatch: true}
+}
+
+// pixels wraps raw samples as the zoo models' one input tensor.
+func pixels(data []byte) []inference.Tensor {
+	n := max(len(data)/(784*4), 1)
+	return []inference.Tensor{{Name: "input", Datatype: "FP32", Shape: []int64{int64(n), 1, 28, 28}, Data: data}}
 }
 
 // raw returns samples [from, from+n) of MNIST as FP32 bytes in 0–255.

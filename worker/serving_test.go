@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
 )
 
 // The worker's answers must be what ONNX Runtime gives directly, with the
@@ -27,11 +28,11 @@ func TestInferMatchesDirectRun(t *testing.T) {
 	}
 	defer sess.Close()
 	scaled := z.mnist.FP32(1.0 / 255)[:n*4*z.mnist.SampleSize]
-	direct, _, err := sess.Run(scaled, n, nil)
+	direct, err := sess.Run([]inference.Tensor{{Shape: []int64{n, 1, 28, 28}, Data: scaled}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := argmax(direct, 10)
+	want := argmax(direct[0].Data, 10)
 
 	check := func(t *testing.T, got []int) {
 		correct := 0
@@ -49,17 +50,17 @@ func TestInferMatchesDirectRun(t *testing.T) {
 	}
 
 	t.Run("one request of 64", func(t *testing.T) {
-		resp, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, n), Batch: n})
+		resp, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, n)), Batch: n})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.DataType != "FP32" || len(resp.Shape) != 2 || resp.Shape[0] != n || resp.Shape[1] != 10 {
-			t.Fatalf("output %s %v, want FP32 [%d 10]", resp.DataType, resp.Shape, n)
+		if resp.Outputs[0].Datatype != "FP32" || len(resp.Outputs[0].Shape) != 2 || resp.Outputs[0].Shape[0] != n || resp.Outputs[0].Shape[1] != 10 {
+			t.Fatalf("output %s %v, want FP32 [%d 10]", resp.Outputs[0].Datatype, resp.Outputs[0].Shape, n)
 		}
 		if resp.BatchSize != n || resp.Variant != v.Name || resp.Replica != id {
 			t.Errorf("response says batch %d of %s on %s", resp.BatchSize, resp.Variant, resp.Replica)
 		}
-		check(t, argmax(resp.Output, 10))
+		check(t, argmax(resp.Outputs[0].Data, 10))
 	})
 
 	t.Run("64 concurrent requests of 1", func(t *testing.T) {
@@ -67,15 +68,15 @@ func TestInferMatchesDirectRun(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				resp, err := w.Infer(context.Background(), id, Request{Input: z.raw(i, 1), Batch: 1, Deadline: time.Now().Add(5 * time.Second)})
+				resp, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(i, 1)), Batch: 1, Deadline: time.Now().Add(5 * time.Second)})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if resp.Shape[0] != 1 || len(resp.Output) != 40 {
-					t.Errorf("request %d: shape %v, %d bytes", i, resp.Shape, len(resp.Output))
+				if resp.Outputs[0].Shape[0] != 1 || len(resp.Outputs[0].Data) != 40 {
+					t.Errorf("request %d: shape %v, %d bytes", i, resp.Outputs[0].Shape, len(resp.Outputs[0].Data))
 				}
-				got[i] = argmax(resp.Output, 10)[0]
+				got[i] = argmax(resp.Outputs[0].Data, 10)[0]
 			})
 		}
 		wg.Wait()
@@ -98,7 +99,7 @@ func TestFixedBatchModel(t *testing.T) {
 	if info.MaxBatch != 1 {
 		t.Fatalf("max batch %d, want 1 (the model's batch dimension is fixed)", info.MaxBatch)
 	}
-	if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, 2), Batch: 2}); !errors.Is(err, ErrBadInput) {
+	if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 2)), Batch: 2}); !errors.Is(err, ErrBadInput) {
 		t.Fatalf("batch 2 on a batch-1 model: %v, want ErrBadInput", err)
 	}
 	const n = 32
@@ -107,7 +108,7 @@ func TestFixedBatchModel(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resp, err := w.Infer(context.Background(), id, Request{Input: z.raw(i, 1), Batch: 1})
+			resp, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(i, 1)), Batch: 1})
 			if err != nil {
 				t.Error(err)
 				return
@@ -116,7 +117,7 @@ func TestFixedBatchModel(t *testing.T) {
 				t.Errorf("executed batch %d on a fixed batch-1 model", resp.BatchSize)
 			}
 			mu.Lock()
-			if argmax(resp.Output, 10)[0] == z.mnist.Labels[i] {
+			if argmax(resp.Outputs[0].Data, 10)[0] == z.mnist.Labels[i] {
 				correct++
 			}
 			mu.Unlock()
@@ -136,16 +137,16 @@ func TestInferRejectsBadInput(t *testing.T) {
 	id := load(t, w, v, arch)
 	ctx := context.Background()
 	for name, req := range map[string]Request{
-		"batch 0":         {Input: nil, Batch: 0},
-		"over max batch":  {Input: z.raw(0, 5), Batch: 5},
-		"short input":     {Input: z.raw(0, 1)[:100], Batch: 1},
-		"batch and bytes": {Input: z.raw(0, 2), Batch: 1},
+		"batch 0":         {Inputs: nil, Batch: 0},
+		"over max batch":  {Inputs: pixels(z.raw(0, 5)), Batch: 5},
+		"short input":     {Inputs: pixels(z.raw(0, 1)[:100]), Batch: 1},
+		"batch and bytes": {Inputs: pixels(z.raw(0, 2)), Batch: 1},
 	} {
 		if _, err := w.Infer(ctx, id, req); !errors.Is(err, ErrBadInput) {
 			t.Errorf("%s: %v, want ErrBadInput", name, err)
 		}
 	}
-	if _, err := w.Infer(ctx, "nope#1", Request{Input: z.raw(0, 1), Batch: 1}); !errors.Is(err, ErrUnknownReplica) {
+	if _, err := w.Infer(ctx, "nope#1", Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); !errors.Is(err, ErrUnknownReplica) {
 		t.Errorf("unknown replica: %v", err)
 	}
 }
@@ -169,7 +170,7 @@ func TestBatchesFormUnderLoad(t *testing.T) {
 	for c := range clients {
 		wg.Go(func() {
 			for i := range each {
-				req := Request{Input: z.raw((c*each+i)%1000, 1), Batch: 1, Deadline: time.Now().Add(time.Second)}
+				req := Request{Inputs: pixels(z.raw((c*each+i)%1000, 1)), Batch: 1, Deadline: time.Now().Add(time.Second)}
 				resp, err := w.Infer(context.Background(), id, req)
 				if err != nil {
 					if !isOverloaded(err) {
@@ -211,7 +212,7 @@ func TestBatcherWaitsWhileSlackAllows(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 4 {
 			wg.Go(func() {
-				resp, err := w.Infer(ctx, id, Request{Input: z.raw(i, 1), Batch: 1, Deadline: deadline})
+				resp, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(i, 1)), Batch: 1, Deadline: deadline})
 				if err != nil {
 					t.Error(err)
 					return
@@ -225,7 +226,7 @@ func TestBatcherWaitsWhileSlackAllows(t *testing.T) {
 	})
 	t.Run("lone request waits at most the max delay", func(t *testing.T) {
 		start := time.Now()
-		resp, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(10 * time.Second)})
+		resp, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(10 * time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +237,7 @@ func TestBatcherWaitsWhileSlackAllows(t *testing.T) {
 	t.Run("no slack runs at once", func(t *testing.T) {
 		// p99 at batch 2 is ~0.11 ms in the profile: 20 ms leave no reason
 		// to wait 300 ms, only until deadline − p99.
-		resp, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(20 * time.Millisecond)})
+		resp, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(20 * time.Millisecond)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +246,7 @@ func TestBatcherWaitsWhileSlackAllows(t *testing.T) {
 		}
 	})
 	t.Run("no deadline runs at once", func(t *testing.T) {
-		resp, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1})
+		resp, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +269,7 @@ func TestAdmissionControl(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			if _, err := w.Infer(ctx, id, Request{Input: z.raw(2*i, 2), Batch: 2}); err != nil {
+			if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(2*i, 2)), Batch: 2}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -276,7 +277,7 @@ func TestAdmissionControl(t *testing.T) {
 	waitFor(t, "8 samples queued", func() bool { return replicaStats(t, w, id).Queued == 8 })
 
 	start := time.Now()
-	_, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1})
+	_, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 	if !isOverloaded(err) {
 		t.Fatalf("9th sample into a queue bounded at 8: %v, want ErrOverloaded", err)
 	}
@@ -288,7 +289,7 @@ func TestAdmissionControl(t *testing.T) {
 	// A bound of 8 refuses nothing more once Run drains the queue.
 	run(t, w)
 	wg.Wait()
-	if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 4), Batch: 4}); err != nil {
+	if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 4)), Batch: 4}); err != nil {
 		t.Fatal(err)
 	}
 	s := replicaStats(t, w, id)
@@ -307,21 +308,21 @@ func TestAdmissionRefusesUnmeetableDeadline(t *testing.T) {
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 4), Batch: 4}); err != nil {
+		if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 4)), Batch: 4}); err != nil {
 			t.Error(err)
 		}
 	})
 	waitFor(t, "4 samples queued", func() bool { return replicaStats(t, w, id).Queued == 4 })
-	if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(2 * time.Millisecond)}); !isOverloaded(err) {
+	if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(2 * time.Millisecond)}); !isOverloaded(err) {
 		t.Fatalf("deadline in 2 ms behind 4 ms of work: %v, want ErrOverloaded", err)
 	} else {
 		t.Logf("refused: %v", err)
 	}
-	if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(-time.Millisecond)}); !isOverloaded(err) {
+	if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(-time.Millisecond)}); !isOverloaded(err) {
 		t.Fatalf("deadline already passed: %v, want ErrOverloaded", err)
 	}
 	wg.Go(func() {
-		if _, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(time.Minute)}); err != nil {
+		if _, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(time.Minute)}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -347,7 +348,7 @@ func TestFloodIsBounded(t *testing.T) {
 	for c := range 64 {
 		wg.Go(func() {
 			for i := range 20 {
-				_, err := w.Infer(ctx, id, Request{Input: z.raw((c+i)%1000, 1), Batch: 1})
+				_, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw((c+i)%1000, 1)), Batch: 1})
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -381,7 +382,7 @@ func TestCancelledWhileQueuedIsDropped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := w.Infer(ctx, id, Request{Input: z.raw(0, 1), Batch: 1})
+		_, err := w.Infer(ctx, id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 		errc <- err
 	}()
 	waitFor(t, "the request to queue", func() bool { return replicaStats(t, w, id).Queued == 1 })
@@ -394,7 +395,7 @@ func TestCancelledWhileQueuedIsDropped(t *testing.T) {
 		t.Fatalf("after cancel: queued %d, dropped %d; want 0, 1", s.Queued, s.Dropped)
 	}
 	run(t, w)
-	if _, err := w.Infer(context.Background(), id, Request{Input: z.raw(0, 1), Batch: 1}); err != nil {
+	if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if s := replicaStats(t, w, id); s.Batches != 1 || s.Completed != 1 {

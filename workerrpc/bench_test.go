@@ -32,7 +32,7 @@ func benchInfer(b *testing.B, api func(testing.TB, *worker.Worker) workerAPI) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := worker.Request{Input: z.raw(0, 1), Batch: 1}
+	req := worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}
 	for range 100 { // warm up the connection and the session
 		if _, err := c.Infer(ctx, id, req); err != nil {
 			b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
 	"github.com/infaas/infaas/validation"
@@ -75,7 +76,17 @@ func (z *zoo) variant(maxBatch int) (catalog.Variant, catalog.Architecture) {
 		FileDigest: repository.Digest(z.model), FileBytes: int64(len(z.model)),
 		Profile: mlpProfile,
 	}
-	return v, catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", InputScale: 1.0 / 255, DynamicBatch: true}
+	io, err := executor.Inspect(z.model)
+	if err != nil {
+		panic(err)
+	}
+	return v, catalog.Architecture{Name: name, Task: "classification", Dataset: "mnist", Contract: io, InputScale: 1.0 / 255, DynamicBatch: true}
+}
+
+// pixels wraps raw samples as the zoo models' one input tensor.
+func pixels(data []byte) []inference.Tensor {
+	n := max(len(data)/(784*4), 1)
+	return []inference.Tensor{{Name: "input", Datatype: "FP32", Shape: []int64{int64(n), 1, 28, 28}, Data: data}}
 }
 
 // raw returns samples [from, from+n) of MNIST as FP32 bytes in 0–255.

@@ -85,18 +85,18 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			resp, err := api.Infer(ctx, id, worker.Request{Input: z.raw(0, 8), Batch: 8, Deadline: time.Now().Add(time.Second)})
+			resp, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 8)), Batch: 8, Deadline: time.Now().Add(time.Second)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(resp.Shape, []int64{8, 10}) || resp.DataType != "FP32" || len(resp.Output) != 8*10*4 {
-				t.Fatalf("response shape %v datatype %s with %d bytes, want [8 10] FP32 with 320", resp.Shape, resp.DataType, len(resp.Output))
+			if !slices.Equal(resp.Outputs[0].Shape, []int64{8, 10}) || resp.Outputs[0].Datatype != "FP32" || len(resp.Outputs[0].Data) != 8*10*4 {
+				t.Fatalf("response shape %v datatype %s with %d bytes, want [8 10] FP32 with 320", resp.Outputs[0].Shape, resp.Outputs[0].Datatype, len(resp.Outputs[0].Data))
 			}
 			if resp.Replica != id || resp.Variant != v.Name || resp.BatchSize != 8 || resp.ComputeTime <= 0 {
 				t.Errorf("response replica %q variant %q batch %d compute %v, want %q %q 8 and a positive compute time",
 					resp.Replica, resp.Variant, resp.BatchSize, resp.ComputeTime, id, v.Name)
 			}
-			outputs[impl.name] = resp.Output
+			outputs[impl.name] = resp.Outputs[0].Data
 
 			st := api.State()
 			if st.ID != "w1" || !st.Running || st.MemoryCapacity != 1<<30 || st.MemoryReserved <= 0 {
@@ -115,12 +115,12 @@ func TestConformance(t *testing.T) {
 				sameAcross bool // the message is deterministic
 			}{
 				{"infer unknown replica", func() error {
-					_, err := api.Infer(ctx, "nope#9", worker.Request{Input: z.raw(0, 1), Batch: 1})
+					_, err := api.Infer(ctx, "nope#9", worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 					return err
 				}, worker.ErrUnknownReplica, true},
 				{"unload unknown replica", func() error { return api.Unload("nope#9") }, worker.ErrUnknownReplica, true},
 				{"bad byte count", func() error {
-					_, err := api.Infer(ctx, id, worker.Request{Input: z.raw(0, 1)[:12], Batch: 1})
+					_, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 1)[:12]), Batch: 1})
 					return err
 				}, worker.ErrBadInput, true},
 				{"batch zero", func() error {
@@ -128,12 +128,12 @@ func TestConformance(t *testing.T) {
 					return err
 				}, worker.ErrBadInput, true},
 				{"batch over max", func() error {
-					_, err := api.Infer(ctx, id, worker.Request{Input: z.raw(0, 17), Batch: 17})
+					_, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 17)), Batch: 17})
 					return err
 				}, worker.ErrBadInput, true},
 				{"no file digest", func() error { _, err := api.Load(ctx, badVariant, a); return err }, worker.ErrIncompatible, true},
 				{"deadline cannot be met", func() error {
-					_, err := api.Infer(ctx, id, worker.Request{Input: z.raw(0, 1), Batch: 1, Deadline: time.Now().Add(-time.Second)})
+					_, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(-time.Second)})
 					return err
 				}, worker.ErrOverloaded, false},
 			}
@@ -149,7 +149,7 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the replica to go", func() bool { return len(api.State().Replicas) == 0 })
-			_, err = api.Infer(ctx, id, worker.Request{Input: z.raw(0, 1), Batch: 1})
+			_, err = api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 			checkIs(t, err, worker.ErrUnknownReplica)
 			if st := api.State(); st.MemoryReserved != 0 {
 				t.Errorf("reserved %d bytes after unloading everything", st.MemoryReserved)
@@ -178,7 +178,7 @@ func TestSameReplicaBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := worker.Request{Input: z.raw(100, 8), Batch: 8}
+	req := worker.Request{Inputs: pixels(z.raw(100, 8)), Batch: 8}
 	remote, err := c.Infer(ctx, id, req)
 	if err != nil {
 		t.Fatal(err)
@@ -187,12 +187,12 @@ func TestSameReplicaBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(remote.Output, local.Output) || !slices.Equal(remote.Shape, local.Shape) || remote.DataType != local.DataType {
-		t.Errorf("gRPC answered %v %s %x, in process %v %s %x", remote.Shape, remote.DataType, remote.Output, local.Shape, local.DataType, local.Output)
+	if !bytes.Equal(remote.Outputs[0].Data, local.Outputs[0].Data) || !slices.Equal(remote.Outputs[0].Shape, local.Outputs[0].Shape) || remote.Outputs[0].Datatype != local.Outputs[0].Datatype {
+		t.Errorf("gRPC answered %v %s %x, in process %v %s %x", remote.Outputs[0].Shape, remote.Outputs[0].Datatype, remote.Outputs[0].Data, local.Outputs[0].Shape, local.Outputs[0].Datatype, local.Outputs[0].Data)
 	}
 	// The model is good: most of the 8 images are classified right.
 	right := 0
-	for i, c := range argmax(remote.Output, 10) {
+	for i, c := range argmax(remote.Outputs[0].Data, 10) {
 		if c == z.mnist.Labels[100+i] {
 			right++
 		}
@@ -231,7 +231,7 @@ func TestErrorsEndToEnd(t *testing.T) {
 	z := newZoo(t)
 	ctx := context.Background()
 	v, a := z.variant(8)
-	one := worker.Request{Input: z.raw(0, 1), Batch: 1}
+	one := worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1}
 
 	t.Run("no memory", func(t *testing.T) {
 		w := newWorker(t, z.repo, func(c *worker.Config) { c.MemoryBytes = 1 << 20 })
@@ -352,7 +352,7 @@ func TestClientConnection(t *testing.T) {
 	if st := c.State(); st.Running || st.ID != "w1" {
 		t.Errorf("state of an unreachable worker: running %v id %q, want not running with the known ID", st.Running, st.ID)
 	}
-	_, err = c.Infer(context.Background(), "x#1", worker.Request{Input: z.raw(0, 1), Batch: 1})
+	_, err = c.Infer(context.Background(), "x#1", worker.Request{Inputs: pixels(z.raw(0, 1)), Batch: 1})
 	if err == nil || status.Code(err) != codes.Unavailable {
 		t.Errorf("infer on an unreachable worker: %v (code %v), want Unavailable", err, status.Code(err))
 	}
