@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +104,28 @@ func profile(model []byte, job Job) (Result, error) {
 		if !inputs.Batched && b != 1 {
 			return Result{}, fmt.Errorf("batch %d: the model has no batch dimension", b)
 		}
+	}
+	// Time one batch of 1 to plan the budget: a model gets the time that
+	// MinRuns runs of every batch size need, between the base budget and
+	// the cap; what does not fit even then is left out, and said.
+	one := inputs.batch(1, 0, bufs)
+	firstMs := 0.0
+	for i := 0; i <= job.Warmup; i++ {
+		t := time.Now()
+		if outs, err = s.Run(one, outs); err != nil {
+			return Result{}, fmt.Errorf("batch 1: %w", err)
+		}
+		firstMs = ms(time.Since(t))
+	}
+	sum := 0
+	for _, b := range job.Batches {
+		sum += b
+	}
+	need := time.Duration(firstMs * float64(sum) * MinRuns * float64(time.Millisecond))
+	budget := min(max(need, job.Budget), max(job.MaxBudget, job.Budget))
+	plan := PlanBudget(firstMs, job.Batches, budget)
+	res.Note = plan.Note
+	for _, b := range plan.Batches {
 		in := inputs.batch(b, 0, bufs)
 		for i := 0; i < job.Warmup; i++ {
 			if outs, err = s.Run(in, outs); err != nil {
@@ -112,15 +133,18 @@ func profile(model []byte, job Job) (Result, error) {
 			}
 		}
 		var lat []float64
-		deadline := time.Now().Add(job.PerBatch)
-		for i := 0; i < job.MaxIters && (i < job.MinIters || time.Now().Before(deadline)); i++ {
+		deadline := time.Now().Add(plan.PerBatch[b])
+		for i := 0; i < job.MaxIters; i++ {
+			if i >= job.MinIters && i%25 == 0 && (time.Now().After(deadline) || Enough(lat, plan.Runs, 0.05)) {
+				break
+			}
 			t := time.Now()
 			if outs, err = s.Run(in, outs); err != nil {
 				return Result{}, fmt.Errorf("batch %d: %w", b, err)
 			}
 			lat = append(lat, ms(time.Since(t)))
 		}
-		res.Latency[b] = summarise(lat)
+		res.Latency[b] = Summarise(lat)
 		res.PeakMemory[b] = max(residentBytes("VmHWM")-base, 0)
 	}
 
@@ -311,20 +335,6 @@ func floats(t inference.Tensor) []float64 {
 		out = []float64{}
 	}
 	return out
-}
-
-func summarise(lat []float64) catalog.Latency {
-	sort.Float64s(lat)
-	return catalog.Latency{P50: percentile(lat, 50), P99: percentile(lat, 99), Samples: len(lat)}
-}
-
-// percentile of sorted values, nearest-rank.
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	k := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return sorted[max(0, min(k, len(sorted)-1))]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

@@ -25,11 +25,16 @@ type Job struct {
 	OutPath string `json:"out_path,omitempty"`
 
 	// Profile: batch sizes to measure, ascending, and the measurement budget.
-	Batches  []int         `json:"batches,omitempty"`
-	Warmup   int           `json:"warmup,omitempty"`
-	MinIters int           `json:"min_iters,omitempty"`
-	MaxIters int           `json:"max_iters,omitempty"`
-	PerBatch time.Duration `json:"per_batch,omitempty"`
+	Batches  []int `json:"batches,omitempty"`
+	Warmup   int   `json:"warmup,omitempty"`
+	MinIters int   `json:"min_iters,omitempty"`
+	MaxIters int   `json:"max_iters,omitempty"`
+	// Budget is the base time for timing all batch sizes; the child
+	// stretches it, up to MaxBudget, to what MinRuns runs of every batch
+	// size need, and leaves out the largest batch sizes when even
+	// MaxBudget is too short (PlanBudget; Result.Note says so).
+	Budget    time.Duration `json:"budget,omitempty"`
+	MaxBudget time.Duration `json:"max_budget,omitempty"`
 	// Inputs are the sample inputs: Samples samples of each input of the
 	// contract, one file per input holding them back to back as raw
 	// little-endian bytes, each sample of shape Shapes[i] (without the
@@ -60,5 +65,7 @@ type Result struct {
 	PeakMemory map[int]int64     `json:"peak_memory,omitempty"`
 	Accuracy   *float64          `json:"accuracy,omitempty"`
 	Fidelity   *catalog.Fidelity `json:"fidelity,omitempty"`
-	Hardware   string            `json:"hardware,omitempty"`
+	// Note says which batch sizes the budget left out and why.
+	Note     string `json:"note,omitempty"`
+	Hardware string `json:"hardware,omitempty"`
 }

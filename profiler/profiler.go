@@ -22,13 +22,18 @@ type Config struct {
 	Warmup   int           // runs before timing, per batch size
 	MinIters int           // timed runs at least, per batch size
 	MaxIters int           // timed runs at most, per batch size
-	PerBatch time.Duration // time spent timing each batch size (after MinIters)
-	Timeout  time.Duration // a child taking longer is killed
+	PerBatch time.Duration // the base time per batch size; see Job.Budget
+	// MaxBudget caps what one profile may spend when the model is too
+	// slow for MinRuns runs of every batch size in the base budget.
+	MaxBudget time.Duration
+	Timeout   time.Duration // a child taking longer is killed
 }
 
-// DefaultConfig measures each batch size for about 80 ms after warm-up.
+// DefaultConfig measures each batch size for at least about 80 ms after
+// warm-up, longer (up to 20 s a profile) when the model needs it for
+// MinRuns runs at every batch size.
 func DefaultConfig() Config {
-	return Config{Warmup: 5, MinIters: 20, MaxIters: 2000, PerBatch: 80 * time.Millisecond, Timeout: 2 * time.Minute}
+	return Config{Warmup: 5, MinIters: 20, MaxIters: MaxRuns, PerBatch: 80 * time.Millisecond, MaxBudget: 20 * time.Second, Timeout: 2 * time.Minute}
 }
 
 // Profiler runs child processes one at a time.
@@ -58,7 +63,9 @@ func (p *Profiler) Run(ctx context.Context, job Job) (Result, error) {
 	}
 	defer func() { <-p.sem }()
 	if job.Kind == KindProfile {
-		job.Warmup, job.MinIters, job.MaxIters, job.PerBatch = p.cfg.Warmup, p.cfg.MinIters, p.cfg.MaxIters, p.cfg.PerBatch
+		job.Warmup, job.MinIters, job.MaxIters = p.cfg.Warmup, p.cfg.MinIters, p.cfg.MaxIters
+		job.Budget = p.cfg.PerBatch * time.Duration(max(len(job.Batches), 1))
+		job.MaxBudget = max(p.cfg.MaxBudget, job.Budget)
 	}
 	in, err := json.Marshal(job)
 	if err != nil {

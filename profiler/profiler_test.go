@@ -77,7 +77,7 @@ func TestChildErrorsComeBackAsErrors(t *testing.T) {
 
 func TestPercentile(t *testing.T) {
 	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	if percentile(v, 50) != 5 || percentile(v, 99) != 10 || percentile(nil, 50) != 0 {
-		t.Fatalf("p50 %v p99 %v", percentile(v, 50), percentile(v, 99))
+	if l := Summarise(v); l.P50 != 5 || l.P99 != 10 || l.Samples != 10 || Summarise(nil).P50 != 0 {
+		t.Fatalf("summary %+v", l)
 	}
 }

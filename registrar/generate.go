@@ -179,6 +179,13 @@ optimise:
 				}
 			}
 			for _, mb := range batches {
+				if _, ok := res.Latency[mb]; !ok {
+					if ti == 0 && mb == batches[len(batches)-1] {
+						dropped = append(dropped, catalog.DroppedVariant{Name: fmt.Sprintf("%s.%s.%s.*", arch.Name, gf.Precision, gf.OptLevel),
+							Reason: "some max batch sizes not generated: " + res.Note})
+					}
+					continue
+				}
 				v := catalog.Variant{
 					Name:         catalog.VariantName(arch.Name, gf.Precision, gf.OptLevel, t, mb, hw.Provider),
 					Architecture: arch.Name, Precision: gf.Precision, OptLevel: gf.OptLevel,
