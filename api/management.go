@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -212,6 +214,12 @@ func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request) (
 				return req, fmt.Errorf("%w: input_scale %q is not a number", ErrBadRequest, data)
 			}
 			req.InputScale = s
+		case "config":
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req.Overrides); err != nil {
+				return req, fmt.Errorf("%w: config is not a valid JSON object with batch, shapes, profile_shapes and labels: %v", ErrBadRequest, err)
+			}
 		case "model":
 			req.Model = data
 		case "validation_inputs":
@@ -219,7 +227,7 @@ func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request) (
 		case "validation_labels":
 			req.ValidationLabels = data
 		default:
-			return req, fmt.Errorf("%w: unknown field %q (want name, task, dataset, model, model_url, accuracy, input_scale, validation_inputs, validation_labels)",
+			return req, fmt.Errorf("%w: unknown field %q (want name, task, dataset, model, model_url, accuracy, input_scale, config, validation_inputs, validation_labels)",
 				ErrBadRequest, part.FormName())
 		}
 	}

@@ -121,6 +121,9 @@ type Registration struct {
 	ValidationDir string
 	Accuracy      *float64
 	InputScale    float64
+	// Overrides correct the tensor contract read from the model (batch
+	// dimension, pinned shapes, profile shapes, class labels).
+	Overrides *registrar.Overrides
 }
 
 // Register uploads a model and returns the registration's first status.
@@ -138,6 +141,13 @@ func (c *Client) Register(ctx context.Context, r Registration) (registrar.Status
 	field("model_url", r.ModelURL)
 	if r.Accuracy != nil {
 		field("accuracy", strconv.FormatFloat(*r.Accuracy, 'f', -1, 64))
+	}
+	if r.Overrides != nil {
+		b, err := json.Marshal(r.Overrides)
+		if err != nil {
+			return registrar.Status{}, fmt.Errorf("encode overrides: %w", err)
+		}
+		field("config", string(b))
 	}
 	if r.InputScale != 0 {
 		field("input_scale", strconv.FormatFloat(r.InputScale, 'g', -1, 64))

@@ -121,7 +121,9 @@ func profile(model []byte, job Job) (Result, error) {
 	for _, b := range job.Batches {
 		sum += b
 	}
-	need := time.Duration(firstMs * float64(sum) * MinRuns * float64(time.Millisecond))
+	// A quarter more than MinRuns runs strictly need: timing is not free
+	// and one batch-1 run is a rough guide.
+	need := time.Duration(1.25 * firstMs * float64(sum) * MinRuns * float64(time.Millisecond))
 	budget := min(max(need, job.Budget), max(job.MaxBudget, job.Budget))
 	plan := PlanBudget(firstMs, job.Batches, budget)
 	res.Note = plan.Note

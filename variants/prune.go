@@ -163,6 +163,10 @@ func dimensions(t Tolerance) []dimension {
 	return []dimension{
 		{"accuracy", func(a, b Costed) cmp { return compareHigh(a.Accuracy, b.Accuracy, 0, 0.005) },
 			func(v Costed) string { return fmt.Sprintf("%.2f%%", v.Accuracy) }},
+		// Fidelity to the fp32 graph counts on its own: without a known
+		// accuracy, a variant that answers differently is not as good.
+		{"fidelity loss", func(a, b Costed) cmp { return compareLow(fidelityLoss(a), fidelityLoss(b), 0, 0.005) },
+			func(v Costed) string { return fmt.Sprintf("%.3f points", fidelityLoss(v)) }},
 		{"p99 latency at batch 1", func(a, b Costed) cmp {
 			return compareP99(a.Profile, b.Profile, 1, 1, t.Latency)
 		}, func(v Costed) string { return showP99(v.Profile, 1) }},
@@ -287,4 +291,13 @@ func preferred(a, b Costed) bool {
 		return a.Threads < b.Threads
 	}
 	return a.Name < b.Name
+}
+
+// fidelityLoss is a variant's accuracy loss against the fp32 graph, 0 when
+// not measured.
+func fidelityLoss(v Costed) float64 {
+	if v.Fidelity == nil {
+		return 0
+	}
+	return v.Fidelity.Loss()
 }

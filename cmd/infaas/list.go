@@ -121,8 +121,8 @@ func printVariants(w io.Writer, vs []catalog.Variant) {
 	const set = "\tP99 b=1\tP99 b=max\tTHROUGHPUT\tPEAK MEM\tLOAD"
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var h1, h2 strings.Builder
-	h1.WriteString("\t\t\t\t\t")
-	h2.WriteString("VARIANT\tPREC\tOPT\tTHR\tMAXB\tACCURACY")
+	h1.WriteString("\t\t\t\t\t\t")
+	h2.WriteString("VARIANT\tPREC\tOPT\tTHR\tMAXB\tACCURACY\tFIDELITY")
 	for _, c := range classes {
 		if oneRef && c == refs[0] {
 			c += "*"
@@ -133,8 +133,8 @@ func printVariants(w io.Writer, vs []catalog.Variant) {
 	fmt.Fprintln(tw, strings.TrimRight(h1.String(), "\t"))
 	fmt.Fprintln(tw, h2.String())
 	for _, v := range vs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f%%%s", v.Name, v.Precision, v.OptLevel, v.Threads, v.MaxBatch,
-			v.Accuracy, declaredMark(v.AccuracySource))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f%%%s\t%s", v.Name, v.Precision, v.OptLevel, v.Threads, v.MaxBatch,
+			v.Accuracy, declaredMark(v.AccuracySource), fidelity(v.Fidelity))
 		for _, c := range classes {
 			p, ok := v.ProfileOn(c)
 			if !ok {
@@ -205,10 +205,26 @@ func withReferenceProfiles(vs []catalog.Variant) []catalog.Variant {
 }
 
 func declaredMark(src string) string {
-	if src == catalog.AccuracyDeclared {
+	switch src {
+	case catalog.AccuracyDeclared:
 		return " (declared)"
+	case catalog.AccuracyUnknown:
+		return " (unknown)"
 	}
 	return ""
+}
+
+// fidelity shows how a variant follows the fp32 graph: top-1 agreement
+// for a classifier, else the lowest cosine and the largest relative error;
+// the loss in accuracy points last.
+func fidelity(f *catalog.Fidelity) string {
+	if f == nil {
+		return "-"
+	}
+	if f.Top1 >= 0 {
+		return fmt.Sprintf("top-1 %.1f%% (−%.2f)", 100*f.Top1, f.Loss())
+	}
+	return fmt.Sprintf("cos %.5f, max rel %.2g (−%.2f)", f.Cosine, f.MaxRelError, f.Loss())
 }
 
 func ms(v float64) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,8 +28,9 @@ func runRegister(ctx context.Context, args []string) error {
 	fs.StringVar(&r.Dataset, "dataset", "", "`dataset`, e.g. mnist")
 	file := fs.String("file", "", "ONNX model: a local `path`, or a bucket URL (file://, s3://, gs://, azblob://) the server fetches")
 	fs.StringVar(&r.ValidationDir, "validation", "", "`directory` with inputs.idx and labels.idx (accuracy is then measured)")
-	fs.Float64Var(&accuracy, "accuracy", -1, "declared top-1 accuracy in `percent`, used only without --validation")
+	fs.Float64Var(&accuracy, "accuracy", -1, "declared top-1 accuracy in `percent`, used only without --validation; without either, queries with a min_accuracy skip this model")
 	fs.Float64Var(&r.InputScale, "input-scale", 0, "preprocessing: the model's input is the use case's raw input times `factor` (e.g. 0.00392156862745098 for 0–255 pixels into a 0–1 model)")
+	config := fs.String("config", "", "JSON `file` of contract overrides: {\"batch\": \"auto\"|\"none\", \"shapes\": {input: [dims, -1 dynamic]}, \"profile_shapes\": {input: [dims without batch]}, \"labels\": [class names]}")
 	noWait := fs.Bool("no-wait", false, "return once the server has accepted the registration")
 	asJSON := fs.Bool("json", false, "print the final status as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +46,19 @@ func runRegister(ctx context.Context, args []string) error {
 	}
 	if accuracy >= 0 {
 		r.Accuracy = &accuracy
+	}
+	if *config != "" {
+		b, err := os.ReadFile(*config)
+		if err != nil {
+			return err
+		}
+		var o registrar.Overrides
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o); err != nil {
+			return fmt.Errorf("--config %s: %w", *config, err)
+		}
+		r.Overrides = &o
 	}
 	c := client.New(*server)
 	st, err := c.Register(ctx, r)
