@@ -14,6 +14,7 @@ type (
 	InferRequest   = inference.InferRequest
 	InferResponse  = inference.InferResponse
 	ModelMetadata  = inference.ModelMetadata
+	ModelStats     = inference.ModelStats
 	TensorMetadata = inference.TensorMetadata
 )
 
@@ -24,4 +25,10 @@ type Backend interface {
 	ModelMetadata(ctx context.Context, name string) (ModelMetadata, error)
 	ModelReady(ctx context.Context, name string) (bool, error)
 	Ready(ctx context.Context) bool
+}
+
+// StatsBackend is a Backend that also keeps per-model statistics
+// (GET /v2/models/{name}/stats, Triton's statistics extension).
+type StatsBackend interface {
+	ModelStatistics(ctx context.Context, name string) (ModelStats, error)
 }

@@ -151,6 +151,16 @@ func decodeGRPCRequest(req *pb.ModelInferRequest) (*InferRequest, error) {
 			return nil, fmt.Errorf("%w: a requested output has no name", ErrBadRequest)
 		}
 		out.Outputs = append(out.Outputs, o.GetName())
+		if p, ok := o.GetParameters()[paramClassification]; ok {
+			n, err := classificationCount(p.GetInt64Param())
+			if err != nil {
+				return nil, err
+			}
+			if out.Classification == nil {
+				out.Classification = map[string]int{}
+			}
+			out.Classification[o.GetName()] = n
+		}
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/infaas/infaas/controller"
 )
 
 // headerJSONLength is the binary tensor data extension's header: the length
@@ -30,6 +32,9 @@ func RegisterInference(mux *http.ServeMux, b Backend, maxBody int64) {
 	mux.HandleFunc("GET /v2/models/{name}", h.modelMetadata)
 	mux.HandleFunc("GET /v2/models/{name}/versions/{version}", h.modelMetadata)
 	mux.HandleFunc("GET /v2/models/{name}/ready", h.modelReady)
+	mux.HandleFunc("GET /v2/models/{name}/stats", h.modelStats)
+	mux.HandleFunc("GET /v2/models/{name}/versions/{version}/stats", h.modelStats)
+	mux.HandleFunc("GET /v2/models/stats", h.modelStats)
 	mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", h.modelReady)
 	mux.HandleFunc("POST /v2/models/{name}/infer", h.infer)
 	mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", h.infer)
@@ -123,6 +128,29 @@ func (h *inferenceHTTP) modelReady(w http.ResponseWriter, r *http.Request) {
 	}{name, ready})
 }
 
+// modelStats answers Triton's statistics extension: per variant, request
+// counts and durations and the batch sizes run; /v2/models/stats covers
+// every variant.
+func (h *inferenceHTTP) modelStats(w http.ResponseWriter, r *http.Request) {
+	sb, ok := h.backend.(StatsBackend)
+	if !ok {
+		writeError(w, fmt.Errorf("%w: this server keeps no model statistics", controller.ErrUnknownModel))
+		return
+	}
+	if v := r.PathValue("version"); v != "" {
+		if _, err := modelMetadata(r.Context(), h.backend, r.PathValue("name"), v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	st, err := sb.ModelStatistics(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
 func (h *inferenceHTTP) infer(w http.ResponseWriter, r *http.Request) {
 	req, jr, err := h.decode(w, r)
 	if err != nil {
@@ -186,12 +214,13 @@ func (h *inferenceHTTP) decode(w http.ResponseWriter, r *http.Request) (*InferRe
 		return nil, nil, err
 	}
 	return &InferRequest{
-		Model:        r.PathValue("name"),
-		Version:      r.PathValue("version"),
-		ID:           jr.id,
-		Requirements: reqs,
-		Inputs:       jr.inputs,
-		Outputs:      jr.outputs,
+		Model:          r.PathValue("name"),
+		Version:        r.PathValue("version"),
+		ID:             jr.id,
+		Requirements:   reqs,
+		Inputs:         jr.inputs,
+		Outputs:        jr.outputs,
+		Classification: jr.classification,
 	}, jr, nil
 }
 

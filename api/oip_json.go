@@ -20,9 +20,10 @@ const maxJSONDepth = 64
 
 // Parameters of the HTTP binary tensor data extension.
 const (
-	paramBinarySize   = "binary_data_size"   // input or output: bytes in the binary part
-	paramBinaryOutput = "binary_data"        // requested output: answer it in binary
-	paramBinaryAll    = "binary_data_output" // request: answer every output in binary
+	paramBinarySize     = "binary_data_size"   // input or output: bytes in the binary part
+	paramBinaryOutput   = "binary_data"        // requested output: answer it in binary
+	paramClassification = "classification"     // requested output: its top N classes
+	paramBinaryAll      = "binary_data_output" // request: answer every output in binary
 )
 
 // jsonRequest is a decoded $inference_request, before the model named by the
@@ -32,6 +33,8 @@ type jsonRequest struct {
 	params  map[string]any
 	inputs  []Tensor
 	outputs []string
+	// classification: the requested outputs' top-N asks.
+	classification map[string]int
 	// binaryAll and binaryOutputs: which outputs the client wants in binary.
 	binaryAll     bool
 	binaryOutputs map[string]bool
@@ -233,6 +236,16 @@ func (p *jsonParser) requestedOutput(req *jsonRequest) error {
 		return fmt.Errorf("%w: a requested output has no name", ErrBadRequest)
 	}
 	req.outputs = append(req.outputs, name)
+	if v, ok := params[paramClassification]; ok {
+		n, err := classificationCount(v)
+		if err != nil {
+			return err
+		}
+		if req.classification == nil {
+			req.classification = map[string]int{}
+		}
+		req.classification[name] = n
+	}
 	if b, ok := params[paramBinaryOutput].(bool); ok {
 		if req.binaryOutputs == nil {
 			req.binaryOutputs = map[string]bool{}
@@ -460,4 +473,27 @@ func (d *dataDecoder) typeError(want string) error {
 
 func (d *dataDecoder) elemError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s: element %d: %s", ErrBadRequest, d.label, d.count, fmt.Sprintf(format, args...))
+}
+
+// maxClassification bounds a classification request's N.
+const maxClassification = 1000
+
+// classificationCount reads a requested output's classification parameter:
+// a whole number of classes from 1 to maxClassification.
+func classificationCount(v any) (int, error) {
+	var n int64
+	var err error
+	switch x := v.(type) {
+	case json.Number:
+		n, err = strconv.ParseInt(string(x), 10, 64)
+	case int64:
+		n = x
+	default:
+		err = fmt.Errorf("not a number")
+	}
+	if err != nil || n < 1 || n > maxClassification {
+		return 0, fmt.Errorf("%w: classification asks for the top N classes, a whole number from 1 to %d; got %s",
+			ErrBadRequest, maxClassification, describe(v))
+	}
+	return int(n), nil
 }

@@ -105,6 +105,7 @@ type Controller struct {
 	bgCtx    context.Context
 
 	decisions *decisionLog
+	stats     statsBook
 	events    *events.Log
 	traffic   *autoscale.TrafficLog
 	scale     *scaler

@@ -132,6 +132,11 @@ func bindInputs(req *inference.InferRequest, c catalog.Contract) ([]inference.Te
 // bindOutputs resolves the requested output names to positions of the
 // contract; none requested means all, in the contract's order.
 func bindOutputs(req *inference.InferRequest, c catalog.Contract) ([]int, error) {
+	for name := range req.Classification {
+		if !slices.Contains(req.Outputs, name) {
+			return nil, fmt.Errorf("%w: classification is asked for output %q, which the request does not name", ErrBadInput, name)
+		}
+	}
 	if len(req.Outputs) == 0 {
 		all := make([]int, len(c.Outputs))
 		for i := range all {
@@ -457,6 +462,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 		return nil, &workerGoneError{worker: w.ID(), err: err}
 	}
 	if err != nil {
+		c.stats.failed(vname, c.now().Sub(arrival))
 		return nil, workerError(err, vname)
 	}
 	elapsed := c.now().Sub(arrival)
@@ -464,6 +470,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	met := d.Met && (req.Requirements.LatencyMs == 0 || rec.ObservedMs <= req.Requirements.LatencyMs)
 	rec.Met = met
 	if req.Requirements.Strict && !met {
+		c.stats.failed(vname, elapsed)
 		// Strict means strict: an answer that missed its target is
 		// withheld, like a request the worker shed, so the client can
 		// retry rather than trust a late result.
@@ -471,6 +478,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 			errStrictLate, ErrOverloaded, vname, batching.FormatMs(elapsed), req.Requirements.LatencyMs)
 	}
 	c.cfg.Metrics.Served(vname, w.ID(), elapsed, out.QueueTime, out.ComputeTime, met)
+	c.stats.served(vname, arrival, batch, out.BatchSize, elapsed, out.QueueTime, out.ComputeTime)
 
 	if len(out.Outputs) != len(q.contract.Outputs) {
 		return nil, fmt.Errorf("%s answered %d outputs; its contract has %d", vname, len(out.Outputs), len(q.contract.Outputs))
@@ -479,6 +487,15 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	for k, i := range q.outputs {
 		outputs[k] = out.Outputs[i]
 		outputs[k].Name = q.contract.Outputs[i].Name // the use case's name for it
+		if n := req.Classification[outputs[k].Name]; n > 0 {
+			var labels []string
+			if i == 0 {
+				labels = v.archs[x.Architecture].Labels
+			}
+			if outputs[k], err = classify(outputs[k], n, labels, q.contract.Batched); err != nil {
+				return nil, err
+			}
+		}
 	}
 	params := map[string]any{
 		"variant":      vname,

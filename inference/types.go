@@ -34,6 +34,10 @@ type InferRequest struct {
 	Requirements Requirements
 	Inputs       []Tensor
 	Outputs      []string // requested output names; empty means all
+	// Classification asks, per requested output, for its top N classes
+	// instead of its scores (the Open Inference Protocol classification
+	// extension): a BYTES tensor [batch, N] of "score:index[:label]".
+	Classification map[string]int
 }
 
 // InferResponse is the answer; Parameters hold what infaas reports
@@ -60,4 +64,46 @@ type TensorMetadata struct {
 	Name     string
 	Datatype string
 	Shape    []int64
+}
+
+// ModelStats answers GET /v2/models/{name}/stats in Triton's shape: what
+// the variants a name covers (a variant itself, an architecture's
+// variants, a use case's) have served.
+type ModelStats struct {
+	ModelStats []ModelStat `json:"model_stats"`
+}
+
+// ModelStat is one variant's statistics. Times are nanoseconds.
+type ModelStat struct {
+	Name           string         `json:"name"`
+	Version        string         `json:"version"`
+	LastInference  int64          `json:"last_inference"` // ms since the epoch; 0: never
+	InferenceCount int64          `json:"inference_count"`
+	ExecutionCount int64          `json:"execution_count"`
+	InferenceStats InferenceStats `json:"inference_stats"`
+	BatchStats     []BatchStat    `json:"batch_stats"`
+}
+
+// InferenceStats are Triton's per-model durations: success and fail are
+// whole requests, queue the wait on the replica, compute_infer the batch
+// runs (compute_input and compute_output are part of it in infaas).
+type InferenceStats struct {
+	Success       StatDuration `json:"success"`
+	Fail          StatDuration `json:"fail"`
+	Queue         StatDuration `json:"queue"`
+	ComputeInput  StatDuration `json:"compute_input"`
+	ComputeInfer  StatDuration `json:"compute_infer"`
+	ComputeOutput StatDuration `json:"compute_output"`
+}
+
+// StatDuration is a count and the total nanoseconds.
+type StatDuration struct {
+	Count int64 `json:"count"`
+	Ns    int64 `json:"ns"`
+}
+
+// BatchStat is the requests run in batches of one size.
+type BatchStat struct {
+	BatchSize    int          `json:"batch_size"`
+	ComputeInfer StatDuration `json:"compute_infer"`
 }

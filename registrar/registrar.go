@@ -11,10 +11,12 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/onnx"
 	"github.com/infaas/infaas/profiler"
@@ -535,6 +537,10 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	}
 	res, err := r.prof.Run(ctx, profiler.Job{Kind: profiler.KindInspect, ModelPath: path})
 	if err != nil {
+		if strings.Contains(err.Error(), executor.ErrUnsupported.Error()) {
+			// infaas's own rule, not ONNX Runtime's: say so.
+			return zero, nil, nil, fmt.Errorf("%w: %v", ErrRejected, err)
+		}
 		return zero, nil, nil, fmt.Errorf("%w: ONNX Runtime cannot load it: %v", ErrRejected, err)
 	}
 	contract, err := applyOverrides(res.IO, req.Overrides)
