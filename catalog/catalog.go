@@ -80,6 +80,11 @@ type Architecture struct {
 	// Labels names the classes of the first output, for the Open
 	// Inference Protocol classification extension.
 	Labels []string `json:"labels,omitempty"`
+	// UseCaseMapping says which of its tensors the use case names
+	// differently ("input 0 \"Input3\" is \"input\" in the use case"):
+	// queries to the use case use the use case's names, and this
+	// architecture gets the tensors by position.
+	UseCaseMapping []string `json:"use_case_mapping,omitempty"`
 
 	Accuracy       float64 `json:"accuracy"`
 	AccuracySource string  `json:"accuracy_source"`

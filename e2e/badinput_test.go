@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/onnx"
@@ -84,7 +86,6 @@ func TestRegistrationBadInput(t *testing.T) {
 		{"slash in dataset", ok(client.Registration{Name: "a4", Dataset: "mnist/x", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "dataset"},
 		{"labels past the classes", ok(client.Registration{Name: "a5", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badLabels}), 422, "label 11 of sample 7 is out of range"},
 		{"samples of the wrong size", ok(client.Registration{Name: "a6", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), ValidationDir: badShape}), 422, "each validation sample has 100 values"},
-		{"no validation, no accuracy", client.Registration{Name: "a7", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}, 400, "declare an accuracy"},
 		{"input scale out of range", client.Registration{Name: "a14", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(90.0), InputScale: 1e300}, 400, "input scale must be between"},
 		{"accuracy over 100", client.Registration{Name: "a8", Task: "classification", Dataset: "mnist", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"), Accuracy: ptr(101.0)}, 400, "between 0 and 100"},
 		{"upload over the limit", ok(client.Registration{Name: "a9", ModelPath: big}), 413, "accepts at most 3000000"},
@@ -126,11 +127,31 @@ func TestRegistrationBadInput(t *testing.T) {
 	if err != nil || a.AccuracySource != "declared" || a.Accuracy != 90 {
 		t.Fatalf("declared accuracy: %+v, %v", a, err)
 	}
+	// Without validation data a variant's accuracy is the declared one
+	// less its measured fidelity loss against fp32.
 	vs, _ := s.c.Variants(c, "a13")
 	for _, v := range vs {
-		if v.Precision != "fp32" || v.AccuracySource != "declared" {
-			t.Errorf("without validation data only fp32 variants with declared accuracy make sense; got %s (%s)", v.Name, v.AccuracySource)
+		if v.AccuracySource != "declared" || v.Fidelity == nil || math.Abs(v.Accuracy-(90-v.Fidelity.Loss())) > 1e-9 {
+			t.Errorf("%s: accuracy %.3f (%s), fidelity %+v; want 90 less the fidelity loss, declared", v.Name, v.Accuracy, v.AccuracySource, v.Fidelity)
 		}
+	}
+	// With neither validation data nor a declared accuracy, the model
+	// registers with an unknown accuracy, and a query with a minimum
+	// accuracy passes it by.
+	if _, err := s.c.Register(c, client.Registration{Name: "a7", Task: "classification", Dataset: "unknown-acc", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Wait(c, "a7", nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.c.Architecture(c, "a7"); err != nil || a.AccuracySource != catalog.AccuracyUnknown {
+		t.Fatalf("no accuracy: %+v, %v", a, err)
+	}
+	_, err = s.c.Infer(c, "classification.unknown-acc", client.InferInput{Name: "input", Shape: []int64{1, 1, 28, 28}, Datatype: "FP32", Data: make([]float32, 784)},
+		map[string]any{"min_accuracy": 50.0, "strict": true})
+	var e *client.Error
+	if !asError(err, &e) || e.Status != 400 && e.Status != 422 || !strings.Contains(e.Message, "accuracy") {
+		t.Fatalf("min_accuracy on a model of unknown accuracy: %v", err)
 	}
 }
 

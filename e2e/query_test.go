@@ -345,7 +345,7 @@ func TestQueryBadInput(t *testing.T) {
 	}{
 		{"unknown model", "no-such-model", tensor([]int64{1, 1, 28, 28}, "FP32", 784, ""), 404, "no variant, architecture or use case"},
 		{"malformed json", "mnist-mlp-s", `{"inputs": [`, 400, ""},
-		{"wrong datatype", "mnist-mlp-s", tensor([]int64{1, 1, 28, 28}, "INT64", 784, ""), 400, "takes FP32"},
+		{"wrong datatype", "mnist-mlp-s", tensor([]int64{1, 1, 28, 28}, "INT64", 784, ""), 400, "FP32 [batch, 1, 28, 28]"},
 		{"wrong shape", "mnist-mlp-s", tensor([]int64{1, 1, 28, 27}, "FP32", 756, ""), 400, "has shape"},
 		{"data length vs shape", "mnist-mlp-s", tensor([]int64{1, 1, 28, 28}, "FP32", 700, ""), 400, ""},
 		{"empty batch", "mnist-mlp-s", tensor([]int64{0, 1, 28, 28}, "FP32", 0, ""), 400, ""},

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,27 +108,21 @@ func profile(model []byte, job Job) (Result, error) {
 	}
 	// Time one batch of 1 to plan the budget: a model gets the time that
 	// MinRuns runs of every batch size need, between the base budget and
-	// the cap; what does not fit even then is left out, and said.
+	// its cap; a batch size that cannot have even MinIters runs within
+	// the cap is left out, and said.
 	one := inputs.batch(1, 0, bufs)
-	firstMs := 0.0
-	for i := 0; i <= job.Warmup; i++ {
+	var warm []float64
+	for i := 0; i <= max(job.Warmup, 2); i++ {
 		t := time.Now()
 		if outs, err = s.Run(one, outs); err != nil {
 			return Result{}, fmt.Errorf("batch 1: %w", err)
 		}
-		firstMs = ms(time.Since(t))
+		warm = append(warm, ms(time.Since(t)))
 	}
-	sum := 0
-	for _, b := range job.Batches {
-		sum += b
-	}
-	// A quarter more than MinRuns runs strictly need: timing is not free
-	// and one batch-1 run is a rough guide.
-	need := time.Duration(1.25 * firstMs * float64(sum) * MinRuns * float64(time.Millisecond))
-	budget := min(max(need, job.Budget), max(job.MaxBudget, job.Budget))
-	plan := PlanBudget(firstMs, job.Batches, budget)
-	res.Note = plan.Note
-	for _, b := range plan.Batches {
+	slices.Sort(warm)
+	plan := planProfile(warm[len(warm)/2], job)
+	res.Note = plan.note
+	for _, b := range plan.batches {
 		in := inputs.batch(b, 0, bufs)
 		for i := 0; i < job.Warmup; i++ {
 			if outs, err = s.Run(in, outs); err != nil {
@@ -135,9 +130,9 @@ func profile(model []byte, job Job) (Result, error) {
 			}
 		}
 		var lat []float64
-		deadline := time.Now().Add(plan.PerBatch[b])
+		start := time.Now()
 		for i := 0; i < job.MaxIters; i++ {
-			if i >= job.MinIters && i%25 == 0 && (time.Now().After(deadline) || Enough(lat, plan.Runs, 0.05)) {
+			if i >= job.MinIters && i%25 == 0 && plan.done(b, lat, time.Since(start)) {
 				break
 			}
 			t := time.Now()
@@ -169,6 +164,75 @@ func profile(model []byte, job Job) (Result, error) {
 		res.Fidelity = &f
 	}
 	return res, nil
+}
+
+// profilePlan is how one profile spends its time: the batch sizes timed,
+// each one's share of the base budget (soft) and of its cap (hard), and
+// what was cut.
+type profilePlan struct {
+	batches    []int
+	soft, hard map[int]time.Duration
+	note       string
+}
+
+// planProfile plans a profile whose batch-1 run took firstMs. Each batch
+// size gets a share of the base budget and of its cap in proportion to
+// the batch size. The largest batch sizes are left out while even
+// MinIters runs of them would not fit the cap (a batch of b taken to cost
+// b batches of 1, which errs long); the note says so, and where fewer
+// than MinRuns runs are likely to fit.
+func planProfile(firstMs float64, job Job) profilePlan {
+	batches := slices.Clone(job.Batches)
+	sum := 0
+	for _, b := range batches {
+		sum += b
+	}
+	first := time.Duration(firstMs * float64(time.Millisecond))
+	capBudget := max(job.MaxBudget, job.Budget)
+	var cut []int
+	for len(batches) > 1 && time.Duration(job.MinIters*batches[len(batches)-1])*first > capBudget {
+		cut = append(cut, batches[len(batches)-1])
+		sum -= batches[len(batches)-1]
+		batches = batches[:len(batches)-1]
+	}
+	p := profilePlan{batches: batches, soft: map[int]time.Duration{}, hard: map[int]time.Duration{}}
+	var few []int
+	for _, b := range batches {
+		share := float64(b) / float64(max(sum, 1))
+		p.soft[b] = time.Duration(float64(job.Budget) * share)
+		p.hard[b] = time.Duration(float64(capBudget) * share)
+		if first > 0 && p.hard[b] < time.Duration(MinRuns*b)*first {
+			few = append(few, b)
+		}
+	}
+	var notes []string
+	if len(cut) > 0 {
+		slices.Reverse(cut)
+		notes = append(notes, fmt.Sprintf("batch sizes %v not profiled: one batch of 1 takes %.3f ms, and %d runs of them would not fit the %s profiling budget (raise --profile-time)",
+			cut, firstMs, job.MinIters, capBudget.Round(time.Millisecond)))
+	}
+	if len(few) > 0 {
+		notes = append(notes, fmt.Sprintf("batch sizes %v timed fewer than %d times within the %s budget: their p99 is less certain", few, MinRuns, capBudget.Round(time.Millisecond)))
+	}
+	p.note = strings.Join(notes, "; ")
+	return p
+}
+
+// done says whether timing batch size b can stop after lat, spent so far:
+// its p99 is pinned (a 95 % interval within ±5 %) after at least MinRuns
+// runs; or its soft share is spent and the p99 has both bounds (BoundRuns
+// runs); or its hard share is spent.
+func (p profilePlan) done(b int, lat []float64, spent time.Duration) bool {
+	n := len(lat)
+	switch {
+	case spent >= p.hard[b]:
+		return true
+	case spent >= p.soft[b] && n >= BoundRuns:
+		return true
+	case n >= MinRuns && n >= BoundRuns:
+		return Enough(lat, MaxRuns, 0.05)
+	}
+	return false
 }
 
 // chunk is the batch size accuracy and fidelity run the samples in.

@@ -32,7 +32,7 @@ type Job struct {
 	// Budget is the base time for timing all batch sizes; the child
 	// stretches it, up to MaxBudget, to what MinRuns runs of every batch
 	// size need, and leaves out the largest batch sizes when even
-	// MaxBudget is too short (PlanBudget; Result.Note says so).
+	// MaxBudget is too short (planProfile; Result.Note says so).
 	Budget    time.Duration `json:"budget,omitempty"`
 	MaxBudget time.Duration `json:"max_budget,omitempty"`
 	// Inputs are the sample inputs: Samples samples of each input of the

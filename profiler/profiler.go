@@ -23,17 +23,19 @@ type Config struct {
 	MinIters int           // timed runs at least, per batch size
 	MaxIters int           // timed runs at most, per batch size
 	PerBatch time.Duration // the base time per batch size; see Job.Budget
-	// MaxBudget caps what one profile may spend when the model is too
-	// slow for MinRuns runs of every batch size in the base budget.
-	MaxBudget time.Duration
-	Timeout   time.Duration // a child taking longer is killed
+	Timeout  time.Duration // a child taking longer is killed
 }
 
+// BudgetStretch is how far a profile's budget stretches past the base
+// (PerBatch per batch size) for a model that needs it for MinRuns runs
+// of every batch size.
+const BudgetStretch = 8
+
 // DefaultConfig measures each batch size for at least about 80 ms after
-// warm-up, longer (up to 20 s a profile) when the model needs it for
+// warm-up, up to BudgetStretch times longer when the model needs it for
 // MinRuns runs at every batch size.
 func DefaultConfig() Config {
-	return Config{Warmup: 5, MinIters: 20, MaxIters: MaxRuns, PerBatch: 80 * time.Millisecond, MaxBudget: 20 * time.Second, Timeout: 2 * time.Minute}
+	return Config{Warmup: 5, MinIters: 20, MaxIters: MaxRuns, PerBatch: 80 * time.Millisecond, Timeout: 2 * time.Minute}
 }
 
 // Profiler runs child processes one at a time.
@@ -65,7 +67,7 @@ func (p *Profiler) Run(ctx context.Context, job Job) (Result, error) {
 	if job.Kind == KindProfile {
 		job.Warmup, job.MinIters, job.MaxIters = p.cfg.Warmup, p.cfg.MinIters, p.cfg.MaxIters
 		job.Budget = p.cfg.PerBatch * time.Duration(max(len(job.Batches), 1))
-		job.MaxBudget = max(p.cfg.MaxBudget, job.Budget)
+		job.MaxBudget = BudgetStretch * job.Budget
 	}
 	in, err := json.Marshal(job)
 	if err != nil {

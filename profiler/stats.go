@@ -1,11 +1,8 @@
 package profiler
 
 import (
-	"fmt"
 	"math"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/infaas/infaas/catalog"
 )
@@ -162,125 +159,4 @@ func Enough(samples []float64, minRuns int, relHalfWidth float64) bool {
 	}
 	l := Summarise(samples)
 	return l.P99High > 0 && l.P99 > 0 && (l.P99High-l.P99Low)/2 <= relHalfWidth*l.P99
-}
-
-// BudgetPlan is how one profile spends its time budget.
-type BudgetPlan struct {
-	// Batches are the batch sizes to profile, ascending: those asked for
-	// that fit the budget (never empty when any were asked for).
-	Batches []int
-	// PerBatch is the time to spend timing each batch size of Batches: the
-	// budget shared in proportion to the batch size, so that every size
-	// gets the same number of runs.
-	PerBatch map[int]time.Duration
-	// Runs is the timed runs to aim for at each batch size, Enough's
-	// minRuns: as many as the budget affords, at most MaxRuns, at least 1.
-	Runs int
-	// Note says what was cut and why (batch sizes left out, fewer runs
-	// than MinRuns or than BoundRuns); empty when nothing was.
-	Note string
-}
-
-// PlanBudget plans a profile whose batch-1 run took firstRunMs, at batch
-// sizes batches, within total. It assumes a batch of b costs b times a
-// batch of 1 (batching seldom costs more per sample, so the plan errs on
-// the safe side) and leaves warm-up to the caller. In order:
-//
-//   - every batch size, when each can have at least MinRuns runs: Runs is
-//     what the budget affords (≥ BoundRuns gives P99 bounds);
-//   - else the largest batch sizes are left out, one at a time, until the
-//     rest can have MinRuns runs each;
-//   - else only the smallest batch size, with the runs that fit (at least 1).
-//
-// A firstRunMs that is not a positive number (unmeasured) plans every
-// batch size with the budget split the same way and Runs = MaxRuns, so the
-// deadline and Enough decide; the note says so.
-func PlanBudget(firstRunMs float64, batches []int, total time.Duration) BudgetPlan {
-	var bs []int
-	for _, b := range batches {
-		if b > 0 {
-			bs = append(bs, b)
-		}
-	}
-	sort.Ints(bs)
-	bs = compactInts(bs)
-	if len(bs) == 0 {
-		return BudgetPlan{PerBatch: map[int]time.Duration{}, Note: "no batch size to profile"}
-	}
-	total = max(total, 0)
-	totalMs := float64(total) / float64(time.Millisecond)
-	plan := func(bs []int, runs int, note string) BudgetPlan {
-		sum := 0
-		for _, b := range bs {
-			sum += b
-		}
-		p := BudgetPlan{Batches: bs, PerBatch: make(map[int]time.Duration, len(bs)), Runs: max(1, min(runs, MaxRuns)), Note: note}
-		for _, b := range bs {
-			p.PerBatch[b] = time.Duration(float64(total) * float64(b) / float64(sum))
-		}
-		return p
-	}
-	if !(firstRunMs > 0) {
-		return plan(bs, MaxRuns, "batch-1 run time unknown: runs stop at the deadline or when the p99 is known well enough")
-	}
-	affords := func(bs []int) int { // runs of each that fit
-		sum := 0
-		for _, b := range bs {
-			sum += b
-		}
-		r := totalMs / (firstRunMs * float64(sum))
-		if r >= MaxRuns {
-			return MaxRuns
-		}
-		return int(r)
-	}
-	cost := func(bs []int, runs int) time.Duration {
-		sum := 0
-		for _, b := range bs {
-			sum += b
-		}
-		return time.Duration(float64(runs) * firstRunMs * float64(sum) * float64(time.Millisecond))
-	}
-	why := fmt.Sprintf("one batch-1 run takes %.3g ms and the budget is %s", firstRunMs, total)
-	if r := affords(bs); r >= MinRuns {
-		note := ""
-		if r < BoundRuns {
-			note = fmt.Sprintf("%d runs per batch size, fewer than the %d that bound the p99 (%s): pruning compares these p99s within its tolerance only", r, BoundRuns, why)
-		}
-		return plan(bs, r, note)
-	}
-	for k := len(bs) - 1; k >= 1; k-- {
-		if r := affords(bs[:k]); r >= MinRuns {
-			return plan(bs[:k], r, fmt.Sprintf("batch sizes %s not profiled: %d runs of every batch size would take %s (%s); %d runs of each of %s",
-				joinInts(bs[k:]), MinRuns, cost(bs, MinRuns).Round(time.Millisecond), why, min(r, MaxRuns), joinInts(bs[:k])))
-		}
-	}
-	r := affords(bs[:1])
-	cut := ""
-	if len(bs) > 1 {
-		cut = fmt.Sprintf("batch sizes %s not profiled; ", joinInts(bs[1:]))
-	}
-	if r < 1 {
-		return plan(bs[:1], 1, fmt.Sprintf("%sthe budget does not cover one run of batch %d (%s): a single run, no p99 to speak of", cut, bs[0], why))
-	}
-	return plan(bs[:1], r, fmt.Sprintf("%sonly %d runs of batch %d fit, fewer than %d (%s): its p99 is rough and has no upper bound",
-		cut, r, bs[0], MinRuns, why))
-}
-
-func compactInts(s []int) []int {
-	out := s[:0]
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func joinInts(s []int) string {
-	parts := make([]string, len(s))
-	for i, x := range s {
-		parts[i] = fmt.Sprint(x)
-	}
-	return strings.Join(parts, ", ")
 }

@@ -289,61 +289,46 @@ func sumDurations(m map[int]time.Duration) time.Duration {
 	return s
 }
 
-func TestPlanBudget(t *testing.T) {
-	all := []int{1, 4, 8, 16, 32}
-	cases := []struct {
-		name      string
-		firstMs   float64
-		batches   []int
-		total     time.Duration
-		batchesTo []int
-		runsMin   int
-		runsMax   int
-		note      string // substring; "" for no note
-	}{
-		{"fast model: everything, with bounds", 0.05, all, 2 * time.Second, all, BoundRuns, 1000, ""},
-		{"tiny model: capped", 0.0001, all, 2 * time.Second, all, MaxRuns, MaxRuns, ""},
-		{"enough runs but no bound", 0.1, all, 2 * time.Second, all, MinRuns, BoundRuns - 1, "fewer than the 368 that bound the p99"},
-		{"slow model: fewer batch sizes", 1, all, 2 * time.Second, []int{1, 4}, MinRuns, 400, "batch sizes 8, 16, 32 not profiled"},
-		{"very slow: batch 1, few runs", 100, all, 2 * time.Second, []int{1}, 20, 20, "only 20 runs of batch 1 fit"},
-		{"slower than the budget", 5000, all, 2 * time.Second, []int{1}, 1, 1, "does not cover one run"},
-		{"no budget", 1, all, 0, []int{1}, 1, 1, "does not cover one run"},
-		{"infinitely slow", math.Inf(1), all, time.Second, []int{1}, 1, 1, "does not cover one run"},
-		{"unmeasured", 0, all, time.Second, all, MaxRuns, MaxRuns, "run time unknown"},
-		{"NaN", math.NaN(), all, time.Second, all, MaxRuns, MaxRuns, "run time unknown"},
-		{"unsorted, duplicated, invalid sizes", 0.05, []int{8, 1, 8, 0, -4}, time.Second, []int{1, 8}, BoundRuns, MaxRuns, ""},
-		{"fixed batch", 1, []int{8}, time.Second, []int{8}, 125, 125, "only 125 runs of batch 8"},
+func TestPlanProfile(t *testing.T) {
+	job := Job{Batches: []int{1, 4, 8, 16, 32}, MinIters: 20, Budget: 400 * time.Millisecond, MaxBudget: 3200 * time.Millisecond}
+	sum := func(m map[int]time.Duration) (d time.Duration) {
+		for _, x := range m {
+			d += x
+		}
+		return d
 	}
-	for _, c := range cases {
-		p := PlanBudget(c.firstMs, c.batches, c.total)
-		if !slices.Equal(p.Batches, c.batchesTo) || p.Runs < c.runsMin || p.Runs > c.runsMax {
-			t.Errorf("%s: batches %v runs %d, want %v and %d..%d runs (note %q)", c.name, p.Batches, p.Runs, c.batchesTo, c.runsMin, c.runsMax, p.Note)
-		}
-		if (c.note == "") != (p.Note == "") || !strings.Contains(p.Note, c.note) {
-			t.Errorf("%s: note %q, want one containing %q", c.name, p.Note, c.note)
-		}
-		if len(p.PerBatch) != len(p.Batches) || sumDurations(p.PerBatch) > max(c.total, 0) {
-			t.Errorf("%s: per batch %v for %v within %s", c.name, p.PerBatch, p.Batches, c.total)
-		}
-		for _, b := range p.Batches {
-			d, ok := p.PerBatch[b]
-			if !ok || d < 0 {
-				t.Errorf("%s: batch %d gets %v", c.name, b, d)
-			}
-			// The budget affords Runs runs of every batch size at b × the
-			// batch-1 time (not when that time is unknown or absurd).
-			if c.firstMs > 0 && !math.IsInf(c.firstMs, 0) && p.Runs > 1 &&
-				float64(p.Runs)*c.firstMs*float64(b)*float64(time.Millisecond) > float64(d)*1.0001 {
-				t.Errorf("%s: %d runs of batch %d do not fit %s", c.name, p.Runs, b, d)
-			}
-		}
+	// A fast model: every batch size, shares of the base budget and of
+	// its cap, nothing to say.
+	p := planProfile(0.01, job)
+	if len(p.batches) != 5 || p.note != "" || sum(p.soft) > job.Budget || sum(p.soft) < job.Budget*99/100 || sum(p.hard) > job.MaxBudget {
+		t.Fatalf("fast model: %+v", p)
 	}
-	if p := PlanBudget(1, nil, time.Second); len(p.Batches) != 0 || p.Note == "" {
-		t.Errorf("no batch sizes: %+v", p)
+	if d := p.soft[32] - 32*p.soft[1]; d < -time.Microsecond || d > time.Microsecond {
+		t.Errorf("shares not in proportion to the batch: %v", p.soft)
 	}
-	// The budget is shared in proportion to the batch size.
-	p := PlanBudget(0.01, []int{1, 4}, 5*time.Second)
-	if p.PerBatch[1] != time.Second || p.PerBatch[4] != 4*time.Second {
-		t.Errorf("per batch %v, want 1s and 4s", p.PerBatch)
+	// A slow one keeps the batch sizes MinIters runs fit and says why.
+	p = planProfile(8, job)
+	if !slices.Equal(p.batches, []int{1, 4, 8, 16}) || !strings.Contains(p.note, "[32] not profiled") || !strings.Contains(p.note, "fewer than 200") {
+		t.Fatalf("slow model: %v, %q", p.batches, p.note)
+	}
+	// Too slow for anything but batch 1: it is still profiled.
+	if p = planProfile(1000, job); !slices.Equal(p.batches, []int{1}) {
+		t.Fatalf("very slow model: %v", p.batches)
+	}
+	// Stopping: never before the interval has both bounds while the soft
+	// share lasts; at the hard share always.
+	p = planProfile(0.01, job)
+	lat := make([]float64, BoundRuns-1)
+	for i := range lat {
+		lat[i] = 1 + float64(i%7)
+	}
+	if p.done(1, lat, p.soft[1]*2) {
+		t.Error("stopped before the p99 had an upper bound, with the hard share left")
+	}
+	if !p.done(1, lat, p.hard[1]) {
+		t.Error("went on past the hard share")
+	}
+	if !p.done(1, append(lat, 1), p.soft[1]) {
+		t.Error("went on past the soft share with the p99 bounded")
 	}
 }

@@ -572,7 +572,12 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 		if err := metadata.CheckInputContract(stored, uc); err != nil {
 			return zero, nil, nil, fmt.Errorf("%w: %v", ErrContract, err)
 		}
-	} else if !errors.Is(err, metadata.ErrNotFound) {
+		// Names may differ: queries to the use case use its names, and
+		// this architecture gets the tensors by position. Say so.
+		arch.UseCaseMapping = stored.Renamed(arch.Contract)
+	} else if errors.Is(err, metadata.ErrNotFound) {
+		arch.UseCaseMapping = uc.Renamed(arch.Contract)
+	} else {
 		return zero, nil, nil, err
 	}
 

@@ -265,6 +265,7 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 			}
 		}
 	}
+	keepExact(order, alive, &dropped)
 	for i, v := range order {
 		if alive[i] {
 			kept = append(kept, v)
@@ -300,4 +301,37 @@ func fidelityLoss(v Costed) float64 {
 		return 0
 	}
 	return v.Fidelity.Loss()
+}
+
+// keepExact keeps the exact model available: when every fp32 variant was
+// dropped (dominated by lower-precision ones), the fp32 variant with the
+// largest max batch, then the lowest p99 at batch 1, stays, saying why.
+// A client that pins the original precision, or needs answers identical
+// to the model it registered, always has one to ask for.
+func keepExact(order []Costed, alive []bool, dropped *[]catalog.DroppedVariant) {
+	best := -1
+	for i, v := range order {
+		if v.Precision != FP32 {
+			continue
+		}
+		if alive[i] {
+			return
+		}
+		if best < 0 || v.MaxBatch > order[best].MaxBatch ||
+			v.MaxBatch == order[best].MaxBatch && v.Profile.P99At(1) < order[best].Profile.P99At(1) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return
+	}
+	alive[best] = true
+	name := order[best].Name
+	for k, d := range *dropped {
+		if d.Name == name {
+			order[best].KeptBecause = "kept as the exact (fp32) model, though " + d.Reason
+			*dropped = append((*dropped)[:k], (*dropped)[k+1:]...)
+			break
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -397,5 +398,28 @@ func TestPruneKeepsLargestBatch(t *testing.T) {
 	// b16slow is beaten by b16 (same max batch): dropped.
 	if len(dropped) != 1 || dropped[0].Name != "b16slow" || !strings.Contains(dropped[0].Reason, "dominated by b16") {
 		t.Errorf("dropped %v, want b16slow dominated by b16", dropped)
+	}
+}
+
+// TestPruneKeepsTheExactModel: when int8 variants dominate every fp32 one,
+// the best fp32 variant stays anyway, saying why.
+func TestPruneKeepsTheExactModel(t *testing.T) {
+	fp := func(name string, p99 float64, mb int) Costed {
+		c := costed(name, 90, p99, p99*2, 1000/p99, 10<<20, 4<<20, 0.048, mb)
+		c.Precision = FP32
+		return c
+	}
+	q := costed("m.int8.all.t1.b8.cpu", 90, 0.1, 0.2, 10000, 5<<20, 1<<20, 0.048, 8)
+	q.Precision = INT8
+	kept, dropped := Prune([]Costed{fp("m.fp32.all.t1.b8.cpu", 0.5, 8), fp("m.fp32.all.t1.b1.cpu", 0.4, 1), q}, DefaultTolerance)
+	var names []string
+	for _, k := range kept {
+		names = append(names, k.Name)
+		if k.Precision == FP32 && !strings.Contains(k.KeptBecause, "exact (fp32) model") {
+			t.Errorf("%s kept without saying why: %q", k.Name, k.KeptBecause)
+		}
+	}
+	if !slices.Equal(names, []string{"m.fp32.all.t1.b8.cpu", "m.int8.all.t1.b8.cpu"}) || len(dropped) != 1 || dropped[0].Name != "m.fp32.all.t1.b1.cpu" {
+		t.Fatalf("kept %v, dropped %v", names, dropped)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/onnx/onnxtest"
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -13,7 +14,11 @@ import (
 // (ConvInteger and MatMulInteger), one intra-op thread, at batch 1 and 8:
 //
 //	go test -bench Quantized -run '^$' ./variants/
+//
+// and the same for the 136-channel, four-Conv net of the autoscaling tests
+// (zootest.ConvNet), where the Convs carry the cost.
 func BenchmarkQuantizedCNN(b *testing.B) {
+	onnxtest.InitORT(b)
 	fp32 := readZooModel(b, "mnist-cnn-m.onnx")
 	int8Model, rep, err := QuantizeDynamic(fp32)
 	if err != nil {
@@ -22,7 +27,19 @@ func BenchmarkQuantizedCNN(b *testing.B) {
 	if rep.Conv != 2 || rep.Gemm != 2 {
 		b.Fatalf("report %+v: want 2 Conv and 2 Gemm quantised", rep)
 	}
-	onnxtest.InitORT(b)
+	b.Run("mnist-cnn-m", func(b *testing.B) { benchPair(b, fp32, int8Model) })
+	wide := zootest.ConvNet(136, 3, true)
+	wideInt8, rep, err := QuantizeDynamic(wide)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rep.Conv != 4 {
+		b.Fatalf("report %+v: want 4 Conv quantised", rep)
+	}
+	b.Run("convnet-136x4", func(b *testing.B) { benchPair(b, wide, wideInt8) })
+}
+
+func benchPair(b *testing.B, fp32, int8Model []byte) {
 	for _, batch := range []int64{1, 8} {
 		for _, variant := range []struct {
 			name  string

@@ -72,7 +72,15 @@ func runModels(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.2f%% (%s)\t%g\t%s\t%s\t%d\t%s\n", a.Name, a.UseCaseID(), a.Accuracy, a.AccuracySource,
 			a.InputScale, batch, bytesHuman(a.ModelBytes), len(a.Dropped), where)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, a := range l.Architectures {
+		for _, m := range a.UseCaseMapping {
+			fmt.Printf("%s: %s\n", a.Name, m)
+		}
+	}
+	return nil
 }
 
 func runVariants(ctx context.Context, args []string) error {
