@@ -22,10 +22,23 @@ type Tolerance struct {
 	Memory      float64 // relative
 	MemoryBytes int64   // absolute slack added to the relative one
 	File        float64 // relative
+	// LatencyFloorMs: p99s closer than this are equal whatever their
+	// intervals say — below what the serving path itself adds to a
+	// request, no client can tell them apart, and microsecond models
+	// measured in separate processes differ by more than their
+	// intervals from one registration to the next.
+	LatencyFloorMs float64
+	// SampleFloorMs is the same for throughput, as time per sample:
+	// replicas whose samples take within this of each other are equal.
+	SampleFloorMs float64
 }
 
 // DefaultTolerance suits millisecond latencies measured for ~100 ms.
-var DefaultTolerance = Tolerance{Latency: 0.10, Throughput: 0.10, Memory: 0.10, MemoryBytes: 512 << 10, File: 0.01}
+// The floors: BenchmarkServe measures the HTTP path adding about 100 µs
+// at p50 and the gRPC path tens of µs; 50 µs and 5 µs a sample (200,000
+// samples a second, beyond what one front end forwards) are below both.
+var DefaultTolerance = Tolerance{Latency: 0.10, Throughput: 0.10, Memory: 0.10, MemoryBytes: 4 << 20, File: 0.01,
+	LatencyFloorMs: 0.5, SampleFloorMs: 0.01}
 
 // Costed is a variant with its price on its hardware class.
 type Costed struct {
@@ -80,7 +93,10 @@ func compareHigh(x, y, rel, abs float64) cmp {
 // at most 5 %) and material (beyond the tolerance even at the intervals'
 // ends); a point estimate that strays past the tolerance on noise alone
 // decides nothing.
-func compareP99(x, y catalog.Profile, bx, by int, rel float64) cmp {
+func compareP99(x, y catalog.Profile, bx, by int, rel, floor float64) cmp {
+	if math.Abs(x.P99At(bx)-y.P99At(by)) <= floor {
+		return equal
+	}
 	lx, okx := x.LatencyMs[bx]
 	ly, oky := y.LatencyMs[by]
 	if !okx || !oky || !hasBounds(lx) || !hasBounds(ly) {
@@ -127,8 +143,11 @@ func medianMargin(p catalog.Profile, maxBatch int) float64 {
 // widened by each side's medianMargin: x is better only when x's lowest
 // plausible throughput beats y's highest by more than the tolerance. With
 // no margins (profiles without a recorded spread) it is compareHigh.
-func compareThroughput(x, y Costed, rel float64) cmp {
+func compareThroughput(x, y Costed, rel, floorMs float64) cmp {
 	tx, ty := x.Profile.ThroughputQPS, y.Profile.ThroughputQPS
+	if tx > 0 && ty > 0 && math.Abs(1000/tx-1000/ty) <= floorMs {
+		return equal
+	}
 	mx, my := medianMargin(x.Profile, x.MaxBatch), medianMargin(y.Profile, y.MaxBatch)
 	switch {
 	case tx*(1-mx) > ty*(1+my)*(1+rel):
@@ -168,14 +187,14 @@ func dimensions(t Tolerance) []dimension {
 		{"fidelity loss", func(a, b Costed) cmp { return compareLow(fidelityLoss(a), fidelityLoss(b), 0, 0.005) },
 			func(v Costed) string { return fmt.Sprintf("%.3f points", fidelityLoss(v)) }},
 		{"p99 latency at batch 1", func(a, b Costed) cmp {
-			return compareP99(a.Profile, b.Profile, 1, 1, t.Latency)
+			return compareP99(a.Profile, b.Profile, 1, 1, t.Latency, t.LatencyFloorMs)
 		}, func(v Costed) string { return showP99(v.Profile, 1) }},
 		{"p99 latency of a full batch", func(a, b Costed) cmp {
-			return compareP99(a.Profile, b.Profile, a.MaxBatch, b.MaxBatch, t.Latency)
+			return compareP99(a.Profile, b.Profile, a.MaxBatch, b.MaxBatch, t.Latency, t.LatencyFloorMs)
 		}, func(v Costed) string {
 			return fmt.Sprintf("%s at batch %d", showP99(v.Profile, v.MaxBatch), v.MaxBatch)
 		}},
-		{"throughput", func(a, b Costed) cmp { return compareThroughput(a, b, t.Throughput) },
+		{"throughput", func(a, b Costed) cmp { return compareThroughput(a, b, t.Throughput, t.SampleFloorMs) },
 			func(v Costed) string { return fmt.Sprintf("%.0f/s", v.Profile.ThroughputQPS) }},
 		{"peak memory", func(a, b Costed) cmp {
 			return compareLow(float64(a.Profile.PeakMemoryBytes), float64(b.Profile.PeakMemoryBytes), t.Memory, float64(t.MemoryBytes))

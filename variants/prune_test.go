@@ -304,13 +304,17 @@ func bounded(c Costed, lowHigh ...float64) Costed {
 
 func TestPruneComparesIntervals(t *testing.T) {
 	const mib = 1 << 20
+	// The intervals are under test, not the floors below which any two
+	// latencies are equal.
+	tol := DefaultTolerance
+	tol.LatencyFloorMs, tol.SampleFloorMs = 0, 0
 	base := func(name string, p99 float64) Costed { return costed(name, 95, p99, p99, 1000, 10*mib, 1000, 0.05, 1) }
 
 	// 20 % apart on the point estimates, but the intervals overlap: equal.
 	kept, dropped := Prune([]Costed{
 		bounded(base("b", 1.0), 0.90, 1.15, 0.90, 1.15),
 		bounded(base("a", 1.2), 1.05, 1.40, 1.05, 1.40),
-	}, DefaultTolerance)
+	}, tol)
 	if keptNames(kept) != "a" || len(dropped) != 1 || !strings.Contains(dropped[0].Reason, "equivalent to a") {
 		t.Errorf("overlapping intervals: kept %s, dropped %v; want a kept, b equivalent to it", keptNames(kept), dropped)
 	}
@@ -319,7 +323,7 @@ func TestPruneComparesIntervals(t *testing.T) {
 	kept, _ = Prune([]Costed{
 		bounded(base("b", 1.0), 0.98, 1.02, 0.98, 1.02),
 		bounded(base("a", 1.1), 1.05, 1.12, 1.05, 1.12),
-	}, DefaultTolerance)
+	}, tol)
 	if keptNames(kept) != "a" {
 		t.Errorf("intervals apart by under the tolerance: kept %s, want a (the preferred of two equals)", keptNames(kept))
 	}
@@ -329,7 +333,7 @@ func TestPruneComparesIntervals(t *testing.T) {
 	kept, dropped = Prune([]Costed{
 		bounded(base("fast", 1.0), 0.95, 1.05, 0.95, 1.05),
 		bounded(base("slow", 1.4), 1.30, 1.50, 1.30, 1.50),
-	}, DefaultTolerance)
+	}, tol)
 	if keptNames(kept) != "fast" || len(dropped) != 1 || !strings.Contains(dropped[0].Reason, "dominated by fast") ||
 		!strings.Contains(dropped[0].Reason, "95% CI 0.950–1.050") {
 		t.Errorf("intervals well apart: kept %s, dropped %v", keptNames(kept), dropped)
@@ -339,7 +343,7 @@ func TestPruneComparesIntervals(t *testing.T) {
 	kept, _ = Prune([]Costed{
 		base("slow", 1.2),
 		bounded(base("fast", 1.0), 0.60, 1.50, 0.60, 1.50),
-	}, DefaultTolerance)
+	}, tol)
 	if keptNames(kept) != "fast" {
 		t.Errorf("bounds on one side only: kept %s, want fast (tolerance rule)", keptNames(kept))
 	}
@@ -421,5 +425,25 @@ func TestPruneKeepsTheExactModel(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"m.fp32.all.t1.b8.cpu", "m.int8.all.t1.b8.cpu"}) || len(dropped) != 1 || dropped[0].Name != "m.fp32.all.t1.b1.cpu" {
 		t.Fatalf("kept %v, dropped %v", names, dropped)
+	}
+}
+
+// TestPruneLatencyFloor: p99s and per-sample times closer than the floors
+// are equal however far apart their intervals are — microsecond models
+// measured in separate processes differ by more than that from one
+// registration to the next, and no client can tell.
+func TestPruneLatencyFloor(t *testing.T) {
+	const mib = 1 << 20
+	fast := bounded(costed("fast", 95, 0.05, 0.05, 400000, 10*mib, 1000, 0.05, 1), 0.04, 0.06, 0.04, 0.06)
+	slow := bounded(costed("slow", 95, 0.40, 0.40, 200000, 10*mib, 1000, 0.05, 1), 0.38, 0.42, 0.38, 0.42)
+	kept, dropped := Prune([]Costed{fast, slow}, DefaultTolerance)
+	if len(kept) != 1 || len(dropped) != 1 || !strings.Contains(dropped[0].Reason, "equivalent to") {
+		t.Fatalf("kept %s, dropped %v; want one kept, the other equivalent", keptNames(kept), dropped)
+	}
+	// A millisecond apart is a difference.
+	slow = bounded(costed("slow", 95, 1.5, 1.5, 600, 10*mib, 1000, 0.05, 1), 1.4, 1.6, 1.4, 1.6)
+	kept, dropped = Prune([]Costed{fast, slow}, DefaultTolerance)
+	if keptNames(kept) != "fast" || len(dropped) != 1 || !strings.Contains(dropped[0].Reason, "dominated by fast") {
+		t.Fatalf("a millisecond apart: kept %s, dropped %v", keptNames(kept), dropped)
 	}
 }
