@@ -120,19 +120,26 @@ func profile(model []byte, job Job) (Result, error) {
 		warm = append(warm, ms(time.Since(t)))
 	}
 	slices.Sort(warm)
-	plan := planProfile(warm[len(warm)/2], job)
-	res.Note = plan.note
-	for _, b := range plan.batches {
+	plan := newProfilePlan(job)
+	perRun := warm[len(warm)/2] // ms for a batch of 1; then the last batch size's p50
+	lastB := 1
+	for k, b := range job.Batches {
+		est := perRun * float64(b) / float64(lastB)
+		if !plan.fits(k, est) {
+			plan.cut(k, est)
+			break
+		}
 		in := inputs.batch(b, 0, bufs)
 		for i := 0; i < job.Warmup; i++ {
 			if outs, err = s.Run(in, outs); err != nil {
 				return Result{}, fmt.Errorf("batch %d: %w", b, err)
 			}
 		}
+		soft, hard := plan.shares(k, est)
 		var lat []float64
 		start := time.Now()
 		for i := 0; i < job.MaxIters; i++ {
-			if i >= job.MinIters && i%25 == 0 && plan.done(b, lat, time.Since(start)) {
+			if i >= job.MinIters && i%25 == 0 && done(lat, time.Since(start), soft, hard) {
 				break
 			}
 			t := time.Now()
@@ -141,9 +148,13 @@ func profile(model []byte, job Job) (Result, error) {
 			}
 			lat = append(lat, ms(time.Since(t)))
 		}
-		res.Latency[b] = Summarise(lat)
+		plan.spend(time.Since(start), b, len(lat))
+		l := Summarise(lat)
+		res.Latency[b] = l
 		res.PeakMemory[b] = max(residentBytes("VmHWM")-base, 0)
+		perRun, lastB = l.P50, b
 	}
+	res.Note = plan.note()
 
 	if len(job.Labels) > 0 {
 		acc, err := accuracy(s, inputs, job)
@@ -166,68 +177,84 @@ func profile(model []byte, job Job) (Result, error) {
 	return res, nil
 }
 
-// profilePlan is how one profile spends its time: the batch sizes timed,
-// each one's share of the base budget (soft) and of its cap (hard), and
-// what was cut.
+// profilePlan spends one profile's time budget over its batch sizes,
+// smallest first: each gets a share of what is left of the base budget
+// (soft) and of its cap (hard) in proportion to its batch size, and a
+// batch size whose MinIters runs — at the cost the previous batch size
+// measured, scaled up — would not fit what is left of the cap is left
+// out with the larger ones.
 type profilePlan struct {
-	batches    []int
-	soft, hard map[int]time.Duration
-	note       string
+	job                Job
+	softLeft, hardLeft time.Duration
+	cutFrom            int // index of the first batch size left out; len(Batches): none
+	estMs              float64
+	few                []int // batch sizes timed fewer than MinRuns times
 }
 
-// planProfile plans a profile whose batch-1 run took firstMs. Each batch
-// size gets a share of the base budget and of its cap in proportion to
-// the batch size. The largest batch sizes are left out while even
-// MinIters runs of them would not fit the cap (a batch of b taken to cost
-// b batches of 1, which errs long); the note says so, and where fewer
-// than MinRuns runs are likely to fit.
-func planProfile(firstMs float64, job Job) profilePlan {
-	batches := slices.Clone(job.Batches)
+func newProfilePlan(job Job) *profilePlan {
+	return &profilePlan{job: job, softLeft: job.Budget, hardLeft: max(job.MaxBudget, job.Budget), cutFrom: len(job.Batches)}
+}
+
+// fits says whether batch size k, estimated at estMs a run, can have
+// MinIters runs in what is left of the cap. The first always fits.
+func (p *profilePlan) fits(k int, estMs float64) bool {
+	return k == 0 || time.Duration(float64(p.job.MinIters)*estMs*float64(time.Millisecond)) <= p.hardLeft
+}
+
+func (p *profilePlan) cut(k int, estMs float64) { p.cutFrom, p.estMs = k, estMs }
+
+// shares are batch size k's soft and hard shares of what is left, its
+// runs estimated at estMs: the hard share first sets aside MinIters runs
+// of every larger batch size (scaled up from estMs), so the small batch
+// sizes of a slow model do not spend what the large ones need.
+func (p *profilePlan) shares(k int, estMs float64) (soft, hard time.Duration) {
+	b := p.job.Batches[k]
 	sum := 0
-	for _, b := range batches {
-		sum += b
-	}
-	first := time.Duration(firstMs * float64(time.Millisecond))
-	capBudget := max(job.MaxBudget, job.Budget)
-	var cut []int
-	for len(batches) > 1 && time.Duration(job.MinIters*batches[len(batches)-1])*first > capBudget {
-		cut = append(cut, batches[len(batches)-1])
-		sum -= batches[len(batches)-1]
-		batches = batches[:len(batches)-1]
-	}
-	p := profilePlan{batches: batches, soft: map[int]time.Duration{}, hard: map[int]time.Duration{}}
-	var few []int
-	for _, b := range batches {
-		share := float64(b) / float64(max(sum, 1))
-		p.soft[b] = time.Duration(float64(job.Budget) * share)
-		p.hard[b] = time.Duration(float64(capBudget) * share)
-		if first > 0 && p.hard[b] < time.Duration(MinRuns*b)*first {
-			few = append(few, b)
+	reserve := 0.0
+	for j, x := range p.job.Batches[k:] {
+		sum += x
+		if j > 0 {
+			reserve += float64(p.job.MinIters) * estMs * float64(x) / float64(b)
 		}
 	}
-	var notes []string
-	if len(cut) > 0 {
-		slices.Reverse(cut)
-		notes = append(notes, fmt.Sprintf("batch sizes %v not profiled: one batch of 1 takes %.3f ms, and %d runs of them would not fit the %s profiling budget (raise --profile-time)",
-			cut, firstMs, job.MinIters, capBudget.Round(time.Millisecond)))
-	}
-	if len(few) > 0 {
-		notes = append(notes, fmt.Sprintf("batch sizes %v timed fewer than %d times within the %s budget: their p99 is less certain", few, MinRuns, capBudget.Round(time.Millisecond)))
-	}
-	p.note = strings.Join(notes, "; ")
-	return p
+	f := float64(b) / float64(max(sum, 1))
+	avail := max(p.hardLeft-time.Duration(reserve*float64(time.Millisecond)), 0)
+	return time.Duration(float64(max(p.softLeft, 0)) * f), time.Duration(float64(avail) * f)
 }
 
-// done says whether timing batch size b can stop after lat, spent so far:
-// its p99 is pinned (a 95 % interval within ±5 %) after at least MinRuns
-// runs; or its soft share is spent and the p99 has both bounds (BoundRuns
-// runs); or its hard share is spent.
-func (p profilePlan) done(b int, lat []float64, spent time.Duration) bool {
+// spend records what timing batch size b took and how many runs it had.
+func (p *profilePlan) spend(d time.Duration, b, runs int) {
+	p.softLeft -= d
+	p.hardLeft = max(p.hardLeft-d, 0)
+	if runs < MinRuns {
+		p.few = append(p.few, b)
+	}
+}
+
+// note says which batch sizes were left out, and which were timed fewer
+// than MinRuns times; "" when neither.
+func (p *profilePlan) note() string {
+	var notes []string
+	if p.cutFrom < len(p.job.Batches) {
+		notes = append(notes, fmt.Sprintf("batch sizes %v not profiled: a batch of %d would take about %.3f ms, and %d runs of it do not fit what is left of the %s profiling budget (raise --profile-time)",
+			p.job.Batches[p.cutFrom:], p.job.Batches[p.cutFrom], p.estMs, p.job.MinIters, max(p.job.MaxBudget, p.job.Budget).Round(time.Millisecond)))
+	}
+	if len(p.few) > 0 {
+		notes = append(notes, fmt.Sprintf("batch sizes %v timed fewer than %d times within the budget: their p99 is less certain", p.few, MinRuns))
+	}
+	return strings.Join(notes, "; ")
+}
+
+// done says whether timing a batch size can stop after lat, spent so
+// far: its p99 is pinned (a 95 % interval within ±5 %) after at least
+// MinRuns runs; or its soft share is spent and the p99 has both bounds
+// (BoundRuns runs); or its hard share is spent.
+func done(lat []float64, spent, soft, hard time.Duration) bool {
 	n := len(lat)
 	switch {
-	case spent >= p.hard[b]:
+	case spent >= hard:
 		return true
-	case spent >= p.soft[b] && n >= BoundRuns:
+	case spent >= soft && n >= BoundRuns:
 		return true
 	case n >= MinRuns && n >= BoundRuns:
 		return Enough(lat, MaxRuns, 0.05)

@@ -289,46 +289,55 @@ func sumDurations(m map[int]time.Duration) time.Duration {
 	return s
 }
 
-func TestPlanProfile(t *testing.T) {
+func TestProfilePlan(t *testing.T) {
 	job := Job{Batches: []int{1, 4, 8, 16, 32}, MinIters: 20, Budget: 400 * time.Millisecond, MaxBudget: 3200 * time.Millisecond}
-	sum := func(m map[int]time.Duration) (d time.Duration) {
-		for _, x := range m {
-			d += x
+	p := newProfilePlan(job)
+	// A fast model: a 61st of each budget for batch 1 (the reserve for
+	// the larger batch sizes is negligible).
+	soft, hard := p.shares(0, 0.0001)
+	if soft != job.Budget/61 || hard < job.MaxBudget/61*99/100 || hard > job.MaxBudget/61 {
+		t.Errorf("batch 1 shares %s and %s, want a 61st of each budget", soft, hard)
+	}
+	// Batch 1 took its whole hard share; batch 4 gets a share of what is left.
+	p.spend(hard, 1, 100)
+	_, hard4 := p.shares(1, 0.0004)
+	if want := (job.MaxBudget - hard) * 4 / 60; hard4 < want*99/100 || hard4 > want+time.Microsecond {
+		t.Errorf("batch 4 hard share %s, want %s", hard4, want)
+	}
+	// A slow model: batch 1 leaves MinIters runs of every larger size.
+	slow := newProfilePlan(job)
+	if _, h := slow.shares(0, 2); h != 0 {
+		// 20 runs × 2 ms × (4+8+16+32) = 2.4 s set aside of 3.2 s: 0.8 s left, a 61st of it.
+		if want := 800 * time.Millisecond / 61; h < want*99/100 || h > want*101/100 {
+			t.Errorf("slow batch 1 hard share %s, want %s", h, want)
 		}
-		return d
 	}
-	// A fast model: every batch size, shares of the base budget and of
-	// its cap, nothing to say.
-	p := planProfile(0.01, job)
-	if len(p.batches) != 5 || p.note != "" || sum(p.soft) > job.Budget || sum(p.soft) < job.Budget*99/100 || sum(p.hard) > job.MaxBudget {
-		t.Fatalf("fast model: %+v", p)
+	// A batch size whose MinIters runs fit what is left fits; one whose do not is cut, with the rest.
+	if !p.fits(1, 10) || p.fits(2, 1000) {
+		t.Fatal("fits")
 	}
-	if d := p.soft[32] - 32*p.soft[1]; d < -time.Microsecond || d > time.Microsecond {
-		t.Errorf("shares not in proportion to the batch: %v", p.soft)
+	p.cut(2, 1000)
+	note := p.note()
+	if !strings.Contains(note, "batch sizes [8 16 32] not profiled") || !strings.Contains(note, "batch sizes [1] timed fewer than 200") {
+		t.Errorf("note %q", note)
 	}
-	// A slow one keeps the batch sizes MinIters runs fit and says why.
-	p = planProfile(8, job)
-	if !slices.Equal(p.batches, []int{1, 4, 8, 16}) || !strings.Contains(p.note, "[32] not profiled") || !strings.Contains(p.note, "fewer than 200") {
-		t.Fatalf("slow model: %v, %q", p.batches, p.note)
-	}
-	// Too slow for anything but batch 1: it is still profiled.
-	if p = planProfile(1000, job); !slices.Equal(p.batches, []int{1}) {
-		t.Fatalf("very slow model: %v", p.batches)
+	// The first batch size is always profiled, however slow.
+	if !newProfilePlan(job).fits(0, 1e9) {
+		t.Error("batch 1 does not fit")
 	}
 	// Stopping: never before the interval has both bounds while the soft
 	// share lasts; at the hard share always.
-	p = planProfile(0.01, job)
 	lat := make([]float64, BoundRuns-1)
 	for i := range lat {
 		lat[i] = 1 + float64(i%7)
 	}
-	if p.done(1, lat, p.soft[1]*2) {
+	if done(lat, 2*time.Millisecond, time.Millisecond, time.Second) {
 		t.Error("stopped before the p99 had an upper bound, with the hard share left")
 	}
-	if !p.done(1, lat, p.hard[1]) {
+	if !done(lat, time.Second, time.Millisecond, time.Second) {
 		t.Error("went on past the hard share")
 	}
-	if !p.done(1, append(lat, 1), p.soft[1]) {
+	if !done(append(lat, 1), time.Millisecond, time.Millisecond, time.Second) {
 		t.Error("went on past the soft share with the p99 bounded")
 	}
 }
