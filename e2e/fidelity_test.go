@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"github.com/infaas/infaas/inference"
 	"math"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +43,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	cpu0, at0 := hostCPU(t, s), time.Now()
 	idleRate := float64(cpu0-idle0) / float64(at0.Sub(idleAt))
+	before := servedCounts(t, s, "convnet")
 	calib, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:6s", 0.1*capacity), set, nil)
 	busy := float64(hostCPU(t, s)-cpu0) - idleRate*float64(time.Since(at0))
 	hostPerQuery := time.Duration(max(busy, 0) / float64(max(calib.Sent, 1)))
@@ -47,10 +51,17 @@ func TestSimulatorFidelity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The time outside the worker is the live median less the profiled
+	// median of the variant that served the light load (by the server's
+	// own statistics), not of the fastest one.
 	var served, servedP99 float64
-	for _, v := range vs {
-		if p, ok := v.ProfileOn("cpu-1"); ok && v.Threads == 1 && (served == 0 || p.P50At(1) < served) {
-			served, servedP99 = p.P50At(1), p.P99At(1)
+	most := int64(0)
+	for name, n := range servedCounts(t, s, "convnet") {
+		n -= before[name]
+		for _, v := range vs {
+			if p, ok := v.ProfileOn("cpu-1"); ok && v.Name == name && n > most {
+				most, served, servedP99 = n, p.P50At(1), p.P99At(1)
+			}
 		}
 	}
 	overhead := time.Duration(max(0, calib.P50Ms-served) * float64(time.Millisecond))
@@ -115,4 +126,24 @@ func hostCPU(t *testing.T, s *server) time.Duration {
 	}
 	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return time.Duration(ut+st)*10*time.Millisecond + self
+}
+
+// servedCounts is how many requests each variant of model has answered,
+// from the server's statistics.
+func servedCounts(t *testing.T, s *server, model string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + "/v2/models/" + model + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st inference.ModelStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stats: HTTP %d, %v", resp.StatusCode, err)
+	}
+	out := map[string]int64{}
+	for _, m := range st.ModelStats {
+		out[m.Name] = m.InferenceStats.Success.Count
+	}
+	return out
 }
