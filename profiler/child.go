@@ -247,14 +247,15 @@ func (p *profilePlan) note() string {
 
 // done says whether timing a batch size can stop after lat, spent so
 // far: its p99 is pinned (a 95 % interval within ±5 %) after at least
-// MinRuns runs; or its soft share is spent and the p99 has both bounds
-// (BoundRuns runs); or its hard share is spent.
+// MinRuns runs; or its soft share is spent and it has MinRuns runs (a
+// fast model has thousands by then, and both bounds from BoundRuns); or
+// its hard share is spent.
 func done(lat []float64, spent, soft, hard time.Duration) bool {
 	n := len(lat)
 	switch {
 	case spent >= hard:
 		return true
-	case spent >= soft && n >= BoundRuns:
+	case spent >= soft && n >= MinRuns:
 		return true
 	case n >= MinRuns && n >= BoundRuns:
 		return Enough(lat, MaxRuns, 0.05)

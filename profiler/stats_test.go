@@ -325,19 +325,26 @@ func TestProfilePlan(t *testing.T) {
 	if !newProfilePlan(job).fits(0, 1e9) {
 		t.Error("batch 1 does not fit")
 	}
-	// Stopping: never before the interval has both bounds while the soft
-	// share lasts; at the hard share always.
-	lat := make([]float64, BoundRuns-1)
+	// Stopping: past the soft share only with MinRuns runs; at the hard
+	// share always; before the soft share only on a tight interval.
+	lat := make([]float64, MinRuns-1)
 	for i := range lat {
 		lat[i] = 1 + float64(i%7)
 	}
 	if done(lat, 2*time.Millisecond, time.Millisecond, time.Second) {
-		t.Error("stopped before the p99 had an upper bound, with the hard share left")
+		t.Error("stopped past the soft share with fewer than MinRuns runs, the hard share left")
 	}
 	if !done(lat, time.Second, time.Millisecond, time.Second) {
 		t.Error("went on past the hard share")
 	}
 	if !done(append(lat, 1), time.Millisecond, time.Millisecond, time.Second) {
-		t.Error("went on past the soft share with the p99 bounded")
+		t.Error("went on past the soft share with MinRuns runs")
+	}
+	flat := make([]float64, 2*BoundRuns)
+	for i := range flat {
+		flat[i] = 1
+	}
+	if !done(flat, 0, time.Second, time.Second) {
+		t.Error("went on with the p99 pinned")
 	}
 }
