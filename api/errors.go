@@ -38,6 +38,8 @@ func Status(err error) int {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, registrar.ErrInvalid), errors.Is(err, registrar.ErrNotONNX),
 		errors.Is(err, metadata.ErrInvalid), errors.Is(err, controller.ErrBadInput), errors.Is(err, controller.ErrBadRequirements):
 		return http.StatusBadRequest
+	case errors.Is(err, registrar.ErrForbidden), errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, registrar.ErrNotFound), errors.Is(err, metadata.ErrNotFound), errors.Is(err, controller.ErrUnknownModel):
 		return http.StatusNotFound
 	case errors.Is(err, controller.ErrOverloaded), errors.Is(err, controller.ErrNotReady):

@@ -97,6 +97,14 @@ func (m *Management) architecture(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Management) delete(w http.ResponseWriter, r *http.Request) {
+	// An architecture belongs to the tenant that registered it.
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		a, err := m.Store.Architecture(r.Context(), r.PathValue("name"))
+		if err == nil && a.Owner != "" && a.Owner != p.Tenant {
+			writeError(w, fmt.Errorf("%w: architecture %q belongs to tenant %s; tenant %s may not delete it", ErrForbidden, a.Name, a.Owner, p.Tenant))
+			return
+		}
+	}
 	if err := m.Registrar.Delete(r.Context(), r.PathValue("name")); err != nil {
 		writeError(w, fmt.Errorf("delete architecture %q: %w", r.PathValue("name"), err))
 		return
@@ -152,6 +160,9 @@ func (m *Management) register(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		req.Owner = p.Tenant
 	}
 	st, err := m.Registrar.Submit(r.Context(), req)
 	if err != nil {

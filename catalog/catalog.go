@@ -57,7 +57,10 @@ func UseCaseID(task, dataset string) string { return task + "/" + dataset }
 
 // Architecture is one trained model registered by a user (INFaaS "parent").
 type Architecture struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Owner is the tenant that registered it (empty without --auth):
+	// only that tenant may delete it.
+	Owner   string `json:"owner,omitempty"`
 	Task    string `json:"task"`
 	Dataset string `json:"dataset"`
 	State   string `json:"state"`

@@ -17,4 +17,5 @@ var (
 	ErrValidation  = errors.New("validation data mismatch")     // 422
 	ErrUnreachable = errors.New("model URL unreachable")        // 422
 	ErrNotFound    = errors.New("no such registration")         // 404
+	ErrForbidden   = errors.New("forbidden")                    // 403
 )

@@ -105,6 +105,9 @@ type Request struct {
 	InputScale float64
 	// Overrides adjust what infaas reads from the model, without editing it.
 	Overrides Overrides
+	// Owner is the registering tenant (with --auth); the architecture
+	// belongs to it.
+	Owner string
 }
 
 // Overrides are a registration's optional corrections to the tensor
@@ -552,7 +555,7 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	}
 
 	arch := catalog.Architecture{
-		Name: req.Name, Task: req.Task, Dataset: req.Dataset, State: catalog.StatePending,
+		Name: req.Name, Owner: req.Owner, Task: req.Task, Dataset: req.Dataset, State: catalog.StatePending,
 		ModelDigest: repository.Digest(model), ModelBytes: int64(len(model)),
 		Contract: contract, InputScale: req.InputScale,
 		DynamicBatch:  contract.Batched && contract.FixedBatch() == 0,
@@ -598,7 +601,37 @@ func (r *Registrar) check(ctx context.Context, req Request) (catalog.Architectur
 	} else {
 		arch.AccuracySource = catalog.AccuracyUnknown
 	}
+	if err := r.checkSharing(ctx, arch); err != nil {
+		return zero, nil, nil, err
+	}
 	return arch, set, model, nil
+}
+
+// checkSharing keeps a use case shared between tenants honest: its
+// queries go to whichever architecture is best by accuracy, so a tenant's
+// declared (unverified) accuracy must not decide another tenant's
+// answers. An architecture joins a use case holding another tenant's
+// architectures only if its accuracy is measured and theirs are too.
+// Without --auth every architecture has the same (empty) owner.
+func (r *Registrar) checkSharing(ctx context.Context, arch catalog.Architecture) error {
+	archs, err := r.store.Architectures(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range archs {
+		if o.UseCaseID() != arch.UseCaseID() || o.Owner == arch.Owner || o.Name == arch.Name {
+			continue
+		}
+		switch {
+		case arch.AccuracySource != catalog.AccuracyMeasured:
+			return fmt.Errorf("%w: use case %s also serves tenant %q (%s); only an architecture whose accuracy is measured (give validation data) may join a use case shared between tenants, or register under another dataset name",
+				ErrForbidden, arch.UseCaseID(), o.Owner, o.Name)
+		case o.AccuracySource != catalog.AccuracyMeasured:
+			return fmt.Errorf("%w: use case %s holds tenant %q's %s, whose accuracy is %s, not measured; it cannot be shared with another tenant — register under another dataset name",
+				ErrForbidden, arch.UseCaseID(), o.Owner, o.Name, o.AccuracySource)
+		}
+	}
+	return nil
 }
 
 // applyOverrides applies a registration's overrides to the contract the
