@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/infaas/infaas/inference"
 )
@@ -53,5 +54,22 @@ func TestClassify(t *testing.T) {
 	}
 	if _, err := classify(inference.Tensor{Name: "label", Datatype: "INT64", Shape: []int64{1}, Data: make([]byte, 8)}, 1, nil, true); !errors.Is(err, ErrBadInput) {
 		t.Fatalf("INT64 scores: %v", err)
+	}
+}
+
+func TestStatsBook(t *testing.T) {
+	var b statsBook
+	at := time.Unix(100, 0)
+	b.served("v", at, 2, 8, 3*time.Millisecond, time.Millisecond, 2*time.Millisecond)
+	b.served("v", at, 1, 1, 2*time.Millisecond, 0, time.Millisecond)
+	b.served("v", at, 1, 8, 2*time.Millisecond, 0, time.Millisecond)
+	b.failed("v", time.Millisecond)
+	s := b.entry("v").s
+	if s.InferenceCount != 4 || s.ExecutionCount != 3 || s.InferenceStats.Success.Count != 3 || s.InferenceStats.Success.Ns != 7e6 ||
+		s.InferenceStats.Fail.Count != 1 || s.LastInference != 100_000 {
+		t.Fatalf("stats %+v", s)
+	}
+	if len(s.BatchStats) != 2 || s.BatchStats[0].BatchSize != 1 || s.BatchStats[1].BatchSize != 8 || s.BatchStats[1].ComputeInfer.Count != 2 {
+		t.Fatalf("batch stats %+v", s.BatchStats)
 	}
 }

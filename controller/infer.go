@@ -68,7 +68,7 @@ func bindInputs(req *inference.InferRequest, c catalog.Contract) ([]inference.Te
 	ordered := make([]inference.Tensor, len(c.Inputs))
 	seen := make([]bool, len(c.Inputs))
 	batch := 0
-	symbols := map[string]int64{}
+	var symbols map[string]int64 // made when a dynamic dimension has a symbol
 	for _, in := range req.Inputs {
 		i := c.InputIndex(in.Name)
 		switch {
@@ -103,6 +103,9 @@ func bindInputs(req *inference.InferRequest, c catalog.Contract) ([]inference.Te
 				continue
 			}
 			sym := spec.DimNames[k]
+			if symbols == nil {
+				symbols = map[string]int64{}
+			}
 			if prev, ok := symbols[sym]; ok && prev != d {
 				return nil, 0, fmt.Errorf("%w: input %q has %s = %d but another input has %s = %d; inputs that share a dimension must agree", ErrBadInput, in.Name, sym, d, sym, prev)
 			}

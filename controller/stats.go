@@ -13,30 +13,33 @@ import (
 	"github.com/infaas/infaas/selection"
 )
 
-// statsBook keeps what each variant served, for ModelStatistics.
+// statsBook keeps what each variant served, for ModelStatistics. The
+// query path touches only its variant's entry: no lock shared across
+// variants.
 type statsBook struct {
-	mu sync.Mutex
-	m  map[string]*inference.ModelStat
+	m sync.Map // variant name → *statEntry
 }
 
-func (b *statsBook) stat(variant string) *inference.ModelStat {
-	if b.m == nil {
-		b.m = map[string]*inference.ModelStat{}
+type statEntry struct {
+	mu sync.Mutex
+	s  inference.ModelStat
+}
+
+func (b *statsBook) entry(variant string) *statEntry {
+	if e, ok := b.m.Load(variant); ok {
+		return e.(*statEntry)
 	}
-	s := b.m[variant]
-	if s == nil {
-		s = &inference.ModelStat{Name: variant, Version: ModelVersion}
-		b.m[variant] = s
-	}
-	return s
+	e, _ := b.m.LoadOrStore(variant, &statEntry{s: inference.ModelStat{Name: variant, Version: ModelVersion}})
+	return e.(*statEntry)
 }
 
 // served records a request of samples answered in total, after queue on
 // its replica, in a batch of batchSize that computed for compute.
 func (b *statsBook) served(variant string, at time.Time, samples, batchSize int, total, queue, compute time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.stat(variant)
+	e := b.entry(variant)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &e.s
 	s.LastInference = at.UnixMilli()
 	s.InferenceCount += int64(samples)
 	s.ExecutionCount++
@@ -46,20 +49,19 @@ func (b *statsBook) served(variant string, at time.Time, samples, batchSize int,
 	add(&s.InferenceStats.ComputeInfer, compute)
 	i := slices.IndexFunc(s.BatchStats, func(x inference.BatchStat) bool { return x.BatchSize == batchSize })
 	if i < 0 {
-		s.BatchStats = append(s.BatchStats, inference.BatchStat{BatchSize: batchSize})
-		sort.Slice(s.BatchStats, func(a, c int) bool { return s.BatchStats[a].BatchSize < s.BatchStats[c].BatchSize })
-		i = slices.IndexFunc(s.BatchStats, func(x inference.BatchStat) bool { return x.BatchSize == batchSize })
+		i = sort.Search(len(s.BatchStats), func(k int) bool { return s.BatchStats[k].BatchSize > batchSize })
+		s.BatchStats = slices.Insert(s.BatchStats, i, inference.BatchStat{BatchSize: batchSize})
 	}
 	add(&s.BatchStats[i].ComputeInfer, compute)
 }
 
 // failed records a request a variant was chosen for and that failed.
 func (b *statsBook) failed(variant string, total time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	d := &b.stat(variant).InferenceStats.Fail
-	d.Count++
-	d.Ns += total.Nanoseconds()
+	e := b.entry(variant)
+	e.mu.Lock()
+	e.s.InferenceStats.Fail.Count++
+	e.s.InferenceStats.Fail.Ns += total.Nanoseconds()
+	e.mu.Unlock()
 }
 
 // ModelStatistics answers /v2/models/{name}/stats: the statistics of every
@@ -89,15 +91,17 @@ func (c *Controller) ModelStatistics(ctx context.Context, name string) (inferenc
 		}
 	}
 	out := inference.ModelStats{ModelStats: []inference.ModelStat{}}
-	c.stats.mu.Lock()
-	for variant, s := range c.stats.m {
-		if covers(variant) {
-			cp := *s
-			cp.BatchStats = slices.Clone(s.BatchStats)
+	c.stats.m.Range(func(k, e any) bool {
+		if covers(k.(string)) {
+			se := e.(*statEntry)
+			se.mu.Lock()
+			cp := se.s
+			cp.BatchStats = slices.Clone(se.s.BatchStats)
+			se.mu.Unlock()
 			out.ModelStats = append(out.ModelStats, cp)
 		}
-	}
-	c.stats.mu.Unlock()
+		return true
+	})
 	sort.Slice(out.ModelStats, func(i, j int) bool { return out.ModelStats[i].Name < out.ModelStats[j].Name })
 	return out, nil
 }
