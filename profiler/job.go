@@ -29,10 +29,10 @@ type Job struct {
 	Warmup   int   `json:"warmup,omitempty"`
 	MinIters int   `json:"min_iters,omitempty"`
 	MaxIters int   `json:"max_iters,omitempty"`
-	// Budget is the base time for timing all batch sizes; the child
-	// stretches it, up to MaxBudget, to what MinRuns runs of every batch
-	// size need, and leaves out the largest batch sizes when even
-	// MaxBudget is too short (planProfile; Result.Note says so).
+	// Budget is the base time for timing all batch sizes (each size's
+	// soft share), MaxBudget its cap (each size's hard share); the child
+	// leaves out the largest batch sizes that cannot have MinIters runs
+	// in what is left of the cap (profilePlan; Result.Note says so).
 	Budget    time.Duration `json:"budget,omitempty"`
 	MaxBudget time.Duration `json:"max_budget,omitempty"`
 	// Inputs are the sample inputs: Samples samples of each input of the

@@ -39,17 +39,17 @@ import (
 // Confidence is the coverage of the p99 interval Summarise records.
 const Confidence = 0.95
 
-// MinRuns is the fewest timed runs per batch size a profile should have:
-// PlanBudget leaves out batch sizes rather than go below it. It is not
-// enough for P99High (BoundRuns is); a budget that affords more gives
-// pruning bounds to compare.
+// MinRuns is the timed runs per batch size a profile aims for before it
+// stops at the end of its share of the budget. It is not enough for
+// P99High (BoundRuns is); a budget that affords more gives pruning bounds
+// to compare.
 const MinRuns = 200
 
 // BoundRuns is the fewest samples for which Summarise sets P99High: the
 // smallest n with 0.99ⁿ ≤ (1 − Confidence)/2.
 const BoundRuns = 368
 
-// MaxRuns caps the runs PlanBudget asks for per batch size: by then the
+// MaxRuns caps the runs per batch size (the profiler's MaxIters): by then the
 // p99 is known to about ±1 % for a typical spread, and the samples stay
 // small.
 const MaxRuns = 10000
@@ -135,9 +135,9 @@ func OrderBounds(n int, q, conf float64) (l, u int) {
 // p99's confidence interval (Summarise's, which needs BoundRuns samples)
 // has a relative half-width (P99High − P99Low) ÷ 2 ÷ P99 of at most
 // relHalfWidth (≤ 0 or NaN: never). The caller also stops at its time
-// budget. With minRuns from PlanBudget (often thousands for a fast model)
-// the interval stops a well-behaved model early, at a few hundred runs,
-// while a noisy one runs on to minRuns or the deadline: with relHalfWidth
+// budget. With a large minRuns (the profiler passes MaxRuns) the interval
+// stops a well-behaved model early, at a few hundred runs, while a noisy
+// one runs on to minRuns or the deadline: with relHalfWidth
 // 0.05, a p99 some 40 % above the p50 is pinned after about 450–550 runs.
 // Enough sorts a copy of samples: check it every few dozen runs, not after
 // each.

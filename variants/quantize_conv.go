@@ -211,12 +211,7 @@ func (q *quantizer) quantizeConvWeight(p rewritePlan) (*quantWeight, string) {
 		onnx.NewFloatTensor(qw.scale, broadcastDims(p.conv.channels, p.conv.rank), scales),
 		onnx.NewUint8Tensor(qw.zeroPoint, nil, []uint8{convWeightZeroPoint}),
 	}
-	for _, t := range inits {
-		qw.quantBytes += onnx.DataBytes(t)
-	}
-	qw.floatBytes = onnx.DataBytes(w)
-	q.newInits = append(q.newInits, inits...)
-	q.weights[key] = qw
+	q.record(key, qw, w, inits)
 	return qw, ""
 }
 

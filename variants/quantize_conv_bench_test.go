@@ -46,38 +46,7 @@ func benchPair(b *testing.B, fp32, int8Model []byte) {
 			model []byte
 		}{{"fp32", fp32}, {"int8", int8Model}} {
 			b.Run(fmt.Sprintf("batch=%d/%s", batch, variant.name), func(b *testing.B) {
-				opts, err := ort.NewSessionOptions()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer opts.Destroy()
-				if err := opts.SetIntraOpNumThreads(1); err != nil {
-					b.Fatal(err)
-				}
-				if err := opts.SetInterOpNumThreads(1); err != nil {
-					b.Fatal(err)
-				}
-				sess, err := ort.NewDynamicAdvancedSessionWithONNXData(variant.model, []string{"input"}, []string{"logits"}, opts)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer sess.Destroy()
-				in, err := ort.NewTensor(ort.NewShape(batch, 1, 28, 28), randInput(1, int(batch*784)))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer in.Destroy()
-				out, err := ort.NewEmptyTensor[float32](ort.NewShape(batch, 10))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer out.Destroy()
-				for b.Loop() {
-					if err := sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(batch)/1000, "µs/image")
+				benchSession(b, variant.model, "input", ort.NewShape(batch, 1, 28, 28), batch)
 			})
 		}
 	}

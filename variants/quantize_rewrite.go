@@ -402,13 +402,20 @@ func (q *quantizer) quantizeWeight(p rewritePlan) (*quantWeight, string) {
 		onnx.NewFloatTensor(qw.scale, []int64{int64(n)}, scales),
 		onnx.NewInt8Tensor(qw.zeroPoint, nil, []int8{0}),
 	}
+	q.record(key, qw, w, inits)
+	return qw, ""
+}
+
+// record adds a quantised weight's initialisers to the graph and
+// remembers it under key (for reuse by other nodes reading the same
+// weight), counting the bytes before and after.
+func (q *quantizer) record(key weightKey, qw *quantWeight, w *onnx.TensorProto, inits []*onnx.TensorProto) {
 	for _, t := range inits {
 		qw.quantBytes += onnx.DataBytes(t)
 	}
 	qw.floatBytes = onnx.DataBytes(w)
 	q.newInits = append(q.newInits, inits...)
 	q.weights[key] = qw
-	return qw, ""
 }
 
 // dropUnusedWeights removes the float32 weights that were quantised, and the
