@@ -29,6 +29,10 @@ type AutoscaleConfig struct {
 	Provider provider.Provider
 	// Every is how often the autoscalers step; 0 means one second.
 	Every time.Duration
+	// Leading, when set, says whether this controller may scale now: of
+	// controllers sharing workers only the one holding the lease does
+	// (kube.Elector). Nil: always.
+	Leading func() bool
 }
 
 // Source names in the event log.
@@ -47,6 +51,7 @@ type scaler struct {
 	cluster *autoscale.Cluster
 	prov    provider.Provider
 	every   time.Duration
+	leading func() bool
 
 	mu       sync.Mutex
 	draining map[string]bool // worker IDs: nothing new is placed on them
@@ -54,7 +59,7 @@ type scaler struct {
 }
 
 func newScaler(cfg AutoscaleConfig) (*scaler, error) {
-	s := &scaler{prov: cfg.Provider, every: cfg.Every, draining: map[string]bool{}, flags: map[string]worker.Health{}}
+	s := &scaler{prov: cfg.Provider, every: cfg.Every, leading: cfg.Leading, draining: map[string]bool{}, flags: map[string]worker.Health{}}
 	if s.every <= 0 {
 		s.every = time.Second
 	}
@@ -112,6 +117,9 @@ func (c *Controller) autoscaleStep(ctx context.Context, now time.Time) {
 		return
 	}
 	c.watchFlags()
+	if c.scale.leading != nil && !c.scale.leading() {
+		return
+	}
 	var shortages []autoscale.Shortage
 	if m := c.scale.models; m != nil {
 		res := m.Step(now, st)

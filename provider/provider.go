@@ -1,8 +1,9 @@
 // Package provider is how infaas gets workers: a Provider starts and
 // stops worker processes of a hardware class and lists them. The local
 // provider (provider/local) runs `infaas worker` children on this
-// machine; the cluster autoscaler drives the same interface, and a
-// Kubernetes provider will too. A worker a provider starts announces
+// machine; the Kubernetes provider (provider/kube) scales per-class
+// worker Deployments. The cluster autoscaler drives either through this
+// interface. A worker a provider starts announces
 // itself to the controller like any other (see workerrpc.Announcer); the
 // provider only owns the process.
 package provider
@@ -41,6 +42,10 @@ type Worker struct {
 	Exit string `json:"exit,omitempty"`
 	// Restarts counts how often it was started again after exiting.
 	Restarts int `json:"restarts,omitempty"`
+	// Detail is the provider's word on where the worker stands (for
+	// Kubernetes: the pod's phase, node, readiness or why it is not
+	// scheduled).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Provider starts and stops workers. Implementations are safe for

@@ -35,6 +35,8 @@ import (
 	"github.com/infaas/infaas/metrics"
 	"github.com/infaas/infaas/policies"
 	"github.com/infaas/infaas/profiler"
+	"github.com/infaas/infaas/provider"
+	"github.com/infaas/infaas/provider/kube"
 	"github.com/infaas/infaas/provider/local"
 	"github.com/infaas/infaas/registrar"
 	"github.com/infaas/infaas/repository"
@@ -87,8 +89,12 @@ type serveConfig struct {
 	// exceeds the local workers started).
 	Autoscale  bool
 	Fixed      string // arch=variant,... for the fixed policies
-	MinWorkers int    // -1: the number of --workers
+	MinWorkers int    // -1: the number of --workers (with Kubernetes: 1)
 	MaxWorkers int    // 0: no cluster autoscaling
+	// Provider is where workers come from: "local" (children of this
+	// process, --workers) or "kubernetes" (pods of worker Deployments).
+	Provider   string
+	Kube       kubeConfig
 	Scale      autoscale.Config
 	ClusterCfg autoscale.ClusterConfig
 }
@@ -115,6 +121,8 @@ func defaultServeConfig() serveConfig {
 
 		Autoscale:  true,
 		MinWorkers: -1,
+		Provider:   "local",
+		Kube:       kubeConfig{Lease: "infaas-autoscaler"},
 		Scale:      autoscale.DefaultConfig(),
 		ClusterCfg: autoscale.DefaultClusterConfig(),
 	}
@@ -154,7 +162,12 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Fixed, "fixed", c.Fixed, "the fixed policies' variant per architecture, `arch=variant,...` (default: each architecture's cheapest fp32 variant)")
 	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "run the model autoscaler (replicate, switch variants, downgrade, unload)")
 	fs.IntVar(&c.MinWorkers, "min-workers", c.MinWorkers, "the cluster autoscaler never goes below this many workers (-1: the number of --workers)")
-	fs.IntVar(&c.MaxWorkers, "max-workers", c.MaxWorkers, "the cluster autoscaler adds local workers up to this many (0: off)")
+	fs.IntVar(&c.MaxWorkers, "max-workers", c.MaxWorkers, "the cluster autoscaler adds workers up to this many (0: off)")
+	fs.StringVar(&c.Provider, "provider", c.Provider, "where workers come from: local (child processes, --workers) or kubernetes (pods of per-class worker Deployments)")
+	fs.StringVar(&c.Kube.Kubeconfig, "kubeconfig", c.Kube.Kubeconfig, "with --provider kubernetes: kubeconfig `file` (default: in-cluster, the pod's ServiceAccount)")
+	fs.StringVar(&c.Kube.Namespace, "kube-namespace", c.Kube.Namespace, "with --provider kubernetes: `namespace` of the worker Deployments (default: the pod's)")
+	fs.StringVar(&c.Kube.Workers, "kube-workers", c.Kube.Workers, "with --provider kubernetes: worker Deployment per class, `class=deployment,...` (default: infaas-worker-CLASS)")
+	fs.StringVar(&c.Kube.Lease, "kube-lease", c.Kube.Lease, "with --provider kubernetes: the Lease `name` whose holder runs the autoscalers (empty: every controller scales)")
 	fs.DurationVar(&c.Scale.UpWindow, "scale-up-window", c.Scale.UpWindow, "demand must stay near capacity this long before scaling up")
 	fs.DurationVar(&c.Scale.DownWindow, "scale-down-window", c.Scale.DownWindow, "demand must stay low this long before a replica is removed or a variant downgraded")
 	fs.DurationVar(&c.Scale.Cooldown, "scale-cooldown", c.Scale.Cooldown, "least time between two scaling actions on one architecture")
@@ -232,6 +245,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxWorkers < 0 {
 		return errors.New("--max-workers must not be negative")
+	}
+	switch c.Provider {
+	case "local":
+	case "kubernetes":
+		if c.Workers != "" {
+			return errors.New("--workers starts local workers; with --provider kubernetes workers are pods (leave --workers empty)")
+		}
+	default:
+		return fmt.Errorf("--provider %q: want local or kubernetes", c.Provider)
 	}
 	return nil
 }
@@ -362,15 +384,22 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	if err != nil {
 		return err
 	}
-	var prov *local.Provider
-	if len(localClasses) > 0 {
-		prov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
+	var prov provider.Provider
+	var lprov *local.Provider
+	var elector *kube.Elector
+	if cfg.Provider == "kubernetes" {
+		if prov, elector, err = newKube(cfg.Kube, classes, cfg.ID, log); err != nil {
+			return err
+		}
+	} else if len(localClasses) > 0 {
+		lprov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
 			ClassesFile: cfg.ClassesFile, Env: []string{workerrpc.TokenEnv + "=" + token},
 			Args:        []string{"--log-level", cfg.LogLevel, "--profile-time", cfg.Profile.PerBatch.String()},
 			MemoryBytes: cfg.WorkerMem, Restart: true, Log: log.With("component", "provider")})
 		if err != nil {
 			return err
 		}
+		prov = lprov
 	}
 	sp, err := policies.Lookup(cfg.Policy)
 	if err != nil {
@@ -389,9 +418,12 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		cc := cfg.ClusterCfg
 		cc.MinWorkers, cc.MaxWorkers = cfg.MinWorkers, cfg.MaxWorkers
 		if cc.MinWorkers < 0 {
-			cc.MinWorkers = len(localClasses)
+			cc.MinWorkers = max(len(localClasses), 1)
 		}
 		ccfg.Autoscale.Cluster, ccfg.Autoscale.Provider = &cc, prov
+	}
+	if elector != nil {
+		ccfg.Autoscale.Leading = elector.Leading
 	}
 	ccfg.Classes = classes
 	ccfg.ID = cfg.ID
@@ -519,6 +551,9 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 				return err
 			}
 		}
+	}
+	if elector != nil {
+		g.Go(func() error { return elector.Run(gctx) })
 	}
 	g.Go(func() error {
 		<-gctx.Done()

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -37,12 +39,15 @@ type workerConfig struct {
 	Listen      string
 	Advertise   string
 	Controllers string // comma-separated cluster addresses
-	CPUs        string
-	Memory      int64
-	Repository  string
-	TokenFile   string
-	LogLevel    string
-	Profile     profiler.Config
+	// ControllerService is NAME:PORT of a name that resolves to every
+	// controller (a headless Service); the worker joins each.
+	ControllerService string
+	CPUs              string
+	Memory            int64
+	Repository        string
+	TokenFile         string
+	LogLevel          string
+	Profile           profiler.Config
 }
 
 func defaultWorkerConfig() workerConfig {
@@ -76,6 +81,7 @@ func (c *workerConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "listen `address` of the worker service (the private worker plane)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "`address` the controller dials (default: the listen address)")
 	fs.StringVar(&c.Controllers, "controller", c.Controllers, "controller cluster `addresses`, comma-separated (required)")
+	fs.StringVar(&c.ControllerService, "controller-service", c.ControllerService, "`name:port` that resolves to every controller's cluster address (a Kubernetes headless Service); the worker joins each, re-resolving every 10 s")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "pin the worker to this CPU `list` (e.g. 0 or 0-1); default: no pinning")
 	fs.Int64Var(&c.Memory, "memory", c.Memory, "memory in `bytes` replicas may fill (default: the class's)")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (the controller's; required)")
@@ -115,8 +121,13 @@ func runWorkerProcess(ctx context.Context, cfg workerConfig) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Controllers == "" {
-		return errors.New("--controller is required: the cluster address of the controller to join (infaas controller --cluster)")
+	if cfg.Controllers == "" && cfg.ControllerService == "" {
+		return errors.New("--controller (or --controller-service) is required: the cluster address of the controller to join (infaas controller --cluster)")
+	}
+	if cfg.ControllerService != "" {
+		if _, _, err := net.SplitHostPort(cfg.ControllerService); err != nil {
+			return fmt.Errorf("--controller-service %q: want name:port (%v)", cfg.ControllerService, err)
+		}
 	}
 	if cfg.Repository == "" {
 		return errors.New("--repository is required: the model repository the controller uses (its --repository, or DATA/models)")
@@ -216,10 +227,18 @@ func runWorkerProcess(ctx context.Context, cfg workerConfig) error {
 		gs.GracefulStop()
 		return nil
 	})
-	for _, addr := range strings.Split(cfg.Controllers, ",") {
-		a := &workerrpc.Announcer{Controller: strings.TrimSpace(addr), Hello: hello, State: wk.State,
+	announce := func(ctx context.Context, addr string) error {
+		a := &workerrpc.Announcer{Controller: addr, Hello: hello, State: wk.State,
 			DialOptions: workerrpc.ClientAuth(token), Log: log.With("component", "announcer")}
-		g.Go(func() error { return a.Run(gctx) })
+		return a.Run(ctx)
+	}
+	if cfg.Controllers != "" {
+		for _, addr := range strings.Split(cfg.Controllers, ",") {
+			g.Go(func() error { return announce(gctx, strings.TrimSpace(addr)) })
+		}
+	}
+	if cfg.ControllerService != "" {
+		g.Go(func() error { return announceAll(gctx, cfg.ControllerService, 10*time.Second, announce, log) })
 	}
 	if ppid, err := strconv.Atoi(os.Getenv(local.ParentPIDEnv)); err == nil && ppid > 0 {
 		// Started by a provider: end with it, even if the parent-death
@@ -244,4 +263,62 @@ func runWorkerProcess(ctx context.Context, cfg workerConfig) error {
 	err = g.Wait()
 	log.Info("infaas worker stopped", "id", cfg.ID)
 	return err
+}
+
+// announceAll joins every controller that service (name:port) resolves to,
+// re-resolving every period: a controller that appears is joined, one
+// that disappears is left. A failed lookup keeps the controllers it had.
+func announceAll(ctx context.Context, service string, period time.Duration, announce func(context.Context, string) error, log *slog.Logger) error {
+	host, port, err := net.SplitHostPort(service)
+	if err != nil {
+		return err
+	}
+	running := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, cancel := range running {
+			cancel()
+		}
+		wg.Wait()
+	}()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, period)
+		ips, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("resolve the controllers", "service", service, "err", err)
+		}
+		if err == nil {
+			want := map[string]bool{}
+			for _, ip := range ips {
+				want[net.JoinHostPort(ip, port)] = true
+			}
+			for addr, stop := range running {
+				if !want[addr] {
+					log.Info("controller left the service; leaving it", "controller", addr)
+					stop()
+					delete(running, addr)
+				}
+			}
+			for addr := range want {
+				if _, ok := running[addr]; ok {
+					continue
+				}
+				actx, stop := context.WithCancel(ctx)
+				running[addr] = stop
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = announce(actx, addr)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
