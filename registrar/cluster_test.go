@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/executor"
 	"github.com/infaas/infaas/internal/testredis"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/metadata"
@@ -346,5 +348,59 @@ func TestCollectorNeverTrustsAStrangerStore(t *testing.T) {
 	}
 	if got := blobs(t, repo); !slices.Equal(got, []string{model}) {
 		t.Fatalf("a stranger store collected: %v left, want %s", got, model)
+	}
+}
+
+// TestSharingRuleHoldsAtCommit: tenant a's registration with a declared
+// accuracy is accepted while classification/mnist is a's alone; tenant b
+// commits a measured architecture to the same use case before a's job
+// runs; a's job then fails as forbidden and commits nothing.
+func TestSharingRuleHoldsAtCommit(t *testing.T) {
+	ctx := t.Context()
+	c := newCluster(t)
+	reg, store, _ := c.controller(t, "ctrl", newProfiler(t))
+	acc := 99.0
+	st, err := reg.Submit(ctx, registrar.Request{Name: "declared", Owner: "a", Task: "classification", Dataset: "mnist",
+		Model: zootest.Model(t, "mnist-8"), DeclaredAccuracy: &acc})
+	if err != nil || st.State != registrar.StateQueued {
+		t.Fatalf("Submit = %+v, %v; want queued", st, err)
+	}
+	contract, err := executor.Inspect(zootest.Model(t, "mnist-8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pendingArch("measured-b", "sha256:b")
+	b.Owner, b.AccuracySource, b.Accuracy = "b", catalog.AccuracyMeasured, 97
+	b.Contract = contract // the same tensors: only the sharing rule stands between the two
+	if err := store.BeginRegistration(ctx, b, "other", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b.State = catalog.StateReady
+	if err := store.CommitRegistration(ctx, b, "other", catalog.UseCaseOf(b), nil); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err = reg.Status(ctx, "declared")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == registrar.StateFailed || st.State == registrar.StateReady {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registration still %+v after 2 minutes", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.State != registrar.StateFailed || !strings.Contains(st.Error, "measured") || !strings.Contains(st.Error, `"b"`) {
+		t.Fatalf("status %+v; want failed, naming tenant b and measured accuracy", st)
+	}
+	if _, err := store.Architecture(ctx, "declared"); err == nil {
+		t.Error("the refused registration was committed")
 	}
 }

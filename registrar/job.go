@@ -207,6 +207,11 @@ func (r *Registrar) build(ctx context.Context, j *job, cancel context.CancelCaus
 		arch.Accuracy = accuracy
 	}
 	j.update(func(s *Status) { s.Phase = "committing" })
+	// Another tenant may have joined the use case while this one was
+	// profiled: the sharing rule holds at commit, not only at submit.
+	if err := r.checkSharing(ctx, arch); err != nil {
+		return arch, nil, err
+	}
 	if err := r.store.CommitRegistration(ctx, arch, r.cfg.Owner, catalog.UseCaseOf(arch), variants); err != nil {
 		return arch, nil, fmt.Errorf("commit: %w", err)
 	}
