@@ -49,6 +49,12 @@ var autoscaleArgs = []string{"--class", "cpu-1", "--scale-up-window", "1s", "--s
 // the least p99 at batch 1.
 func registerConvNet(t testing.TB, s *server, name string) (capacity, p99 float64) {
 	t.Helper()
+	return registerConvNetOn(t, s, name, "cpu-1")
+}
+
+// registerConvNetOn is registerConvNet with the figures read on class.
+func registerConvNetOn(t testing.TB, s *server, name, class string) (capacity, p99 float64) {
+	t.Helper()
 	c := ctx(t)
 	_, err := s.c.Register(c, client.Registration{Name: name, Task: "classification", Dataset: "mnist",
 		ModelPath: zootest.ConvNetFile(t, convChannels, convLayers, convDynamic), Accuracy: ptr(90.0), InputScale: 1})
@@ -64,15 +70,15 @@ func registerConvNet(t testing.TB, s *server, name string) (capacity, p99 float6
 	}
 	p99 = math.Inf(1)
 	for _, v := range vs {
-		if p, ok := v.ProfileOn("cpu-1"); ok && v.Threads == 1 {
+		if p, ok := v.ProfileOn(class); ok && v.Threads == 1 {
 			p99 = min(p99, p.P99At(1))
 			capacity = max(capacity, p.ThroughputQPS)
 		}
 	}
 	if math.IsInf(p99, 1) || p99 <= 0 {
-		t.Fatalf("no 1-thread variant profiled on cpu-1: %+v", vs)
+		t.Fatalf("no 1-thread variant profiled on %s: %+v", class, vs)
 	}
-	t.Logf("%s: %d variants, least p99 %.2f ms at batch 1, up to %.0f samples/s per replica", name, len(vs), p99, capacity)
+	t.Logf("%s: %d variants, least p99 %.2f ms at batch 1, up to %.0f samples/s per replica on %s", name, len(vs), p99, capacity, class)
 	for _, v := range vs {
 		t.Logf("  %s: max batch %d, p99 %.2f ms at 1, %.2f ms at max, %.0f/s", v.Name, v.MaxBatch, v.Profile.P99At(1), v.Profile.P99At(v.MaxBatch), v.Profile.ThroughputQPS)
 	}
