@@ -42,7 +42,7 @@ func Status(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, registrar.ErrNotFound), errors.Is(err, metadata.ErrNotFound), errors.Is(err, controller.ErrUnknownModel):
 		return http.StatusNotFound
-	case errors.Is(err, controller.ErrOverloaded), errors.Is(err, controller.ErrNotReady):
+	case errors.Is(err, controller.ErrOverloaded), errors.Is(err, controller.ErrNotReady), errors.Is(err, ErrBodyMemory):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, controller.ErrUnsatisfiable):
 		return http.StatusUnprocessableEntity

@@ -126,7 +126,7 @@ func TestReadBodyAllocatesAsDataArrives(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	done := make(chan error, 1)
-	go func() { _, err := readBody(httptest.NewRecorder(), r, 64<<20); done <- err }()
+	go func() { _, err := readBody(httptest.NewRecorder(), r, 64<<20, &hold{}); done <- err }()
 	<-body.waiting // the server holds its buffer and waits for the rest
 	runtime.ReadMemStats(&after)
 	close(body.stop)

@@ -33,6 +33,9 @@ type Management struct {
 	Registrar Registrar
 	// MaxUploadBytes bounds a registration's whole body.
 	MaxUploadBytes int64
+	// Bodies, when set, bounds the memory uploads being read hold at once,
+	// with the inference bodies it is shared with (see BodyBudget).
+	Bodies *BodyBudget
 	Log            *slog.Logger
 	// Decisions and Workers, when set, serve /v1/decisions and /v1/workers.
 	Decisions func() any
@@ -156,7 +159,12 @@ func (m *Management) registration(w http.ResponseWriter, r *http.Request) {
 // optionally accuracy, input_scale, model_url; files model,
 // validation_inputs, validation_labels.
 func (m *Management) register(w http.ResponseWriter, r *http.Request) {
-	req, err := m.parseRegistration(w, r)
+	// The upload's parts are held from the budget until Submit has taken
+	// them (the registration job then holds the model; the registrar's
+	// queue bounds how many).
+	held := &hold{b: m.Bodies}
+	defer held.release()
+	req, err := m.parseRegistration(w, r, held)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -177,7 +185,7 @@ func (m *Management) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, st)
 }
 
-func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request) (registrar.Request, error) {
+func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request, held *hold) (registrar.Request, error) {
 	var req registrar.Request
 	if r.ContentLength > m.MaxUploadBytes {
 		return req, fmt.Errorf("%w: the upload is %d bytes; this server accepts at most %d (start it with a larger --max-upload)",
@@ -200,7 +208,10 @@ func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request) (
 		if err != nil {
 			return req, uploadError(err, m.MaxUploadBytes)
 		}
-		data, err := io.ReadAll(part)
+		data, err := readAll(part, 64<<10, m.MaxUploadBytes, held)
+		if errors.Is(err, ErrBodyMemory) {
+			return req, err
+		}
 		if err != nil {
 			return req, uploadError(err, m.MaxUploadBytes)
 		}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +26,14 @@ const headerJSONLength = "Inference-Header-Content-Length"
 // Inference bodies over maxBody bytes are refused with 413 (maxBody ≤ 0:
 // no limit). Errors are {"error": "..."} with the status of Status.
 func RegisterInference(mux *http.ServeMux, b Backend, maxBody int64) {
-	h := &inferenceHTTP{backend: b, maxBody: maxBody}
+	RegisterInferenceBudget(mux, b, maxBody, nil)
+}
+
+// RegisterInferenceBudget is RegisterInference with the bodies of all
+// inference requests together bounded by budget (nil: no bound); a request
+// over it is refused with 503 and Retry-After.
+func RegisterInferenceBudget(mux *http.ServeMux, b Backend, maxBody int64, budget *BodyBudget) {
+	h := &inferenceHTTP{backend: b, maxBody: maxBody, budget: budget}
 	mux.HandleFunc("GET /v2", h.serverMetadata)
 	mux.HandleFunc("GET /v2/models/{name}", h.modelMetadata)
 	mux.HandleFunc("GET /v2/models/{name}/versions/{version}", h.modelMetadata)
@@ -60,6 +66,7 @@ func readyStatus(ready bool) int {
 type inferenceHTTP struct {
 	backend Backend
 	maxBody int64
+	budget  *BodyBudget
 }
 
 type serverMetadataJSON struct {
@@ -152,7 +159,11 @@ func (h *inferenceHTTP) modelStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *inferenceHTTP) infer(w http.ResponseWriter, r *http.Request) {
-	req, jr, err := h.decode(w, r)
+	// The body's buffer backs the request's tensors until the answer is
+	// written: it is held from the budget until then.
+	held := &hold{b: h.budget}
+	defer held.release()
+	req, jr, err := h.decode(w, r, held)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -191,11 +202,11 @@ func (h *inferenceHTTP) infer(w http.ResponseWriter, r *http.Request) {
 
 // decode reads and parses an inference request. Any content type is
 // accepted: clients send application/json, text/plain, octet-stream or none.
-func (h *inferenceHTTP) decode(w http.ResponseWriter, r *http.Request) (*InferRequest, *jsonRequest, error) {
+func (h *inferenceHTTP) decode(w http.ResponseWriter, r *http.Request, held *hold) (*InferRequest, *jsonRequest, error) {
 	if h.maxBody > 0 && r.ContentLength > h.maxBody {
 		return nil, nil, fmt.Errorf("%w: %d bytes, over the limit of %d", errTooLarge, r.ContentLength, h.maxBody)
 	}
-	body, err := readBody(w, r, h.maxBody)
+	body, err := readBody(w, r, h.maxBody, held)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -231,18 +242,18 @@ const firstChunk = 1 << 20
 
 // readBody reads the whole body, at most maxBytes (≤ 0: no limit). The
 // announced length sizes the first allocation up to firstChunk only.
-func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64, h *hold) ([]byte, error) {
 	body := r.Body
 	if maxBytes > 0 {
 		body = http.MaxBytesReader(w, r.Body, maxBytes)
 	}
-	b := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), firstChunk)))
-	_, err := b.ReadFrom(body)
-	buf := b.Bytes()
+	buf, err := readAll(body, min(max(r.ContentLength, 512), firstChunk), maxBytes, h)
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, ErrBodyMemory):
+		return nil, err
 	case errors.As(err, &mbe):
-		return nil, fmt.Errorf("%w: over the limit of %d bytes", errTooLarge, mbe.Limit)
+		return nil, fmt.Errorf("%w: over the limit of %d bytes; send fewer inputs per request, or the tensors in binary (the binary tensor data extension)", errTooLarge, mbe.Limit)
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
 	case len(buf) == 0:

@@ -45,6 +45,10 @@ import (
 	"github.com/infaas/infaas/workerrpc/workerpb"
 )
 
+// maxInferBody is the largest HTTP inference body (the gRPC message limit
+// too).
+const maxInferBody = 64 << 20
+
 // serveConfig is `infaas serve`'s configuration.
 type serveConfig struct {
 	Data       string
@@ -57,7 +61,9 @@ type serveConfig struct {
 	Store      string // "bolt" (in Data) or a redis:// URL
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
-	FileRoots  []string
+	// MaxBodyMemory bounds the request bodies held at once (api.BodyBudget).
+	MaxBodyMemory int64
+	FileRoots     []string
 	// TLSCert and TLSKey, when set, serve the public HTTP and gRPC ports
 	// over TLS.
 	TLSCert, TLSKey string
@@ -109,6 +115,7 @@ func defaultServeConfig() serveConfig {
 		WorkerMem:       0,
 		Store:           "bolt",
 		MaxUpload:       256 << 20,
+		MaxBodyMemory:   512 << 20,
 		HTTPReadTimeout: 5 * time.Minute,
 		LogLevel:        "info",
 		Profile:         profiler.DefaultConfig(),
@@ -179,6 +186,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
+	fs.Int64Var(&c.MaxBodyMemory, "max-body-memory", c.MaxBodyMemory, "`bytes` all HTTP request bodies being read and served may hold at once; over it 503 with Retry-After (at least --max-upload and the 64 MiB inference limit)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP client may take to send one whole request (an upload included)")
 	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
 		if !filepath.IsAbs(v) {
@@ -218,6 +226,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return errors.New("--max-upload must be positive")
+	}
+	if c.MaxBodyMemory < max(c.MaxUpload, maxInferBody) {
+		return fmt.Errorf("--max-body-memory %d is below --max-upload (%d) or the inference body limit (%d): the largest allowed body could never be read", c.MaxBodyMemory, c.MaxUpload, maxInferBody)
 	}
 	if c.Store != "bolt" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 		return fmt.Errorf("--store %q: want bolt or a redis:// URL", c.Store)
@@ -463,10 +474,11 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		}
 	}
 	mux := http.NewServeMux()
-	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Log: log,
+	bodies := api.NewBodyBudget(cfg.MaxBodyMemory)
+	(&api.Management{Store: store, Registrar: reg, MaxUploadBytes: cfg.MaxUpload, Bodies: bodies, Log: log,
 		Decisions: func() any { return ctrl.Decisions() }, Workers: func() any { return ctrl.Workers() }, Events: ctrl.Events()}).Register(mux)
 	api.RegisterHealth(mux, ctrl)
-	api.RegisterInference(mux, ctrl, 64<<20)
+	api.RegisterInferenceBudget(mux, ctrl, maxInferBody, bodies)
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -483,7 +495,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	// Stream workers reuse goroutines (and their grown stacks) across calls.
-	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxInferBody), grpc.MaxSendMsgSize(maxInferBody), grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.ChainUnaryInterceptor(api.RecoverUnary(log))}
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))

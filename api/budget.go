@@ -1,0 +1,122 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// ErrBodyMemory: the server already holds its budget of request bodies;
+// the request may succeed in a moment (503 with Retry-After).
+var ErrBodyMemory = errors.New("the server is holding its limit of request bodies in memory")
+
+// BodyBudget bounds the memory that the request bodies being read and
+// served hold at once, across all clients. Each request's limit bounds
+// one body; the budget bounds their sum, so that many clients sending
+// large bodies — slowly or not — cannot together take the server's
+// memory. A body takes its buffer's capacity from the budget as the buffer
+// grows with the bytes that arrive (never from the announced length) and
+// gives it back when the request is answered. A nil budget bounds nothing.
+type BodyBudget struct {
+	sem   *semaphore.Weighted
+	limit int64
+}
+
+// NewBodyBudget returns a budget of limit bytes; limit ≤ 0 returns nil
+// (no bound).
+func NewBodyBudget(limit int64) *BodyBudget {
+	if limit <= 0 {
+		return nil
+	}
+	return &BodyBudget{sem: semaphore.NewWeighted(limit), limit: limit}
+}
+
+// Limit is the budget in bytes (0 for a nil budget).
+func (b *BodyBudget) Limit() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.limit
+}
+
+// hold is what one request holds of a budget.
+type hold struct {
+	b *BodyBudget
+	n int64
+}
+
+// take adds n bytes to the hold, or fails at once with ErrBodyMemory: a
+// request never waits for memory (it would hold its connection while
+// waiting); the client retries.
+func (h *hold) take(n int64) error {
+	if h.b == nil || n <= 0 {
+		return nil
+	}
+	if !h.b.sem.TryAcquire(n) {
+		return fmt.Errorf("%w (%d MiB, --max-body-memory); retry in a moment", ErrBodyMemory, h.b.limit>>20)
+	}
+	h.n += n
+	return nil
+}
+
+// release gives everything back.
+func (h *hold) release() {
+	if h.b != nil && h.n > 0 {
+		h.b.sem.Release(h.n)
+		h.n = 0
+	}
+}
+
+// readAll reads r to its end into a buffer that starts at first bytes and
+// doubles as data arrives, taking each growth from h. The caller bounds r
+// (http.MaxBytesReader); readAll bounds the buffer by max+1 so that a body
+// exactly at the limit never doubles past it (max ≤ 0: no bound).
+func readAll(r io.Reader, first, max int64, h *hold) ([]byte, error) {
+	if first <= 0 {
+		first = 512
+	}
+	if err := h.take(first); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, first)
+	for {
+		if len(buf) == cap(buf) {
+			next := 2 * int64(cap(buf))
+			if max > 0 {
+				next = min(next, max+1)
+			}
+			if next <= int64(cap(buf)) {
+				next = int64(cap(buf)) + 512
+			}
+			if err := h.take(next - int64(cap(buf))); err != nil {
+				return nil, err
+			}
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			// The old buffer is garbage now; its share of the budget moves
+			// to the new one (counted by capacity, as above).
+			h.b.giveBack(h, int64(cap(buf)))
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// giveBack returns n bytes of h early (a buffer that was replaced).
+func (b *BodyBudget) giveBack(h *hold, n int64) {
+	if b == nil || n <= 0 {
+		return
+	}
+	n = min(n, h.n)
+	b.sem.Release(n)
+	h.n -= n
+}

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBodyBudgetBoundsAllBodies: with a budget of 1.5 MiB and bodies of
+// up to 1 MiB, a client holding 1 MiB of buffer (announced, half sent,
+// paused) leaves no room for a second: it is refused with 503, Retry-After
+// and a message that says to retry; once the first is answered its memory
+// is back and the second goes through.
+func TestBodyBudgetBoundsAllBodies(t *testing.T) {
+	mux := http.NewServeMux()
+	RegisterInferenceBudget(mux, &fakeBackend{}, 1<<20, NewBodyBudget(3<<19))
+	srv, _ := startServed(t, mux)
+
+	request := `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`
+	body := request + strings.Repeat(" ", 1<<20-len(request)-1)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", srv.URL+"/v2/models/resnet50/infer", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	first := make(chan int, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			first <- -1
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	if _, err := pw.Write([]byte(body[:len(body)/2])); err != nil {
+		t.Fatal(err)
+	}
+
+	second := func() (int, http.Header, string) {
+		resp, err := http.Post(srv.URL+"/v2/models/resnet50/infer", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	// The first request's buffer is taken once its handler runs; until
+	// then the second may still fit, so wait for the refusal.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, hdr, msg := second()
+		if code == http.StatusServiceUnavailable {
+			if hdr.Get("Retry-After") == "" || !strings.Contains(msg, "retry") || !strings.Contains(msg, "--max-body-memory") {
+				t.Errorf("refusal: Retry-After %q, body %s; want a retry hint naming --max-body-memory", hdr.Get("Retry-After"), msg)
+			}
+			break
+		}
+		if code != http.StatusOK {
+			t.Fatalf("second request: %d %s", code, msg)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second body was never refused while the first held the budget")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if _, err := pw.Write([]byte(body[len(body)/2:])); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	if code, _, msg := second(); code != http.StatusOK {
+		t.Fatalf("after the first was answered: %d %s; want its memory back", code, msg)
+	}
+}
