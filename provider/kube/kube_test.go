@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -23,30 +24,44 @@ import (
 
 const ns = "default"
 
-// startCluster starts a real control plane (KWOK nodes make pods Running)
-// and returns a client for it.
-func startCluster(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	bin, err := kubelocal.BinDir()
-	if err != nil {
-		t.Fatal(err) // never a skip: `make test` builds the control plane first
-	}
-	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cl, err := kubelocal.Start(c, kubelocal.Options{Bin: bin, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Stop)
-	rc, err := clientcmd.BuildConfigFromFlags("", cl.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(rc)
+// cs is the client of the control plane the tests share (TestMain).
+var cs kubernetes.Interface
+
+// TestMain starts one real control plane (KWOK nodes make pods Running)
+// for the package's tests; a missing build fails, never skips.
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		bin, err := kubelocal.BinDir()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err) // `make test` builds the control plane first
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "kube-provider-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cl, err := kubelocal.Start(c, kubelocal.Options{Bin: bin, Dir: dir, Log: os.Stderr})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer cl.Stop()
+		rc, err := clientcmd.BuildConfigFromFlags("", cl.Kubeconfig)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cs = kubernetes.NewForConfigOrDie(rc)
+		return m.Run()
+	}())
 }
 
 // workerDeployment creates the worker Deployment of class with n pods.
-func workerDeployment(t *testing.T, cs kubernetes.Interface, class string, n int32) {
+func workerDeployment(t *testing.T, class string, n int32) {
 	t.Helper()
 	labels := map[string]string{"app.kubernetes.io/name": "infaas", "app.kubernetes.io/component": "worker", kube.ClassLabel: class}
 	dep := &appsv1.Deployment{
@@ -91,8 +106,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // (three pods, each of them removed in turn from the middle); unknown
 // classes and pods are refused with the provider's errors.
 func TestProvider(t *testing.T) {
-	cs := startCluster(t)
-	workerDeployment(t, cs, "cpu-2", 1)
+	workerDeployment(t, "cpu-2", 1)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p, err := kube.New(kube.Config{Client: cs, Namespace: ns, Log: log})
 	if err != nil {
@@ -147,7 +161,6 @@ func TestProvider(t *testing.T) {
 // TestElection: of two controllers exactly one leads; when it stops, the
 // other takes over.
 func TestElection(t *testing.T) {
-	cs := startCluster(t)
 	type member struct {
 		e      *kube.Elector
 		cancel context.CancelFunc
