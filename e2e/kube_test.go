@@ -221,14 +221,18 @@ func TestKubernetes(t *testing.T) {
 	redis := testredis.Start(t)
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "models")
+	metrics := freeAddr(t)
+	// Low thresholds (scale up past 30 % busy, aim at 20 %) let a load
+	// this 2-core machine serves with ease want three replicas.
 	ctrl := startController(t, "ctrl-k8s", dir, redis, "--provider", "kubernetes", "--kubeconfig", kubeconfigFor(t, cl.Server, token),
 		"--kube-namespace", kubeNS, "--autoscale", "--max-workers", "3", "--min-workers", "1",
 		"--worker-idle", "3s", "--worker-interval", "1s", "--scale-up-window", "1s", "--scale-down-window", "3s",
-		"--scale-cooldown", "2s", "--idle-unload", "-1s", "--log-level", "debug")
+		"--scale-cooldown", "2s", "--idle-unload", "-1s", "--scale-up-at", "0.3", "--scale-target", "0.2", "--scale-down-at", "0.1",
+		"--metrics", metrics, "--log-level", "debug")
 
 	// The model first, so a worker's memory can hold exactly one replica
 	// of the variant the load pins: each added replica then needs a worker.
-	s := &server{t: t, addr: ctrl.http, c: ctrl.c, log: ctrl.log}
+	s := &server{t: t, addr: ctrl.http, metrics: metrics, c: ctrl.c, log: ctrl.log}
 	registerConvNetOn(t, s, "convnet", "cpu-2")
 	variant := pinnedVariantOn(t, s, "convnet", "cpu-2")
 	v := variantOf(t, s, "convnet", variant)
@@ -252,9 +256,9 @@ func TestKubernetes(t *testing.T) {
 	t.Logf("worker pod %s joined", first[0])
 
 	// Scale out under load: the pinned variant (no vertical switch) at
-	// 1.3× one replica's profiled capacity wants three replicas (the
-	// autoscaler aims at 60 % busy), one per worker.
-	rate := 1.3 * capacity
+	// half of one replica's profiled capacity wants three replicas (the
+	// autoscaler aims at 20 % busy here), one per worker.
+	rate := 0.5 * capacity
 	target := max(80, 20*p99)
 	began := time.Now()
 	var most []string
@@ -320,9 +324,8 @@ func TestKubernetes(t *testing.T) {
 	// A worker pod deleted under load (kubectl delete pod, a node drain):
 	// the ReplicaSet replaces it, the new worker joins, traffic recovers.
 	victim := left[0]
-	var after []loadgen.Row
 	deleted := time.Time{}
-	sum, rows := runLoad(t, s, fmt.Sprintf("steps:%.0f@20s", 0.5*capacity), loadgen.RequirementSet{Model: "convnet", LatencyMs: target}, func(r loadgen.Row) {
+	sum, rows := runLoad(t, s, fmt.Sprintf("steps:%.0f@20s", 0.2*capacity), loadgen.RequirementSet{Model: "convnet", LatencyMs: target}, func(r loadgen.Row) {
 		if r.Second == 4 && deleted.IsZero() {
 			deleted = time.Now()
 			go func() {
@@ -333,20 +336,26 @@ func TestKubernetes(t *testing.T) {
 		}
 	})
 	t.Logf("after deleting %s: %d of %d answered, %d failed", victim, sum.Answered, sum.Sent, sum.Failed)
+	sent, answered := 0, 0
 	for _, r := range rows {
-		if r.Second >= 15 {
-			after = append(after, r)
+		if r.Second >= 12 {
+			sent += r.Sent
+			answered += r.Answered
+			if r.Failed > 0 {
+				t.Errorf("second %d, long after the pod was deleted: %d of %d failed", r.Second, r.Failed, r.Sent)
+			}
 		}
 	}
-	for _, r := range after {
-		if r.Failed > 0 || r.Answered+r.Refused < r.Sent {
-			t.Errorf("second %d, long after the pod was deleted: %d sent, %d answered, %d failed", r.Second, r.Sent, r.Answered, r.Failed)
-		}
+	if sent == 0 || float64(answered) < 0.9*float64(sent) {
+		t.Errorf("traffic did not recover after the pod was deleted: %d of %d answered from second 12 on", answered, sent)
 	}
-	now := workerPods(t, cs)
-	if len(now) != 1 || now[0] == victim || !slices.Equal(ctrl.running(), now) {
-		t.Errorf("after deleting %s: pods %v, workers %v; want one new pod joined", victim, now, ctrl.running())
-	}
+	// The ReplicaSet replaced the pod and its worker joined; the
+	// autoscaler may have added more (a busy host makes replicas look
+	// interfered), but every pod is a joined worker and the victim is gone.
+	waitFor(t, "the deleted pod replaced and every pod joined", 30*time.Second, func() bool {
+		now := workerPods(t, cs)
+		return !slices.Contains(now, victim) && len(now) > 0 && slices.Equal(ctrl.running(), now)
+	}, ctrl.proc)
 }
 
 // pinnedVariantOn is the 1-thread variant of arch with the smallest max
