@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/provider/kube"
@@ -43,6 +44,8 @@ func newKube(kc kubeConfig, classes []catalog.HardwareClass, id string, log *slo
 		return nil, nil, fmt.Errorf("kubernetes provider: %w", err)
 	}
 	rc.UserAgent = "infaas-controller/" + id
+	// client-go logs through klog; send that to this process's log.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubernetes provider: %w", err)
