@@ -51,7 +51,7 @@ test: $(ORT_LIB) k8s
 # fuzz runs every fuzz target for FUZZTIME each (go test runs their seed
 # corpora as part of make test).
 FUZZTIME ?= 10s
-FUZZ := ./api:FuzzDecodeJSONRequest ./api:FuzzJSONNumber ./onnx:FuzzParse \
+FUZZ := ./api:FuzzDecodeJSONRequest ./api:FuzzDecodeBinaryRequest ./api:FuzzDecodeGRPCRequest ./api:FuzzJSONNumber ./onnx:FuzzParse \
 	./variants:FuzzQuantizeDynamic ./validation:FuzzParseIDX
 fuzz: $(ORT_LIB)
 	@for t in $(FUZZ); do \
