@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"math"
+	"mime/multipart"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/infaas/infaas/catalog"
@@ -152,6 +158,60 @@ func TestRegistrationBadInput(t *testing.T) {
 	var e *client.Error
 	if !asError(err, &e) || e.Status != 400 && e.Status != 422 || !strings.Contains(e.Message, "accuracy") {
 		t.Fatalf("min_accuracy on a model of unknown accuracy: %v", err)
+	}
+
+	// A chunked upload (no Content-Length) over --max-upload is refused
+	// while it arrives: the server stops reading near the limit, not after
+	// the 64 MB the client would send; and a client that announces a large
+	// inference body and trickles it holds nobody else up.
+	slow, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := fmt.Fprintf(slow, "POST /v2/models/mnist-mlp-s/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n{\"inputs\": ["); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	var sent atomic.Int64
+	go func() {
+		_ = mw.WriteField("name", "chunked")
+		_ = mw.WriteField("task", "classification")
+		_ = mw.WriteField("dataset", "mnist")
+		fw, _ := mw.CreateFormFile("model", "big.onnx")
+		chunk := make([]byte, 64<<10)
+		for sent.Load() < 64<<20 {
+			n, err := fw.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		_ = mw.Close()
+		_ = pw.Close()
+	}()
+	req, err := http.NewRequestWithContext(c, "POST", "http://"+s.addr+"/v1/models", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pr.CloseWithError(io.ErrClosedPipe)
+	if resp.StatusCode != 413 || !strings.Contains(string(msg), "--max-upload") {
+		t.Errorf("chunked upload over the limit: %d %s; want 413 naming --max-upload", resp.StatusCode, msg)
+	}
+	if n := sent.Load(); n > 32<<20 {
+		t.Errorf("the client got %d bytes out before the refusal of a 3 MB limit", n)
+	}
+	if _, err := s.c.Infer(c, "mnist-mlp-s", client.InferInput{Name: "input", Shape: []int64{1, 1, 28, 28}, Datatype: "FP32", Data: make([]float32, 784)}, nil); err != nil {
+		t.Errorf("the server does not serve beside a slow client and after a refused upload: %v", err)
 	}
 }
 
