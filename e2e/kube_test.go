@@ -315,6 +315,19 @@ func TestKubernetes(t *testing.T) {
 	if !slices.Equal(left, wantLeft) {
 		t.Errorf("after scale-in pods %v remain; the autoscaler removed %v of %v, so %v should", left, removed, most, wantLeft)
 	}
+	// The pods' comings and goings are in the event log beside the
+	// decisions that caused them.
+	gone := map[string]bool{}
+	for _, e := range es {
+		if e.Source == "kubernetes" && e.Action == "pod-gone" {
+			gone[e.Worker] = true
+		}
+	}
+	for _, id := range removed {
+		if !gone[id] {
+			t.Errorf("no pod-gone event for the removed pod %s", id)
+		}
+	}
 	_, stopped := kl.state()
 	slices.Sort(stopped)
 	if !slices.Equal(stopped, removed) {

@@ -13,7 +13,7 @@ import (
 type Event struct {
 	Seq          uint64             `json:"seq"`     // assigned by Log.Append, increasing from 1
 	Time         time.Time          `json:"time"`    // set by Append when zero
-	Source       string             `json:"source"`  // "model-autoscaler", "cluster-autoscaler", "monitor", "controller"
+	Source       string             `json:"source"`  // "model-autoscaler", "cluster-autoscaler", "monitor", "controller", "kubernetes"
 	Action       string             `json:"action"`  // "replicate", "switch", "downgrade", "unload", "add-worker", "drain-worker", "remove-worker", "interfered", "overloaded", "cleared", "failed"
 	Reason       string             `json:"reason"`  // a short stable word for metrics: "demand-near-capacity", "idle", "interference", "placement-failed"
 	Message      string             `json:"message"` // a sentence for people, with the numbers behind the decision

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/controller"
+	"github.com/infaas/infaas/events"
+	"github.com/infaas/infaas/provider"
 	"github.com/infaas/infaas/provider/kube"
 )
 
@@ -29,7 +33,7 @@ const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/n
 
 // newKube connects to the API server and makes the provider and the
 // autoscaling election.
-func newKube(kc kubeConfig, classes []catalog.HardwareClass, id string, log *slog.Logger) (*kube.Provider, *kube.Elector, error) {
+func newKube(kc kubeConfig, classes []catalog.HardwareClass, id string, log *slog.Logger, onChange func(provider.Worker, string)) (*kube.Provider, *kube.Elector, error) {
 	var rc *rest.Config
 	var err error
 	if kc.Kubeconfig != "" {
@@ -72,7 +76,7 @@ func newKube(kc kubeConfig, classes []catalog.HardwareClass, id string, log *slo
 			deps[class] = dep
 		}
 	}
-	prov, err := kube.New(kube.Config{Client: cs, Namespace: ns, Deployments: deps, Identity: id, Log: log.With("component", "provider")})
+	prov, err := kube.New(kube.Config{Client: cs, Namespace: ns, Deployments: deps, Identity: id, Log: log.With("component", "provider"), OnChange: onChange})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,4 +85,21 @@ func newKube(kc kubeConfig, classes []catalog.HardwareClass, id string, log *slo
 		el = &kube.Elector{Client: cs, Namespace: ns, Lease: kc.Lease, Identity: id, Log: log.With("component", "election")}
 	}
 	return prov, el, nil
+}
+
+// podEvents records the worker pods' comings and goings in the event log
+// of the controller *ctrl points to (set once it exists), beside the
+// autoscalers' decisions that caused them.
+func podEvents(ctrl **controller.Controller) func(provider.Worker, string) {
+	return func(w provider.Worker, change string) {
+		c := *ctrl
+		if c == nil {
+			return
+		}
+		msg := fmt.Sprintf("worker pod %s %s", w.ID, change)
+		if d := cmp.Or(w.Detail, w.Exit); d != "" && change != "gone" {
+			msg += ": " + d
+		}
+		c.Events().Append(events.Event{Source: "kubernetes", Action: "pod-" + change, Reason: w.State, Message: msg, Worker: w.ID, Class: w.Class})
+	}
 }

@@ -398,11 +398,12 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	if err != nil {
 		return err
 	}
+	var ctrl *controller.Controller // set below; the Kubernetes provider's pod events reach its log
 	var prov provider.Provider
 	var lprov *local.Provider
 	var elector *kube.Elector
 	if cfg.Provider == "kubernetes" {
-		if prov, elector, err = newKube(cfg.Kube, classes, cfg.ID, log); err != nil {
+		if prov, elector, err = newKube(cfg.Kube, classes, cfg.ID, log, podEvents(&ctrl)); err != nil {
 			return err
 		}
 	} else if len(localClasses) > 0 {
@@ -447,7 +448,6 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		return workerrpc.Dial(ctx, addr, dialOpts...)
 	}
 	promReg := prometheus.NewRegistry()
-	var ctrl *controller.Controller
 	ccfg.Metrics = metrics.New(promReg, func() []worker.Status { return ctrl.WorkerStates() })
 	ctrl, err = controller.New(ccfg, store, nil, log.With("component", "controller"))
 	if err != nil {

@@ -74,6 +74,10 @@ type Config struct {
 	// Identity names this controller in the annotations it writes.
 	Identity string
 	Log      *slog.Logger
+	// OnChange, when set, hears of every worker pod that appears, changes
+	// phase, node or readiness, or goes ("appeared", "changed", "gone"),
+	// once each; the controller records them in its event log.
+	OnChange func(w provider.Worker, change string)
 }
 
 // Provider runs workers as pods of per-class Deployments.
@@ -393,12 +397,19 @@ func (p *Provider) observe(o any, deleted bool) {
 		p.seen[pod.Name] = now
 	}
 	p.mu.Unlock()
+	change := ""
 	switch {
 	case deleted:
+		change = "gone"
 		p.cfg.Log.Info("worker pod gone", "pod", pod.Name, "class", w.Class)
 	case !had:
+		change = "appeared"
 		p.cfg.Log.Info("worker pod appeared", "pod", pod.Name, "class", w.Class, "status", w.Detail)
 	case old != now:
+		change = "changed"
 		p.cfg.Log.Info("worker pod changed", "pod", pod.Name, "class", w.Class, "state", w.State, "status", cmp.Or(w.Detail, w.Exit))
+	}
+	if change != "" && p.cfg.OnChange != nil {
+		p.cfg.OnChange(w, change)
 	}
 }
