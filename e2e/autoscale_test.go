@@ -329,20 +329,7 @@ func hog(t *testing.T, cpu, threads int) (stop func()) {
 // batch profiled on cpu-1.
 func pinnedVariant(t *testing.T, s *server, arch string) string {
 	t.Helper()
-	vs, err := s.c.Variants(ctx(t), arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	best, batch := "", 0
-	for _, v := range vs {
-		if _, ok := v.ProfileOn("cpu-1"); ok && v.Threads == 1 && (best == "" || v.MaxBatch < batch) {
-			best, batch = v.Name, v.MaxBatch
-		}
-	}
-	if best == "" {
-		t.Fatalf("no 1-thread variant of %s profiled on cpu-1", arch)
-	}
-	return best
+	return pinnedVariantOn(t, s, arch, "cpu-1")
 }
 
 // workerCPU reads which CPU the local provider pinned worker id to from
