@@ -284,7 +284,7 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 			}
 		}
 	}
-	keepExact(order, alive, &dropped)
+	keepExact(order, alive, &dropped, tol)
 	for i, v := range order {
 		if alive[i] {
 			kept = append(kept, v)
@@ -324,11 +324,12 @@ func fidelityLoss(v Costed) float64 {
 
 // keepExact keeps the exact model available: when every fp32 variant was
 // dropped (dominated by lower-precision ones), the fp32 variant with the
-// largest max batch, then the lowest p99 at batch 1, stays, saying why.
+// largest max batch, then the lowest p99 at batch 1 within noise (of
+// equally fast ones the preferred), stays, saying why.
 // A client that pins the original precision, or needs answers identical
 // to the model it registered, always has one to ask for.
-func keepExact(order []Costed, alive []bool, dropped *[]catalog.DroppedVariant) {
-	best := -1
+func keepExact(order []Costed, alive []bool, dropped *[]catalog.DroppedVariant, tol Tolerance) {
+	var cands []int
 	for i, v := range order {
 		if v.Precision != FP32 {
 			continue
@@ -336,9 +337,34 @@ func keepExact(order []Costed, alive []bool, dropped *[]catalog.DroppedVariant) 
 		if alive[i] {
 			return
 		}
-		if best < 0 || v.MaxBatch > order[best].MaxBatch ||
-			v.MaxBatch == order[best].MaxBatch && v.Profile.P99At(1) < order[best].Profile.P99At(1) {
+		cands = append(cands, i)
+	}
+	if len(cands) == 0 {
+		return
+	}
+	// The largest max batch; of those, the first in preference order whose
+	// p99 at batch 1 no other beats beyond noise (compareP99). A point
+	// estimate would pick between equally fast graphs on noise, and the
+	// kept name would change from one registration to the next.
+	largest := 0
+	for _, i := range cands {
+		largest = max(largest, order[i].MaxBatch)
+	}
+	best := -1
+	for _, i := range cands {
+		if order[i].MaxBatch != largest {
+			continue
+		}
+		beaten := false
+		for _, j := range cands {
+			if j != i && order[j].MaxBatch == largest && compareP99(order[j].Profile, order[i].Profile, 1, 1, tol.Latency, tol.LatencyFloorMs) == better {
+				beaten = true
+				break
+			}
+		}
+		if !beaten {
 			best = i
+			break
 		}
 	}
 	if best < 0 {

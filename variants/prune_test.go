@@ -447,3 +447,36 @@ func TestPruneLatencyFloor(t *testing.T) {
 		t.Fatalf("a millisecond apart: kept %s, dropped %v", keptNames(kept), dropped)
 	}
 }
+
+// TestPruneExactModelIgnoresNoise: of two fp32 graphs dominated by int8,
+// the one kept as the exact model does not depend on which measured a hair
+// faster: equally fast within the tolerance, the preferred (lower
+// optimisation level) stays in both orders; clearly faster, the faster.
+func TestPruneExactModelIgnoresNoise(t *testing.T) {
+	fp := func(opt string, p99 float64) Costed {
+		c := costed("m.fp32."+opt+".t1.b8.cpu", 90, p99, 4, 1000, 10<<20, 4<<20, 0.048, 8)
+		c.OptLevel = opt
+		return c
+	}
+	q := costed("m.int8.basic.t1.b8.cpu", 90, 0.9, 3, 1000, 5<<20, 1<<20, 0.048, 8)
+	q.Precision = INT8
+	for _, tc := range []struct {
+		basic, extended float64
+		want            string
+	}{
+		{2.0, 1.9, "m.fp32.basic.t1.b8.cpu"},
+		{1.9, 2.0, "m.fp32.basic.t1.b8.cpu"},
+		{2.0, 1.0, "m.fp32.extended.t1.b8.cpu"},
+	} {
+		kept, _ := Prune([]Costed{fp("extended", tc.extended), fp("basic", tc.basic), q}, DefaultTolerance)
+		var fp32 []string
+		for _, k := range kept {
+			if k.Precision == FP32 {
+				fp32 = append(fp32, k.Name)
+			}
+		}
+		if !slices.Equal(fp32, []string{tc.want}) {
+			t.Errorf("p99 basic %.1f ms, extended %.1f ms: kept fp32 %v, want %s", tc.basic, tc.extended, fp32, tc.want)
+		}
+	}
+}
