@@ -5,7 +5,8 @@
 #   docker build -t infaas:latest .
 #
 # Three stages: the Go build, the ONNX Runtime library (fetched the way the
-# Makefile does), and a distroless runtime with glibc and libstdc++ (cc).
+# Makefile does), and a slim Debian runtime (glibc and libstdc++, which
+# ONNX Runtime needs) running as a non-root user.
 
 # --- 1. build infaas ------------------------------------------------------
 FROM golang:1.26-bookworm AS build
@@ -29,7 +30,8 @@ RUN npm pack onnxruntime-node@${ORT_VERSION} --silent >/dev/null && \
     test -s libonnxruntime.so.1
 
 # --- 3. runtime -------------------------------------------------------------
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM debian:bookworm-slim
+RUN groupadd --gid 65532 nonroot && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin nonroot
 COPY --from=build /out/infaas /usr/local/bin/infaas
 COPY --from=ort /ort/libonnxruntime.so.1 /usr/local/lib/libonnxruntime.so.1
 ENV INFAAS_ORT_LIB=/usr/local/lib/libonnxruntime.so.1
