@@ -221,18 +221,23 @@ func TestKubernetes(t *testing.T) {
 	redis := testredis.Start(t)
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "models")
-	metrics := freeAddr(t)
+	// Two controllers, as the manifests run them: both serve, both watch
+	// the pods, only the holder of the infaas-autoscaler Lease scales.
 	// Low thresholds (scale up past 30 % busy, aim at 20 %) let a load
 	// this 2-core machine serves with ease want three replicas.
-	ctrl := startController(t, "ctrl-k8s", dir, redis, "--provider", "kubernetes", "--kubeconfig", kubeconfigFor(t, cl.Server, token),
+	kubeFlags := []string{"--provider", "kubernetes", "--kubeconfig", kubeconfigFor(t, cl.Server, token),
 		"--kube-namespace", kubeNS, "--autoscale", "--max-workers", "3", "--min-workers", "1",
 		"--worker-idle", "3s", "--worker-interval", "1s", "--scale-up-window", "1s", "--scale-down-window", "3s",
 		"--scale-cooldown", "2s", "--idle-unload", "-1s", "--scale-up-at", "0.3", "--scale-target", "0.2", "--scale-down-at", "0.1",
-		"--metrics", metrics, "--log-level", "debug")
+		"--log-level", "debug"}
+	metrics, metricsB := freeAddr(t), freeAddr(t)
+	ctrl := startController(t, "ctrl-k8s-a", dir, redis, append(kubeFlags, "--metrics", metrics)...)
+	ctrlB := startController(t, "ctrl-k8s-b", dir, redis, append(kubeFlags, "--metrics", metricsB)...)
 
 	// The model first, so a worker's memory can hold exactly one replica
 	// of the variant the load pins: each added replica then needs a worker.
 	s := &server{t: t, addr: ctrl.http, metrics: metrics, c: ctrl.c, log: ctrl.log}
+	sB := &server{t: t, addr: ctrlB.http, metrics: metricsB, c: ctrlB.c, log: ctrlB.log}
 	registerConvNetOn(t, s, "convnet", "cpu-2")
 	variant := pinnedVariantOn(t, s, "convnet", "cpu-2")
 	v := variantOf(t, s, "convnet", variant)
@@ -243,35 +248,54 @@ func TestKubernetes(t *testing.T) {
 		variant, capacity, p99, need, memory)
 
 	kl := &kubelet{t: t, procs: map[string]*proc{}, args: func(pod *corev1.Pod) []string {
-		return []string{"worker", "--id", pod.Name, "--class", pod.Labels[kube.ClassLabel], "--controller", ctrl.cluster,
+		return []string{"worker", "--id", pod.Name, "--class", pod.Labels[kube.ClassLabel], "--controller", ctrl.cluster + "," + ctrlB.cluster,
 			"--repository", repo, "--memory", strconv.FormatInt(memory, 10), "--profile-time", "40ms"}
 	}}
 	kl.run(c, cs)
 	const dep = "infaas-worker-cpu-2"
 	var first []string
-	waitFor(t, "the worker Deployment's pod joined", time.Minute, func() bool {
+	waitFor(t, "the worker Deployment's pod joined both controllers", time.Minute, func() bool {
 		first = workerPods(t, cs)
-		return len(first) == 1 && slices.Equal(ctrl.running(), first)
-	}, ctrl.proc)
+		return len(first) == 1 && slices.Equal(ctrl.running(), first) && slices.Equal(ctrlB.running(), first)
+	}, ctrl.proc, ctrlB.proc)
 	t.Logf("worker pod %s joined", first[0])
 
 	// Scale out under load: the pinned variant (no vertical switch) at
 	// half of one replica's profiled capacity wants three replicas (the
-	// autoscaler aims at 20 % busy here), one per worker.
+	// autoscaler aims at 20 % busy here), one per worker. The load is
+	// split between the controllers, as their Service would split it.
 	rate := 0.5 * capacity
 	target := max(80, 20*p99)
 	began := time.Now()
 	var most []string
-	schedule := fmt.Sprintf("steps:%.0f@35s", rate)
-	sum, _ := runLoad(t, s, schedule, loadgen.RequirementSet{Model: variant, LatencyMs: target}, func(loadgen.Row) {
+	sums := runSplit(t, []*server{s, sB}, fmt.Sprintf("steps:%.0f@35s", rate/2), loadgen.RequirementSet{Model: variant, LatencyMs: target}, func(loadgen.Row) {
 		if ids := ctrl.running(); len(ids) > len(most) {
 			most = ids
 		}
 	})
-	if sum.Failed > 0 || sum.Dropped > 0 {
-		t.Errorf("scale-out lost queries: %d failed, %d dropped of %d sent (%v)", sum.Failed, sum.Dropped, sum.Sent, sum.Statuses)
+	for i, sum := range sums {
+		if sum.Failed > 0 || sum.Dropped > 0 {
+			t.Errorf("scale-out lost queries through controller %d: %d failed, %d dropped of %d sent (%v)", i, sum.Failed, sum.Dropped, sum.Sent, sum.Statuses)
+		}
 	}
-	es := eventsOf(t, s)
+	// Exactly one controller scaled: the Lease holder.
+	scaled := func(srv *server) int {
+		n := 0
+		for _, e := range eventsOf(t, srv) {
+			if e.Source == "cluster-autoscaler" || e.Source == "model-autoscaler" {
+				n++
+			}
+		}
+		return n
+	}
+	leader, na, nb := s, scaled(s), scaled(sB)
+	if nb > 0 {
+		leader = sB
+	}
+	if (na > 0) == (nb > 0) {
+		t.Errorf("autoscaler events: %d at controller a, %d at b; want them at exactly one (the Lease holder)", na, nb)
+	}
+	es := eventsOf(t, leader)
 	logEvents(t, es)
 	var adds []events.Event
 	for _, e := range es {
@@ -291,6 +315,9 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("%s has %d replicas under load, want 3", dep, n)
 	}
 	perWorker := served(t, s)
+	for id, n := range served(t, sB) {
+		perWorker[id] += n
+	}
 	for _, id := range most {
 		if perWorker[id] == 0 {
 			t.Errorf("worker pod %s served nothing (%v)", id, perWorker)
@@ -300,9 +327,9 @@ func TestKubernetes(t *testing.T) {
 	// Scale in after the load: the autoscaler drains the idle workers and
 	// removes exactly those pods, back to one.
 	waitFor(t, "back to one worker", 2*time.Minute, func() bool {
-		return len(workerPods(t, cs)) == 1 && replicasOf(t, cs, dep) == 1 && len(ctrl.running()) == 1
-	}, ctrl.proc)
-	es = eventsOf(t, s)
+		return len(workerPods(t, cs)) == 1 && replicasOf(t, cs, dep) == 1 && len(ctrl.running()) == 1 && len(ctrlB.running()) == 1
+	}, ctrl.proc, ctrlB.proc)
+	es = eventsOf(t, leader)
 	var removed []string
 	for _, e := range es {
 		if e.Source == "cluster-autoscaler" && e.Action == "remove-worker" && !e.Time.Before(began) {
@@ -367,8 +394,47 @@ func TestKubernetes(t *testing.T) {
 	// interfered), but every pod is a joined worker and the victim is gone.
 	waitFor(t, "the deleted pod replaced and every pod joined", 30*time.Second, func() bool {
 		now := workerPods(t, cs)
-		return !slices.Contains(now, victim) && len(now) > 0 && slices.Equal(ctrl.running(), now)
-	}, ctrl.proc)
+		return !slices.Contains(now, victim) && len(now) > 0 && slices.Equal(ctrl.running(), now) && slices.Equal(ctrlB.running(), now)
+	}, ctrl.proc, ctrlB.proc)
+}
+
+// runSplit runs schedule through each of several servers at once, as a
+// Service in front of them would split a load (schedule is each one's
+// share); onRow hears the first server's rows.
+func runSplit(t *testing.T, servers []*server, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) []loadgen.Summary {
+	t.Helper()
+	share, err := loadgen.ParseSchedule(schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Weight = 1
+	sums := make([]loadgen.Summary, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sender := loadgen.NewHTTPSender("http://"+srv.addr, 64, 1)
+			defer sender.Close()
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cfg := loadgen.Config{Schedule: share, ScheduleName: schedule, Seed: uint64(i + 1), Mix: loadgen.Mix{set}, Sender: sender}
+			if i == 0 {
+				cfg.OnRow = onRow
+			}
+			sums[i], _, errs[i] = loadgen.Run(c, cfg)
+		}()
+	}
+	wg.Wait()
+	for i, sum := range sums {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		t.Logf("load %s share %d: sent %d answered %d refused %d failed %d violations %d p50 %.1f ms p99 %.1f ms statuses %v",
+			schedule, i, sum.Sent, sum.Answered, sum.Refused, sum.Failed, sum.Violations, sum.P50Ms, sum.P99Ms, sum.Statuses)
+	}
+	return sums
 }
 
 // pinnedVariantOn is the 1-thread variant of arch with the smallest max
