@@ -246,6 +246,9 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	}); err != nil {
 		return fmt.Errorf("pod %s: the deletion-cost annotation did not come back on the watch: %w", id, err)
 	}
+	if _, err := p.pods.Get(id); err != nil {
+		return nil // gone meanwhile (crashed, evicted): lowering replicas now would remove another pod
+	}
 	var want int32
 	if err := p.scale(ctx, dep, func(n int32) int32 { want = max(n-1, 0); return want }); err != nil {
 		return fmt.Errorf("scale %s down: %w", dep, err)
