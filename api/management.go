@@ -36,7 +36,7 @@ type Management struct {
 	// Bodies, when set, bounds the memory uploads being read hold at once,
 	// with the inference bodies it is shared with (see BodyBudget).
 	Bodies *BodyBudget
-	Log            *slog.Logger
+	Log    *slog.Logger
 	// Decisions and Workers, when set, serve /v1/decisions and /v1/workers.
 	Decisions func() any
 	Workers   func() any
