@@ -90,14 +90,13 @@ func readAll(r io.Reader, first, max int64, h *hold) ([]byte, error) {
 			if next <= int64(cap(buf)) {
 				next = int64(cap(buf)) + 512
 			}
+			// The hold follows the live buffer's capacity: the growth is
+			// taken, and the outgrown buffer (garbage now) is not counted.
 			if err := h.take(next - int64(cap(buf))); err != nil {
 				return nil, err
 			}
 			grown := make([]byte, len(buf), next)
 			copy(grown, buf)
-			// The old buffer is garbage now; its share of the budget moves
-			// to the new one (counted by capacity, as above).
-			h.b.giveBack(h, int64(cap(buf)))
 			buf = grown
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
@@ -109,14 +108,4 @@ func readAll(r io.Reader, first, max int64, h *hold) ([]byte, error) {
 			return buf, err
 		}
 	}
-}
-
-// giveBack returns n bytes of h early (a buffer that was replaced).
-func (b *BodyBudget) giveBack(h *hold, n int64) {
-	if b == nil || n <= 0 {
-		return
-	}
-	n = min(n, h.n)
-	b.sem.Release(n)
-	h.n -= n
 }

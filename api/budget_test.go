@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -79,4 +80,35 @@ func TestBodyBudgetBoundsAllBodies(t *testing.T) {
 	if code, _, msg := second(); code != http.StatusOK {
 		t.Fatalf("after the first was answered: %d %s; want its memory back", code, msg)
 	}
+}
+
+// TestReadAllHoldsItsBuffer: the hold is the buffer's capacity as it
+// grows, within the budget; all of it comes back on release, and a growth
+// the budget cannot give fails with ErrBodyMemory.
+func TestReadAllHoldsItsBuffer(t *testing.T) {
+	b := NewBodyBudget(1 << 20)
+	h := &hold{b: b}
+	buf, err := readAll(strings.NewReader(strings.Repeat("x", 100_000)), 512, 0, h)
+	if err != nil || len(buf) != 100_000 {
+		t.Fatalf("read %d bytes, %v", len(buf), err)
+	}
+	if h.n != int64(cap(buf)) {
+		t.Errorf("holds %d bytes for a buffer of capacity %d", h.n, cap(buf))
+	}
+	if !b.sem.TryAcquire(1<<20 - h.n) {
+		t.Errorf("the budget has less than %d bytes left beside the hold", 1<<20-h.n)
+	} else {
+		b.sem.Release(1<<20 - h.n)
+	}
+	h.release()
+	if !b.sem.TryAcquire(1 << 20) {
+		t.Fatal("release did not give the whole hold back")
+	}
+	b.sem.Release(1 << 20)
+
+	h = &hold{b: b}
+	if _, err := readAll(strings.NewReader(strings.Repeat("x", 2<<20)), 512, 0, h); !errors.Is(err, ErrBodyMemory) {
+		t.Errorf("a body past the budget: %v; want ErrBodyMemory", err)
+	}
+	h.release()
 }
