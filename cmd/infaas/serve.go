@@ -168,7 +168,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Policy, "policy", c.Policy, "serving `policy`: "+strings.Join(policies.Names(), ", ")+" (see README: baselines)")
 	fs.StringVar(&c.Fixed, "fixed", c.Fixed, "the fixed policies' variant per architecture, `arch=variant,...` (default: each architecture's cheapest fp32 variant)")
 	fs.BoolVar(&c.Autoscale, "autoscale", c.Autoscale, "run the model autoscaler (replicate, switch variants, downgrade, unload)")
-	fs.IntVar(&c.MinWorkers, "min-workers", c.MinWorkers, "the cluster autoscaler never goes below this many workers (-1: the number of --workers)")
+	fs.IntVar(&c.MinWorkers, "min-workers", c.MinWorkers, "the cluster autoscaler never goes below this many workers (-1: the number of --workers, at least 1)")
 	fs.IntVar(&c.MaxWorkers, "max-workers", c.MaxWorkers, "the cluster autoscaler adds workers up to this many (0: off)")
 	fs.StringVar(&c.Provider, "provider", c.Provider, "where workers come from: local (child processes, --workers) or kubernetes (pods of per-class worker Deployments)")
 	fs.StringVar(&c.Kube.Kubeconfig, "kubeconfig", c.Kube.Kubeconfig, "with --provider kubernetes: kubeconfig `file` (default: in-cluster, the pod's ServiceAccount)")
@@ -400,21 +400,19 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	}
 	var ctrl *controller.Controller // set below; the Kubernetes provider's pod events reach its log
 	var prov provider.Provider
-	var lprov *local.Provider
 	var elector *kube.Elector
 	if cfg.Provider == "kubernetes" {
 		if prov, elector, err = newKube(cfg.Kube, classes, cfg.ID, log, podEvents(&ctrl)); err != nil {
 			return err
 		}
 	} else if len(localClasses) > 0 {
-		lprov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
+		prov, err = local.New(local.Config{Exe: exe, Controller: cln.Addr().String(), Repository: repo.URL(),
 			ClassesFile: cfg.ClassesFile, Env: []string{workerrpc.TokenEnv + "=" + token},
 			Args:        []string{"--log-level", cfg.LogLevel, "--profile-time", cfg.Profile.PerBatch.String()},
 			MemoryBytes: cfg.WorkerMem, Restart: true, Log: log.With("component", "provider")})
 		if err != nil {
 			return err
 		}
-		prov = lprov
 	}
 	sp, err := policies.Lookup(cfg.Policy)
 	if err != nil {
