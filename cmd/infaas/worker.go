@@ -22,6 +22,7 @@ import (
 	"github.com/infaas/infaas/api"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/internal/cgroup"
 	"github.com/infaas/infaas/internal/cpuset"
 	"github.com/infaas/infaas/profiler"
 	"github.com/infaas/infaas/provider/local"
@@ -83,7 +84,7 @@ func (c *workerConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Controllers, "controller", c.Controllers, "controller cluster `addresses`, comma-separated (required)")
 	fs.StringVar(&c.ControllerService, "controller-service", c.ControllerService, "`name:port` that resolves to every controller's cluster address (a Kubernetes headless Service); the worker joins each, re-resolving every 10 s")
 	fs.StringVar(&c.CPUs, "cpus", c.CPUs, "pin the worker to this CPU `list` (e.g. 0 or 0-1); default: no pinning")
-	fs.Int64Var(&c.Memory, "memory", c.Memory, "memory in `bytes` replicas may fill (default: the class's)")
+	fs.Int64Var(&c.Memory, "memory", c.Memory, "memory in `bytes` replicas may fill (default: the class's, less where the container's memory limit leaves less)")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (the controller's; required)")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the cluster token (default: $"+workerrpc.TokenEnv+")")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -173,7 +174,7 @@ func runWorkerProcess(ctx context.Context, cfg workerConfig) error {
 	defer repo.Close()
 	memory := cfg.Memory
 	if memory <= 0 {
-		memory = class.MemoryBytes
+		memory = fitMemory(class.MemoryBytes, log)
 	}
 	wk, err := worker.New(worker.Config{ID: cfg.ID, Hardware: class, MemoryBytes: memory, Logger: log.With("component", "worker")}, repo)
 	if err != nil {
@@ -321,4 +322,23 @@ func announceAll(ctx context.Context, service string, period time.Duration, anno
 		case <-t.C:
 		}
 	}
+}
+
+// processReserve is what a worker keeps for itself beside its replicas: the
+// Go runtime, gRPC buffers, the requests in flight.
+const processReserve = 256 << 20
+
+// fitMemory is the memory replicas may fill: the class's, or less when the
+// container's memory limit (a Kubernetes pod's limits.memory) leaves less
+// beside the process's own reserve — planning past the limit would end in
+// the kernel killing the worker with every replica on it.
+func fitMemory(class int64, log *slog.Logger) int64 {
+	limit, ok := cgroup.MemoryLimit()
+	if !ok || limit-processReserve >= class {
+		return class
+	}
+	fit := max(limit-processReserve, limit/2)
+	log.Warn("the container's memory limit leaves less than the class's memory: replicas fill what fits",
+		"limit_bytes", limit, "class_bytes", class, "replica_bytes", fit)
+	return fit
 }
