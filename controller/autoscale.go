@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -56,10 +57,17 @@ type scaler struct {
 	mu       sync.Mutex
 	draining map[string]bool // worker IDs: nothing new is placed on them
 	flags    map[string]worker.Health
+	// noStart holds the classes the provider refused to start
+	// (provider.ErrCapacity), until when they are left out of the
+	// autoscalers' catalogue.
+	noStart map[string]time.Time
 }
 
+// noStartFor is how long a class the provider cannot start is left out.
+const noStartFor = 5 * time.Minute
+
 func newScaler(cfg AutoscaleConfig) (*scaler, error) {
-	s := &scaler{prov: cfg.Provider, every: cfg.Every, leading: cfg.Leading, draining: map[string]bool{}, flags: map[string]worker.Health{}}
+	s := &scaler{prov: cfg.Provider, every: cfg.Every, leading: cfg.Leading, draining: map[string]bool{}, flags: map[string]worker.Health{}, noStart: map[string]time.Time{}}
 	if s.every <= 0 {
 		s.every = time.Second
 	}
@@ -144,7 +152,22 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 	if v == nil {
 		return autoscale.State{}, false
 	}
-	st := autoscale.State{Classes: c.cfg.Classes, Epoch: v.gen, Starting: map[string]int{}}
+	have := map[string]bool{}
+	for _, w := range c.workersNow() {
+		have[w.State().Hardware.Name] = true
+	}
+	classes, out := c.scale.startable(c.cfg.Classes, have, now)
+	// The epoch names the catalogue the policies index: the view's
+	// generation and, when classes are left out, which.
+	epoch := v.gen
+	if len(out) > 0 {
+		h := fnv.New64a()
+		for _, name := range out {
+			h.Write([]byte(name + "\x00"))
+		}
+		epoch ^= (h.Sum64() | 1) << 40
+	}
+	st := autoscale.State{Classes: classes, Epoch: epoch, Starting: map[string]int{}}
 	for _, x := range v.variants {
 		st.Variants = append(st.Variants, x)
 	}
@@ -313,6 +336,10 @@ func (c *Controller) do(ctx context.Context, source string, a autoscale.Action) 
 		go func() {
 			defer c.bg.Done()
 			pw, err := c.scale.prov.Start(ctx, h)
+			if errors.Is(err, provider.ErrCapacity) {
+				c.scale.refuse(h.Name, time.Now().Add(noStartFor))
+				err = fmt.Errorf("%w; class %s is left out of autoscaling for %s", err, h.Name, noStartFor)
+			}
 			if err != nil {
 				failed(err)
 				return
@@ -347,4 +374,36 @@ func (c *Controller) do(ctx context.Context, source string, a autoscale.Action) 
 			}
 		}()
 	}
+}
+
+// refuse leaves class out of the autoscalers' catalogue until until.
+func (s *scaler) refuse(class string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noStart[class] = until
+}
+
+// startable is classes less those the provider refused to start and no
+// joined worker has (a class with workers stays: its replicas are real),
+// and the names left out, in catalogue order. Expired refusals end here.
+func (s *scaler) startable(classes []catalog.HardwareClass, have map[string]bool, now time.Time) (in []catalog.HardwareClass, out []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for class, until := range s.noStart {
+		if !now.Before(until) {
+			delete(s.noStart, class)
+		}
+	}
+	if len(s.noStart) == 0 {
+		return classes, nil
+	}
+	in = make([]catalog.HardwareClass, 0, len(classes))
+	for _, h := range classes {
+		if _, refused := s.noStart[h.Name]; refused && !have[h.Name] {
+			out = append(out, h.Name)
+			continue
+		}
+		in = append(in, h)
+	}
+	return in, out
 }

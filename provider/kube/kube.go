@@ -193,6 +193,10 @@ func (p *Provider) Start(ctx context.Context, class catalog.HardwareClass) (prov
 			return provider.Worker{}, fmt.Errorf("%w: no worker Deployment %s for class %s in namespace %s (create it, e.g. from deploy/base/worker-cpu-2.yaml, or map the class with --kube-workers)",
 				provider.ErrCapacity, dep, class.Name, p.cfg.Namespace)
 		}
+		if apierrors.IsForbidden(err) {
+			return provider.Worker{}, fmt.Errorf("%w: this controller may not scale %s for class %s (add it to the resourceNames of the Role's deployments/scale rule): %v",
+				provider.ErrCapacity, dep, class.Name, err)
+		}
 		return provider.Worker{}, fmt.Errorf("scale %s up: %w", dep, err)
 	}
 	p.cfg.Log.Info("scaled worker deployment up", "deployment", dep, "class", class.Name, "replicas", want)
