@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"golang.org/x/sync/semaphore"
+	"sync/atomic"
 )
 
 // ErrBodyMemory: the server already holds its budget of request bodies;
@@ -19,8 +18,11 @@ var ErrBodyMemory = errors.New("the server is holding its limit of request bodie
 // memory. A body takes its buffer's capacity from the budget as the buffer
 // grows with the bytes that arrive (never from the announced length) and
 // gives it back when the request is answered. A nil budget bounds nothing.
+//
+// The account is one atomic counter: a request never waits for memory, so
+// the query path takes no lock for it.
 type BodyBudget struct {
-	sem   *semaphore.Weighted
+	used  atomic.Int64
 	limit int64
 }
 
@@ -30,7 +32,7 @@ func NewBodyBudget(limit int64) *BodyBudget {
 	if limit <= 0 {
 		return nil
 	}
-	return &BodyBudget{sem: semaphore.NewWeighted(limit), limit: limit}
+	return &BodyBudget{limit: limit}
 }
 
 // Limit is the budget in bytes (0 for a nil budget).
@@ -54,7 +56,8 @@ func (h *hold) take(n int64) error {
 	if h.b == nil || n <= 0 {
 		return nil
 	}
-	if !h.b.sem.TryAcquire(n) {
+	if h.b.used.Add(n) > h.b.limit {
+		h.b.used.Add(-n)
 		return fmt.Errorf("%w (%d MiB, --max-body-memory); retry in a moment", ErrBodyMemory, h.b.limit>>20)
 	}
 	h.n += n
@@ -64,7 +67,7 @@ func (h *hold) take(n int64) error {
 // release gives everything back.
 func (h *hold) release() {
 	if h.b != nil && h.n > 0 {
-		h.b.sem.Release(h.n)
+		h.b.used.Add(-h.n)
 		h.n = 0
 	}
 }
