@@ -52,7 +52,7 @@ func (k *kubelet) run(ctx context.Context, cs kubernetes.Interface) {
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(kubeNS),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = kube.DefaultSelector }))
 	inf := f.Core().V1().Pods().Informer()
-	sync := func(o any) {
+	onPod := func(o any) {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
 		}
@@ -61,8 +61,8 @@ func (k *kubelet) run(ctx context.Context, cs kubernetes.Interface) {
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    sync,
-		UpdateFunc: func(_, o any) { sync(o) },
+		AddFunc:    onPod,
+		UpdateFunc: func(_, o any) { onPod(o) },
 		DeleteFunc: func(o any) {
 			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = d.Obj
