@@ -152,22 +152,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 	if v == nil {
 		return autoscale.State{}, false
 	}
-	have := map[string]bool{}
-	for _, w := range c.workersNow() {
-		have[w.State().Hardware.Name] = true
-	}
-	classes, out := c.scale.startable(c.cfg.Classes, have, now)
-	// The epoch names the catalogue the policies index: the view's
-	// generation and, when classes are left out, which.
-	epoch := v.gen
-	if len(out) > 0 {
-		h := fnv.New64a()
-		for _, name := range out {
-			h.Write([]byte(name + "\x00"))
-		}
-		epoch ^= (h.Sum64() | 1) << 40
-	}
-	st := autoscale.State{Classes: classes, Epoch: epoch, Starting: map[string]int{}}
+	st := autoscale.State{Starting: map[string]int{}}
 	for _, x := range v.variants {
 		st.Variants = append(st.Variants, x)
 	}
@@ -196,8 +181,10 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 		loads = append(loads, l)
 	}
 	c.mu.Unlock()
+	have := map[string]bool{} // classes with a joined worker
 	for _, w := range c.workersNow() {
 		ws := w.State()
+		have[ws.Hardware.Name] = true
 		free := ws.MemoryCapacity - ws.MemoryReserved
 		for _, r := range ws.Replicas {
 			st.Replicas = append(st.Replicas, autoscale.Replica{ID: r.ID, Worker: ws.ID, Variant: r.Variant,
@@ -214,6 +201,17 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 		st.Workers = append(st.Workers, autoscale.Worker{ID: ws.ID, Class: ws.Hardware.Name, Cores: ws.Hardware.Cores,
 			MemoryBytes: ws.MemoryCapacity, FreeMemoryBytes: max(free, 0), Utilization: utilization(ws, v.variants),
 			Healthy: ws.Running && !suspected(w), Draining: c.scale.isDraining(ws.ID), Removable: !owned[ws.ID].IsZero(), Started: owned[ws.ID]})
+	}
+	classes, out := c.scale.startable(c.cfg.Classes, have, now)
+	// The epoch names the catalogue the policies index: the view's
+	// generation and, when classes are left out, which.
+	st.Classes, st.Epoch = classes, v.gen
+	if len(out) > 0 {
+		h := fnv.New64a()
+		for _, name := range out {
+			h.Write([]byte(name + "\x00"))
+		}
+		st.Epoch ^= (h.Sum64() | 1) << 40
 	}
 	return st, true
 }
