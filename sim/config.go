@@ -70,6 +70,11 @@ type Config struct {
 	// delay). 0: always Overhead.
 	Overhead    time.Duration
 	OverheadP99 time.Duration
+	// OverheadSample, when set, replaces both: each query's time outside
+	// the worker is drawn uniformly from these measured ones (the whole
+	// shape of a host's tail: GC pauses, scheduling delays, a noisy
+	// neighbour), each split evenly before and after the worker.
+	OverheadSample []time.Duration
 	// HostCPUPerQuery is the CPU time the processes beside the workers —
 	// the client, the controller — spend per query on the workers' own
 	// cores, as when `infaas serve` and its load share one machine. With

@@ -194,8 +194,11 @@ func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 }
 
 // overhead draws a query's time outside the worker (Config.Overhead,
-// OverheadP99), in ns.
+// OverheadP99, OverheadSample), in ns.
 func (e *engine) overhead() int64 {
+	if n := len(e.cfg.OverheadSample); n > 0 {
+		return int64(max(e.cfg.OverheadSample[e.rng.IntN(n)], 0))
+	}
 	o := float64(e.cfg.Overhead)
 	if tail := float64(e.cfg.OverheadP99) - o; tail > 0 && e.cfg.Noise > 0 && e.rng.Float64() < tailShare {
 		o += 2 * e.rng.Float64() * tail * e.cfg.Noise

@@ -32,9 +32,11 @@ type Setup struct {
 	// Noise is Config.Noise (1: the profiles' own spread).
 	Noise float64
 	// Overrides of DefaultConfig; zero values keep the defaults.
-	Overhead     time.Duration
-	OverheadP99  time.Duration
-	Interference []Interference
+	Overhead    time.Duration
+	OverheadP99 time.Duration
+	// OverheadSample is Config.OverheadSample.
+	OverheadSample []time.Duration
+	Interference   []Interference
 	// HostCPUPerQuery is Config.HostCPUPerQuery (0: workers on their own
 	// machines).
 	HostCPUPerQuery time.Duration
@@ -59,6 +61,7 @@ func (s Setup) Config(policy string) (Config, error) {
 		cfg.Overhead = s.Overhead
 	}
 	cfg.OverheadP99 = s.OverheadP99
+	cfg.OverheadSample = s.OverheadSample
 	if s.Models != nil {
 		cfg.Models = *s.Models
 	}
