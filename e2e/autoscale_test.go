@@ -112,13 +112,19 @@ func logEvents(t *testing.T, es []events.Event) {
 // runLoad drives the server over HTTP with one requirement set.
 func runLoad(t *testing.T, s *server, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
 	t.Helper()
+	sender := loadgen.NewHTTPSender("http://"+s.addr, 64, 1)
+	defer sender.Close()
+	return runLoadVia(t, sender, schedule, set, onRow)
+}
+
+// runLoadVia is runLoad through sender.
+func runLoadVia(t *testing.T, sender loadgen.Sender, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
+	t.Helper()
 	sched, err := loadgen.ParseSchedule(schedule)
 	if err != nil {
 		t.Fatal(err)
 	}
 	set.Weight = 1
-	sender := loadgen.NewHTTPSender("http://"+s.addr, 64, 1)
-	defer sender.Close()
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sum, rows, err := loadgen.Run(c, loadgen.Config{Schedule: sched, ScheduleName: schedule, Seed: 1, Mix: loadgen.Mix{set}, Sender: sender, OnRow: onRow})

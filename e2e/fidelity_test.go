@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/infaas/infaas/inference"
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,9 +29,12 @@ import (
 // when small), the violation rate within 15% or 3 points. What the
 // simulator cannot know from profiles is measured first, on a separate
 // light load: the time a query spends outside the worker (HTTP, JSON, the
-// controller, the gRPC hop) — the live median there minus the profiled
-// one — and the CPU the server and the load generator take per query from
-// the cores the workers run on (one machine runs all of it here).
+// controller, the gRPC hop, and the host's own hiccups: GC pauses,
+// scheduling delays, a noisy neighbour) — each answer's latency there less
+// the average time the answers spent in the workers, the whole sample
+// handed to the simulator — and the CPU the server and the load generator
+// take per query from the cores the workers run on (one machine runs all
+// of it here).
 func TestSimulatorFidelity(t *testing.T) {
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(t, s, "convnet")
@@ -44,7 +50,9 @@ func TestSimulatorFidelity(t *testing.T) {
 	cpu0, at0 := hostCPU(t, s), time.Now()
 	idleRate := float64(cpu0-idle0) / float64(at0.Sub(idleAt))
 	before := servedStats(t, s, "convnet")
-	calib, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:6s", 0.1*capacity), set, nil)
+	rec := &recorder{HTTPSender: loadgen.NewHTTPSender("http://"+s.addr, 64, 1)}
+	defer rec.Close()
+	calib, _ := runLoadVia(t, rec, fmt.Sprintf("constant:%.0f:10s", 0.1*capacity), set, nil)
 	busy := float64(hostCPU(t, s)-cpu0) - idleRate*float64(time.Since(at0))
 	hostPerQuery := time.Duration(max(busy, 0) / float64(max(calib.Sent, 1)))
 	// The time outside the worker is the live median less the time the
@@ -57,13 +65,18 @@ func TestSimulatorFidelity(t *testing.T) {
 		n += st.InferenceStats.Success.Count - b.InferenceStats.Success.Count
 		inWorker += st.InferenceStats.Queue.Ns + st.InferenceStats.ComputeInfer.Ns - b.InferenceStats.Queue.Ns - b.InferenceStats.ComputeInfer.Ns
 	}
-	served := float64(inWorker) / 1e6 / float64(max(n, 1))
-	overhead := time.Duration(max(0, calib.P50Ms-served) * float64(time.Millisecond))
-	// (The light load's p99 is not used: from ~300 answers it is the
-	// third slowest, and feeding it to Config.OverheadP99 made the
-	// simulated tail swing between runs more than the live one does.)
-	t.Logf("outside the worker: median %s (live p50 %.2f ms at light load, %.2f ms of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
-		overhead, calib.P50Ms, served, calib.P99Ms, hostPerQuery)
+	served := time.Duration(float64(inWorker) / float64(max(n, 1)))
+	// Each answer's time outside the worker is its latency less that
+	// average. The sample keeps the host's tail, which on a shared 2-core
+	// machine is most of the violations even at light load (a CI run saw
+	// 3.9 % of the light load's answers miss a target 15 × the p99); a
+	// median and a p99 from ~300 answers swung between runs, the whole
+	// sample drawn from keeps its shape. It also holds the in-worker
+	// spread at light load, small beside these tails.
+	sample := rec.outside(served)
+	overhead := sample[len(sample)/2]
+	t.Logf("outside the worker: median %s, p99 %s of %d (live p50 %.2f ms at light load, %s of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
+		overhead, sample[len(sample)*99/100], len(sample), calib.P50Ms, served, calib.P99Ms, hostPerQuery)
 
 	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
 	live, _ := runLoad(t, s, schedule, set, nil)
@@ -75,7 +88,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	models := autoscale.DefaultConfig()
 	models.UpWindow, models.DownWindow, models.Cooldown, models.IdleUnload = time.Second, 3*time.Second, 2*time.Second, -1
 	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
-		Workload: schedule, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, Overhead: overhead, HostCPUPerQuery: hostPerQuery, Models: &models}
+		Workload: schedule, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, Models: &models}
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
@@ -93,10 +106,13 @@ func TestSimulatorFidelity(t *testing.T) {
 	}
 	check("throughput (q/s)", liveTput, simr.ThroughputQPS, 0)
 	check("p99 (ms)", live.P99Ms, simr.P99Ms, 2)
-	// Rates of a few percent: the live rate alone moved between 1.3% and
-	// 4.6% over five identical runs of this test on the 2-core VM (the
-	// target sits near the p99, where a few late answers swing it), so
-	// they must agree within 15% or 3 points.
+	// Rates of a few percent: the live rate alone moved between 1.0% and
+	// 4.6% over identical runs of this test on the 2-core VM (the target
+	// sits near the p99, where a burst of late answers from one host
+	// hiccup swings it; 15% of 2% is 15 answers), so they must agree
+	// within 15% or 3 points. With the overhead drawn from the light
+	// load's sample they came within 0.6–1.2 points in three runs; from
+	// its median alone the simulator missed a CI machine's 3.7% by 3.3.
 	check("violation rate", live.ViolationRate, simr.ViolationRate, 0.03)
 }
 
@@ -138,5 +154,40 @@ func servedStats(t *testing.T, s *server, model string) map[string]inference.Mod
 	for _, m := range st.ModelStats {
 		out[m.Name] = m
 	}
+	return out
+}
+
+// recorder is a loadgen.Sender that keeps the latency of every answered
+// request, as the generator measures it (the call to Send).
+type recorder struct {
+	*loadgen.HTTPSender
+	mu  sync.Mutex
+	lat []time.Duration
+}
+
+func (r *recorder) Send(c context.Context, p *loadgen.Prepared) loadgen.Outcome {
+	start := time.Now()
+	o := r.HTTPSender.Send(c, p)
+	if o.Result == loadgen.Answered {
+		d := time.Since(start)
+		r.mu.Lock()
+		r.lat = append(r.lat, d)
+		r.mu.Unlock()
+	}
+	return o
+}
+
+// outside is the recorded latencies less inWorker, at least 0, sorted.
+func (r *recorder) outside(inWorker time.Duration) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]time.Duration, 0, len(r.lat)+1)
+	for _, d := range r.lat {
+		out = append(out, max(d-inWorker, 0))
+	}
+	if len(out) == 0 {
+		out = append(out, 0)
+	}
+	slices.Sort(out)
 	return out
 }
