@@ -61,7 +61,8 @@ type Result struct {
 	Latency map[int]catalog.Latency `json:"latency,omitempty"`
 	// PeakMemory is, per batch size, the child's peak resident memory above
 	// its baseline (ONNX Runtime initialised, inputs read, no session yet)
-	// after running every batch size up to that one.
+	// after running every batch size up to that one, less the Go runtime's
+	// own growth meanwhile (the child's, not the model's).
 	PeakMemory map[int]int64     `json:"peak_memory,omitempty"`
 	Accuracy   *float64          `json:"accuracy,omitempty"`
 	Fidelity   *catalog.Fidelity `json:"fidelity,omitempty"`
