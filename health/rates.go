@@ -17,6 +17,13 @@ import (
 // compute time is unknown; old ≤ 0 counts as 1. The worker scales its
 // admission and batching costs by it and reports it; the dispatcher scales
 // its estimates by it.
+//
+// A median under SlownessFloor counts as SlownessFloor: below it a batch's
+// time is the scheduler's and the cache's, not the model's — a cold first
+// run at a new batch shape took 100 times a 30 µs median and, folded in,
+// made a replica refuse every 1 ms request for the next second — and no
+// deadline decision rests on a difference that small (batching keeps as
+// much back for a late timer).
 func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
 	if medianMs <= 0 || compute <= 0 {
 		return old
@@ -24,9 +31,13 @@ func Slowness(old float64, compute time.Duration, medianMs float64) float64 {
 	if old <= 0 {
 		old = 1
 	}
-	ratio := float64(compute) / float64(time.Millisecond) / medianMs
+	ratio := float64(compute) / float64(max(time.Duration(medianMs*float64(time.Millisecond)), SlownessFloor))
 	return 0.8*old + 0.2*ratio
 }
+
+// SlownessFloor is the least median Slowness compares a batch's compute
+// time with.
+const SlownessFloor = time.Millisecond
 
 // SlownessHalfLife is how fast old evidence of slowness fades while a
 // replica runs nothing: a replica judged slow refuses the tight requests

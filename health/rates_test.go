@@ -29,6 +29,19 @@ func TestSlowness(t *testing.T) {
 	if s > 1.02 {
 		t.Errorf("30 runs at the median after a spike: %v, want about 1", s)
 	}
+	// A 30 µs model: its medians count as SlownessFloor. A cold 3 ms run
+	// moves it as a 3× spike would, not a 100× one, and runs of 90 µs
+	// (three times the median, 60 µs more) do not make it slow.
+	if s = Slowness(1, 3*time.Millisecond, 0.03); math.Abs(s-1.4) > 1e-9 {
+		t.Errorf("a 3 ms cold run of a 30 µs model: %v, want 0.8 + 0.2 × 3 = 1.4", s)
+	}
+	s = 1
+	for range 30 {
+		s = Slowness(s, 90*time.Microsecond, 0.03)
+	}
+	if DecayedSlowness(s, 0) != 1 {
+		t.Errorf("30 runs of 90 µs of a 30 µs model: slowness %v, want 1", DecayedSlowness(s, 0))
+	}
 }
 
 func TestDemand(t *testing.T) {
