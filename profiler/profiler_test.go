@@ -26,24 +26,34 @@ func newProfiler(t *testing.T) *Profiler {
 	return New(exe, cfg)
 }
 
-func TestProfileMeasuresEverything(t *testing.T) {
-	p := newProfiler(t)
+// profileMNIST profiles a zoo MNIST model at batches with opt, on the
+// validation images (labels too when withLabels).
+func profileMNIST(t *testing.T, model, opt string, withLabels bool, batches ...int) Result {
+	t.Helper()
 	set := zootest.Validation(t, "mnist")
 	wd, err := NewWorkdir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wd.Close()
-	job, err := SampleInputs{N: set.N, Batched: true, Shapes: [][]int64{{1, 28, 28}}, Data: [][]byte{set.FP32(1.0 / 255)}}.Write(wd,
-		Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx"),
-			Options: executor.Options{Threads: 1, OptLevel: executor.OptAll}, Batches: []int{1, 8}, Labels: set.Labels})
+	job := Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/"+model+".onnx"),
+		Options: executor.Options{Threads: 1, OptLevel: opt}, Batches: batches}
+	if withLabels {
+		job.Labels = set.Labels
+	}
+	job, err = SampleInputs{N: set.N, Batched: true, Shapes: [][]int64{{1, 28, 28}}, Data: [][]byte{set.FP32(1.0 / 255)}}.Write(wd, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.Run(context.Background(), job)
+	res, err := newProfiler(t).Run(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res
+}
+
+func TestProfileMeasuresEverything(t *testing.T) {
+	res := profileMNIST(t, "mnist-mlp-m", executor.OptAll, true, 1, 8)
 	if res.LoadMs <= 0 || len(res.Latency) != 2 || res.PeakMemory[8] <= 0 || res.Accuracy == nil {
 		t.Fatalf("incomplete result: %+v", res)
 	}
@@ -89,26 +99,11 @@ func TestPercentile(t *testing.T) {
 // decided which variants a registration kept. The model's activations at
 // batch 32 are under 1 MiB (32 × 784 floats in, far less inside).
 func TestPeakMemoryIsTheModels(t *testing.T) {
-	p := newProfiler(t)
-	set := zootest.Validation(t, "mnist")
-	wd, err := NewWorkdir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wd.Close()
-	job, err := SampleInputs{N: set.N, Batched: true, Shapes: [][]int64{{1, 28, 28}}, Data: [][]byte{set.FP32(1.0 / 255)}}.Write(wd,
-		Job{Kind: KindProfile, ModelPath: zootest.Path(t, "models/mnist-mlp-s.onnx"),
-			Options: executor.Options{Threads: 1, OptLevel: executor.OptExtended}, Batches: []int{1, 4, 8, 16, 32}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Run(context.Background(), job)
-	if err != nil {
-		t.Fatal(err)
-	}
+	batches := []int{1, 4, 8, 16, 32}
+	res := profileMNIST(t, "mnist-mlp-s", executor.OptExtended, false, batches...)
 	t.Logf("peak memory by batch: %v", res.PeakMemory)
 	prev := int64(0)
-	for _, b := range job.Batches {
+	for _, b := range batches {
 		if res.PeakMemory[b] < prev {
 			t.Errorf("peak memory fell to %d at batch %d from %d: it is a high-water mark", res.PeakMemory[b], b, prev)
 		}
