@@ -343,17 +343,24 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("after scale-in pods %v remain; the autoscaler removed %v of %v, so %v should", left, removed, most, wantLeft)
 	}
 	// The pods' comings and goings are in the event log beside the
-	// decisions that caused them.
-	gone := map[string]bool{}
-	for _, e := range es {
-		if e.Source == "kubernetes" && e.Action == "pod-gone" {
-			gone[e.Worker] = true
+	// decisions that caused them. The watch delivers a deletion to the
+	// event log a moment after the pod list stops showing the pod, so
+	// wait for it rather than read the log once.
+	missing := func() []string {
+		gone := map[string]bool{}
+		for _, e := range eventsOf(t, leader) {
+			if e.Source == "kubernetes" && e.Action == "pod-gone" {
+				gone[e.Worker] = true
+			}
 		}
+		return slices.DeleteFunc(slices.Clone(removed), func(id string) bool { return gone[id] })
 	}
-	for _, id := range removed {
-		if !gone[id] {
-			t.Errorf("no pod-gone event for the removed pod %s", id)
-		}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, id := range missing() {
+		t.Errorf("no pod-gone event for the removed pod %s within 15s of its going", id)
 	}
 	_, stopped := kl.state()
 	slices.Sort(stopped)
