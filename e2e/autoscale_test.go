@@ -110,7 +110,7 @@ func logEvents(t *testing.T, es []events.Event) {
 }
 
 // runLoad drives the server over HTTP with one requirement set.
-func runLoad(t *testing.T, s *server, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
+func runLoad(t testing.TB, s *server, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
 	t.Helper()
 	sender := loadgen.NewHTTPSender("http://"+s.addr, 64, 1)
 	defer sender.Close()
@@ -118,7 +118,7 @@ func runLoad(t *testing.T, s *server, schedule string, set loadgen.RequirementSe
 }
 
 // runLoadVia is runLoad through sender.
-func runLoadVia(t *testing.T, sender loadgen.Sender, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
+func runLoadVia(t testing.TB, sender loadgen.Sender, schedule string, set loadgen.RequirementSet, onRow func(loadgen.Row)) (loadgen.Summary, []loadgen.Row) {
 	t.Helper()
 	sched, err := loadgen.ParseSchedule(schedule)
 	if err != nil {

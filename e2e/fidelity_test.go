@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/infaas/infaas/inference"
 	"math"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/autoscale"
+	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/sim"
 )
@@ -36,6 +36,62 @@ import (
 // take per query from the cores the workers run on (one machine runs all
 // of it here).
 func TestSimulatorFidelity(t *testing.T) {
+	live, simr := fidelityRun(t, 10*time.Second, func(capacity float64) string {
+		return fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
+	})
+	liveTput := float64(live.Answered) / live.DurationS
+	check := func(what string, a, b, absTol float64) {
+		if d := math.Abs(a - b); d > max(0.15*max(a, b), absTol) {
+			t.Errorf("%s: live %.3f, simulated %.3f: off by %.0f%%", what, a, b, 100*d/max(a, b))
+		}
+	}
+	check("throughput (q/s)", liveTput, simr.ThroughputQPS, 0)
+	check("p99 (ms)", live.P99Ms, simr.P99Ms, 2)
+	// Rates of a few percent: the live rate alone moved between 1.0% and
+	// 4.6% over identical runs of this test on the 2-core VM (the target
+	// sits near the p99, where a burst of late answers from one host
+	// hiccup swings it; 15% of 2% is 15 answers), so they must agree
+	// within 15% or 3 points. With the overhead drawn from the light
+	// load's sample they came within 0.6–1.2 points in three runs; from
+	// its median alone the simulator missed a CI machine's 3.7% by 3.3.
+	// BenchmarkSimulatorFidelity is the full run, where the rate is
+	// large enough to hold to 15%.
+	check("violation rate", live.ViolationRate, simr.ViolationRate, 0.03)
+}
+
+// BenchmarkSimulatorFidelity is TestSimulatorFidelity's full run: a
+// longer calibration, and a schedule whose peak exceeds what one replica
+// serves, so that most late answers come from queueing while the
+// autoscaler adds a replica — a rate of several percent that the
+// simulator must predict, not the host's noise. It reports the live and
+// simulated throughput, p99 and violation rate and how far apart each
+// pair is (docs/BENCHMARKS.md keeps the figures).
+//
+//	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -v ./e2e
+func BenchmarkSimulatorFidelity(b *testing.B) {
+	for range b.N {
+		live, simr := fidelityRun(b, 30*time.Second, func(capacity float64) string {
+			return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.7*capacity, 1.4*capacity, 0.15*capacity)
+		})
+		liveTput := float64(live.Answered) / live.DurationS
+		off := func(a, b float64) float64 { return 100 * math.Abs(a-b) / max(a, b, 1e-9) }
+		b.ReportMetric(liveTput, "live-q/s")
+		b.ReportMetric(simr.ThroughputQPS, "sim-q/s")
+		b.ReportMetric(off(liveTput, simr.ThroughputQPS), "q/s-off-%")
+		b.ReportMetric(live.P99Ms, "live-p99-ms")
+		b.ReportMetric(simr.P99Ms, "sim-p99-ms")
+		b.ReportMetric(off(live.P99Ms, simr.P99Ms), "p99-off-%")
+		b.ReportMetric(100*live.ViolationRate, "live-viol-%")
+		b.ReportMetric(100*simr.ViolationRate, "sim-viol-%")
+		b.ReportMetric(off(live.ViolationRate, simr.ViolationRate), "viol-off-%")
+	}
+}
+
+// fidelityRun runs schedule (made from one replica's capacity) live and
+// in simulation, as TestSimulatorFidelity says, after calibrating on a
+// light load for calibFor.
+func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (loadgen.Summary, *sim.Result) {
+	t.Helper()
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(t, s, "convnet")
 	target := math.Round(max(60, 15*p99))
@@ -52,7 +108,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	before := servedStats(t, s, "convnet")
 	rec := &recorder{HTTPSender: loadgen.NewHTTPSender("http://"+s.addr, 64, 1)}
 	defer rec.Close()
-	calib, _ := runLoadVia(t, rec, fmt.Sprintf("constant:%.0f:10s", 0.1*capacity), set, nil)
+	calib, _ := runLoadVia(t, rec, fmt.Sprintf("constant:%.0f:%s", 0.1*capacity, calibFor), set, nil)
 	busy := float64(hostCPU(t, s)-cpu0) - idleRate*float64(time.Since(at0))
 	hostPerQuery := time.Duration(max(busy, 0) / float64(max(calib.Sent, 1)))
 	// The time outside the worker is the live median less the time the
@@ -78,8 +134,8 @@ func TestSimulatorFidelity(t *testing.T) {
 	t.Logf("outside the worker: median %s, p99 %s of %d (live p50 %.2f ms at light load, %s of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
 		overhead, sample[len(sample)*99/100], len(sample), calib.P50Ms, served, calib.P99Ms, hostPerQuery)
 
-	schedule := fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
-	live, _ := runLoad(t, s, schedule, set, nil)
+	sched := schedule(capacity)
+	live, _ := runLoad(t, s, sched, set, nil)
 
 	archs, vs, err := s.c.Catalog(ctx(t))
 	if err != nil {
@@ -88,7 +144,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	models := autoscale.DefaultConfig()
 	models.UpWindow, models.DownWindow, models.Cooldown, models.IdleUnload = time.Second, 3*time.Second, 2*time.Second, -1
 	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
-		Workload: schedule, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, Models: &models}
+		Workload: sched, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, Models: &models}
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
@@ -98,27 +154,12 @@ func TestSimulatorFidelity(t *testing.T) {
 		live.Sent, live.Answered, live.Refused, live.Failed, live.ThroughputQPS, live.P50Ms, live.P99Ms, 100*live.ViolationRate)
 	t.Logf("sim:  sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, actions %v",
 		simr.Sent, simr.Answered, simr.Refused, simr.Failed, simr.ThroughputQPS, simr.P50Ms, simr.P99Ms, 100*simr.ViolationRate, simr.Actions)
-	liveTput := float64(live.Answered) / live.DurationS
-	check := func(what string, a, b, absTol float64) {
-		if d := math.Abs(a - b); d > max(0.15*max(a, b), absTol) {
-			t.Errorf("%s: live %.3f, simulated %.3f: off by %.0f%%", what, a, b, 100*d/max(a, b))
-		}
-	}
-	check("throughput (q/s)", liveTput, simr.ThroughputQPS, 0)
-	check("p99 (ms)", live.P99Ms, simr.P99Ms, 2)
-	// Rates of a few percent: the live rate alone moved between 1.0% and
-	// 4.6% over identical runs of this test on the 2-core VM (the target
-	// sits near the p99, where a burst of late answers from one host
-	// hiccup swings it; 15% of 2% is 15 answers), so they must agree
-	// within 15% or 3 points. With the overhead drawn from the light
-	// load's sample they came within 0.6–1.2 points in three runs; from
-	// its median alone the simulator missed a CI machine's 3.7% by 3.3.
-	check("violation rate", live.ViolationRate, simr.ViolationRate, 0.03)
+	return live, simr
 }
 
 // hostCPU is the CPU time used so far by the server process (not its
 // worker children) and by this test process (the load generator).
-func hostCPU(t *testing.T, s *server) time.Duration {
+func hostCPU(t testing.TB, s *server) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
@@ -139,7 +180,7 @@ func hostCPU(t *testing.T, s *server) time.Duration {
 }
 
 // servedStats is the server's statistics of each variant of model.
-func servedStats(t *testing.T, s *server, model string) map[string]inference.ModelStat {
+func servedStats(t testing.TB, s *server, model string) map[string]inference.ModelStat {
 	t.Helper()
 	resp, err := http.Get("http://" + s.addr + "/v2/models/" + model + "/stats")
 	if err != nil {
