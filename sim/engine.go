@@ -423,9 +423,9 @@ func (e *engine) advanceRecent() {
 }
 
 // hostFactor is how much the processes beside the workers slow a batch
-// now (Config.HostCPUPerQuery).
+// now (Config.HostCPUPerQuery and HostCPUBase).
 func (e *engine) hostFactor() float64 {
-	if e.cfg.HostCPUPerQuery <= 0 || e.hostCores <= 0 {
+	if (e.cfg.HostCPUPerQuery <= 0 && e.cfg.HostCPUBase <= 0) || e.hostCores <= 0 {
 		return 1
 	}
 	e.advanceRecent()
@@ -433,6 +433,9 @@ func (e *engine) hostFactor() float64 {
 	for _, c := range e.recent {
 		n += c
 	}
-	share := min(float64(n)*e.cfg.HostCPUPerQuery.Seconds()/float64(e.hostCores), 1)
-	return 1 + share
+	if n == 0 {
+		return 1
+	}
+	busy := float64(n)*e.cfg.HostCPUPerQuery.Seconds() + e.cfg.HostCPUBase.Seconds()
+	return 1 + min(busy/float64(e.hostCores), 1)
 }

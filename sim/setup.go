@@ -40,7 +40,9 @@ type Setup struct {
 	// HostCPUPerQuery is Config.HostCPUPerQuery (0: workers on their own
 	// machines).
 	HostCPUPerQuery time.Duration
-	Models          *autoscale.Config
+	// HostCPUBase is Config.HostCPUBase.
+	HostCPUBase time.Duration
+	Models      *autoscale.Config
 }
 
 // Comparison is the policies a --compare runs: infaas, infaas without
@@ -67,6 +69,7 @@ func (s Setup) Config(policy string) (Config, error) {
 	}
 	cfg.Interference = s.Interference
 	cfg.HostCPUPerQuery = s.HostCPUPerQuery
+	cfg.HostCPUBase = s.HostCPUBase
 	cfg.Architectures = s.Catalog.Architectures
 	switch s.Hardware {
 	case "paper":

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -231,5 +232,32 @@ func TestOverheadSample(t *testing.T) {
 	}
 	if v := run() - base; v < 0.025 || v > 0.055 {
 		t.Errorf("with 4%% of the sample over the target, violation rate %.3f more than without, want about 0.04", v)
+	}
+}
+
+// The host's CPU slows batches by its share of the cores: a fixed 0.5 s a
+// second and 25 ms for each of 20 queries a second are the same half a
+// core, and slow a batch alike; either is slower than none.
+func TestHostCPU(t *testing.T) {
+	run := func(perQuery, base time.Duration) float64 {
+		cfg := testConfig(t, "infaas", "constant:20:30s")
+		cfg.Noise = 0
+		cfg.HostCores = 1
+		cfg.HostCPUPerQuery, cfg.HostCPUBase = perQuery, base
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Answered < r.Sent*9/10 {
+			t.Fatalf("answered %d of %d", r.Answered, r.Sent)
+		}
+		return r.MeanMs
+	}
+	none, base, perQuery := run(0, 0), run(0, 500*time.Millisecond), run(25*time.Millisecond, 0)
+	if !(base > none) {
+		t.Errorf("mean latency %.3f ms with half a core busy, %.3f ms without: want slower", base, none)
+	}
+	if math.Abs(base-perQuery) > 0.05*base {
+		t.Errorf("mean latency %.3f ms with a fixed half core, %.3f ms with 25 ms × 20 q/s: want the same", base, perQuery)
 	}
 }
