@@ -156,7 +156,7 @@ func (m *Management) registration(w http.ResponseWriter, r *http.Request) {
 }
 
 // register takes multipart/form-data: fields name, task, dataset, and
-// optionally accuracy, input_scale, model_url; files model,
+// optionally accuracy, input_scale, model_url, config, reprofile; files model,
 // validation_inputs, validation_labels.
 func (m *Management) register(w http.ResponseWriter, r *http.Request) {
 	// The upload's parts are held from the budget until Submit has taken
@@ -236,6 +236,12 @@ func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request, h
 				return req, fmt.Errorf("%w: input_scale %q is not a number", ErrBadRequest, data)
 			}
 			req.InputScale = s
+		case "reprofile":
+			b, err := strconv.ParseBool(strings.TrimSpace(string(data)))
+			if err != nil {
+				return req, fmt.Errorf("%w: reprofile %q is not true or false", ErrBadRequest, data)
+			}
+			req.Reprofile = b
 		case "config":
 			dec := json.NewDecoder(bytes.NewReader(data))
 			dec.DisallowUnknownFields()
@@ -249,7 +255,7 @@ func (m *Management) parseRegistration(w http.ResponseWriter, r *http.Request, h
 		case "validation_labels":
 			req.ValidationLabels = data
 		default:
-			return req, fmt.Errorf("%w: unknown field %q (want name, task, dataset, model, model_url, accuracy, input_scale, config, validation_inputs, validation_labels)",
+			return req, fmt.Errorf("%w: unknown field %q (want name, task, dataset, model, model_url, accuracy, input_scale, config, reprofile, validation_inputs, validation_labels)",
 				ErrBadRequest, part.FormName())
 		}
 	}

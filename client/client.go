@@ -124,6 +124,9 @@ type Registration struct {
 	// Overrides correct the tensor contract read from the model (batch
 	// dimension, pinned shapes, profile shapes, class labels).
 	Overrides *registrar.Overrides
+	// Reprofile measures every variant afresh, even where the server's
+	// profile cache holds the same graph's profile.
+	Reprofile bool
 }
 
 // Register uploads a model and returns the registration's first status.
@@ -139,6 +142,9 @@ func (c *Client) Register(ctx context.Context, r Registration) (registrar.Status
 	field("task", r.Task)
 	field("dataset", r.Dataset)
 	field("model_url", r.ModelURL)
+	if r.Reprofile {
+		field("reprofile", "true")
+	}
 	if r.Accuracy != nil {
 		field("accuracy", strconv.FormatFloat(*r.Accuracy, 'f', -1, 64))
 	}

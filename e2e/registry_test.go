@@ -141,6 +141,63 @@ func TestRestartKeepsRegistry(t *testing.T) {
 	if err != nil || st.State != registrar.StateReady || !strings.Contains(st.Phase, "already registered") {
 		t.Fatalf("re-registering identical content: %+v, %v; want ready, already registered", st, err)
 	}
+
+	// The same model under another name, after the restart: its graphs
+	// were timed on this machine before, so the profile cache answers
+	// and the same variants are kept, with the same measurements.
+	again := registerAs(t, s2, "mnist-mlp-s-again", false)
+	if again.Reused == 0 {
+		t.Errorf("registering mnist-mlp-s's bytes again reused no profile: %+v", again)
+	}
+	got, err := s2.c.Variants(c, "mnist-mlp-s-again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := variantSuffixes(got, "mnist-mlp-s-again"), variantSuffixes(before["mnist-mlp-s"], "mnist-mlp-s"); a != b {
+		t.Errorf("same model registered twice kept %s, then %s", b, a)
+	}
+	for i := range min(len(got), len(before["mnist-mlp-s"])) {
+		if g, w := got[i].Profile, before["mnist-mlp-s"][i].Profile; g.LatencyMs[1] != w.LatencyMs[1] || !g.ProfiledAt.Equal(w.ProfiledAt) {
+			t.Errorf("%s: reused profile differs: batch 1 %+v at %s, first %+v at %s", got[i].Name, g.LatencyMs[1], g.ProfiledAt, w.LatencyMs[1], w.ProfiledAt)
+		}
+	}
+	// --reprofile measures afresh.
+	if fresh := registerAs(t, s2, "mnist-mlp-s-fresh", true); fresh.Reused != 0 {
+		t.Errorf("a registration with reprofile reused %d profiles", fresh.Reused)
+	}
+	fresh, err := s2.c.Variants(c, "mnist-mlp-s-fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range fresh {
+		if !v.Profile.ProfiledAt.After(before["mnist-mlp-s"][0].Profile.ProfiledAt) {
+			t.Errorf("%s: profiled at %s, not after the first registration (%s)", v.Name, v.Profile.ProfiledAt, before["mnist-mlp-s"][0].Profile.ProfiledAt)
+		}
+	}
+}
+
+// registerAs registers the zoo's mnist-mlp-s under name and waits for it.
+func registerAs(t *testing.T, s *server, name string, reprofile bool) registrar.Status {
+	t.Helper()
+	c := ctx(t)
+	if _, err := s.c.Register(c, client.Registration{Name: name, Task: "classification", Dataset: "mnist", Reprofile: reprofile,
+		ModelPath: zootest.Path(t, "models/mnist-mlp-s.onnx"), ValidationDir: zootest.Path(t, "data/mnist"), InputScale: pixelScale}); err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	st, err := s.c.Wait(c, name, nil)
+	if err != nil {
+		t.Fatalf("register %s: %v\n%s", name, err, s.log.String())
+	}
+	return st
+}
+
+// variantSuffixes is the names of vs without the architecture's prefix.
+func variantSuffixes(vs []catalog.Variant, arch string) string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, strings.TrimPrefix(v.Name, arch+"."))
+	}
+	return strings.Join(out, " ")
 }
 
 // TestKilledMidRegistrationLeavesNothing kills the server while it

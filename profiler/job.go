@@ -50,6 +50,11 @@ type Job struct {
 	// ReferencePath, when set, names the fp32 graph the variant's outputs
 	// are compared with on every sample (its fidelity).
 	ReferencePath string `json:"reference_path,omitempty"`
+
+	// Fresh makes a profile job measure even when the profile cache
+	// holds the same job's result (and replace that result). The parent's
+	// concern: never sent to the child, not part of the cache key.
+	Fresh bool `json:"-"`
 }
 
 // Result is a child's answer.
@@ -69,4 +74,9 @@ type Result struct {
 	// Note says which batch sizes the budget left out and why.
 	Note     string `json:"note,omitempty"`
 	Hardware string `json:"hardware,omitempty"`
+
+	// Reused: the profile cache answered the job; MeasuredAt is when the
+	// result was measured (set by the parent with a cache, zero without).
+	Reused     bool      `json:"reused,omitempty"`
+	MeasuredAt time.Time `json:"measured_at,omitempty"`
 }

@@ -24,6 +24,12 @@ type Config struct {
 	MaxIters int           // timed runs at most, per batch size
 	PerBatch time.Duration // the base time per batch size; see Job.Budget
 	Timeout  time.Duration // a child taking longer is killed
+	// CacheDir, when set, keeps every profile job's result there, keyed
+	// by what it measured (cacheKey: the bytes of the graph, reference
+	// and inputs, the budget, ONNX Runtime's version, the machine), and
+	// answers a job with the same key from it instead of measuring again
+	// — unless the job asks for a fresh measurement (Job.Fresh).
+	CacheDir string
 }
 
 // BudgetStretch is how far a profile's budget stretches past the base
@@ -56,7 +62,10 @@ func (p *Profiler) Config() Config { return p.cfg }
 
 // Run executes job in a child and returns its result. Files named by the
 // job must exist. A model-level failure comes back as an error wrapping
-// the child's message; a crashed child wraps ErrChild.
+// the child's message; a crashed child wraps ErrChild. With a CacheDir, a
+// profile job measured before on this machine is answered from the cache
+// (Result.Reused), and a new measurement is stored there; failures are
+// never stored.
 func (p *Profiler) Run(ctx context.Context, job Job) (Result, error) {
 	select {
 	case p.sem <- struct{}{}:
@@ -64,11 +73,43 @@ func (p *Profiler) Run(ctx context.Context, job Job) (Result, error) {
 		return Result{}, ctx.Err()
 	}
 	defer func() { <-p.sem }()
+	key := ""
 	if job.Kind == KindProfile {
-		job.Warmup, job.MinIters, job.MaxIters = p.cfg.Warmup, p.cfg.MinIters, p.cfg.MaxIters
-		job.Budget = p.cfg.PerBatch * time.Duration(max(len(job.Batches), 1))
-		job.MaxBudget = BudgetStretch * job.Budget
+		job = p.withBudget(job)
+		if p.cfg.CacheDir != "" {
+			var err error
+			if key, err = cacheKey(job); err != nil {
+				return Result{}, fmt.Errorf("profile cache: %w", err)
+			}
+			if !job.Fresh {
+				if res, ok := p.cached(key); ok {
+					return res, nil
+				}
+			}
+		}
 	}
+	res, err := p.run(ctx, job)
+	if err != nil || key == "" {
+		return res, err
+	}
+	at := time.Now()
+	if err := p.store(key, res, at); err != nil {
+		res.Note = strings.TrimSpace(res.Note + " (not kept in the profile cache: " + err.Error() + ")")
+	}
+	res.MeasuredAt = at
+	return res, nil
+}
+
+// withBudget is a profile job with this profiler's measurement budget.
+func (p *Profiler) withBudget(job Job) Job {
+	job.Warmup, job.MinIters, job.MaxIters = p.cfg.Warmup, p.cfg.MinIters, p.cfg.MaxIters
+	job.Budget = p.cfg.PerBatch * time.Duration(max(len(job.Batches), 1))
+	job.MaxBudget = BudgetStretch * job.Budget
+	return job
+}
+
+// run executes job in a child.
+func (p *Profiler) run(ctx context.Context, job Job) (Result, error) {
 	in, err := json.Marshal(job)
 	if err != nil {
 		return Result{}, err

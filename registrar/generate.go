@@ -142,12 +142,18 @@ optimise:
 		for ti, t := range threads {
 			job := sampleJob
 			job.ModelPath, job.Options, job.Batches = gpath, optionsFor(gf.OptLevel, t, hw.Provider), batches
+			job.Fresh = g.job.reprofile
 			if ti == 0 {
 				job.Labels = labels
 				job.ReferencePath = origPath
 			}
 			res, err := g.r.prof.Run(ctx, job)
-			g.job.update(func(s *Status) { s.Done++ })
+			g.job.update(func(s *Status) {
+				s.Done++
+				if res.Reused {
+					s.Reused++
+				}
+			})
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return nil, nil, nil, 0, err
@@ -178,6 +184,11 @@ optimise:
 					break
 				}
 			}
+			// When it was measured: a reused profile keeps its time.
+			measured := g.r.now()
+			if !res.MeasuredAt.IsZero() {
+				measured = res.MeasuredAt
+			}
 			for _, mb := range batches {
 				if _, ok := res.Latency[mb]; !ok {
 					if ti == 0 && mb == batches[len(batches)-1] {
@@ -192,7 +203,7 @@ optimise:
 					Provider: hw.Provider, Hardware: hw.Name, Threads: t, MaxBatch: mb,
 					FileDigest: gf.digest, FileBytes: int64(len(gf.data)),
 					Accuracy: accuracy, AccuracySource: accSource, Fidelity: fid,
-					Profile: profiler.VariantProfile(res, mb, g.r.now()),
+					Profile: profiler.VariantProfile(res, mb, measured),
 				}
 				candidates = append(candidates, variants.Costed{Variant: v, CostPerHour: hw.CostPerHour(t)})
 			}

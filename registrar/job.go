@@ -32,12 +32,18 @@ type Status struct {
 	Variants int           `json:"variants,omitempty"`
 	Dropped  int           `json:"dropped,omitempty"`
 	Elapsed  time.Duration `json:"elapsed_ns,omitempty"`
+	// Reused counts the profiles the profile cache answered: the same
+	// graph timed the same way on this machine before (Request.Reprofile
+	// measures afresh).
+	Reused int `json:"reused_profiles,omitempty"`
 }
 
 type job struct {
 	arch  catalog.Architecture
 	set   *validation.Set
 	model []byte
+	// reprofile: measure every variant afresh (Request.Reprofile).
+	reprofile bool
 
 	mu      sync.Mutex
 	st      Status

@@ -108,6 +108,10 @@ type Request struct {
 	// Owner is the registering tenant (with --auth); the architecture
 	// belongs to it.
 	Owner string
+	// Reprofile measures every variant afresh even when the profiler's
+	// cache holds the same graph's profile from an earlier registration
+	// on this machine (and replaces it there).
+	Reprofile bool
 }
 
 // Overrides are a registration's optional corrections to the tensor
@@ -437,7 +441,7 @@ func (r *Registrar) Submit(ctx context.Context, req Request) (Status, error) {
 	} else if !errors.Is(err, metadata.ErrNotFound) {
 		return Status{}, err
 	}
-	j := &job{arch: arch, set: set, model: model, st: Status{Name: req.Name, State: StateQueued, Phase: "queued"}}
+	j := &job{arch: arch, set: set, model: model, reprofile: req.Reprofile, st: Status{Name: req.Name, State: StateQueued, Phase: "queued"}}
 	r.mu.Lock()
 	if old, ok := r.jobs[req.Name]; ok && !old.finished() {
 		r.mu.Unlock()

@@ -31,6 +31,7 @@ func runRegister(ctx context.Context, args []string) error {
 	fs.Float64Var(&accuracy, "accuracy", -1, "declared top-1 accuracy in `percent`, used only without --validation; without either, queries with a min_accuracy skip this model")
 	fs.Float64Var(&r.InputScale, "input-scale", 0, "preprocessing: the model's input is the use case's raw input times `factor` (e.g. 0.00392156862745098 for 0–255 pixels into a 0–1 model)")
 	config := fs.String("config", "", "JSON `file` of contract overrides: {\"batch\": \"auto\"|\"none\", \"shapes\": {input: [dims, -1 dynamic]}, \"profile_shapes\": {input: [dims without batch]}, \"labels\": [class names]}")
+	fs.BoolVar(&r.Reprofile, "reprofile", false, "measure every variant afresh, even where the server's profile cache holds this graph's profile from an earlier registration on the same machine")
 	noWait := fs.Bool("no-wait", false, "return once the server has accepted the registration")
 	asJSON := fs.Bool("json", false, "print the final status as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -82,7 +83,11 @@ func printStatus(st registrar.Status, asJSON bool) error {
 	switch st.State {
 	case registrar.StateReady:
 		if st.Variants > 0 {
-			fmt.Printf("registered %s: %d variants kept, %d dropped, in %s\n", st.Name, st.Variants, st.Dropped, st.Elapsed.Round(time.Millisecond))
+			fmt.Printf("registered %s: %d variants kept, %d dropped, in %s", st.Name, st.Variants, st.Dropped, st.Elapsed.Round(time.Millisecond))
+			if st.Reused > 0 {
+				fmt.Printf(" (%d profiles reused from the profile cache; --reprofile measures afresh)", st.Reused)
+			}
+			fmt.Println()
 		} else {
 			fmt.Printf("%s: %s\n", st.Name, st.Phase)
 		}

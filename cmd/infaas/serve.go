@@ -76,7 +76,10 @@ type serveConfig struct {
 	// HTTPReadTimeout bounds reading one whole HTTP request.
 	HTTPReadTimeout time.Duration
 	LogLevel        string
-	Profile         profiler.Config
+	// ProfileCache is where measured profiles are kept for reuse ("":
+	// DATA/profiles; "off": measure every registration afresh).
+	ProfileCache string
+	Profile      profiler.Config
 
 	// Cluster is the worker plane's listen address: workers join here.
 	Cluster string
@@ -200,6 +203,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size of each variant")
+	fs.StringVar(&c.ProfileCache, "profile-cache", c.ProfileCache, "`directory` keeping every measured profile, so that the same graph registered again on this machine reuses it (default DATA/profiles; off: always measure; `infaas register --reprofile` measures one registration afresh)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTP and gRPC over TLS with this PEM certificate `file` (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "require API keys: a JSON `file` {\"keys\": [{\"key\", \"tenant\", \"role\": admin|user}]}")
@@ -376,6 +380,13 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	exe, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	switch cfg.ProfileCache {
+	case "off":
+	case "":
+		cfg.Profile.CacheDir = filepath.Join(cfg.Data, "profiles")
+	default:
+		cfg.Profile.CacheDir = cfg.ProfileCache
 	}
 	prof := profiler.New(exe, cfg.Profile)
 	rcfg := registrar.DefaultConfig()
