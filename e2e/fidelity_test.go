@@ -137,7 +137,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 
 	sched := schedule(capacity)
 	cpu1, at1 := hostCPU(t, s), time.Now()
-	live, _ := runLoad(t, s, sched, set, nil)
+	live, liveRows := runLoad(t, s, sched, set, nil)
 	rateLive, busyLive := hostLoad(t, s, live, cpu1, at1, idleRate)
 
 	// After the schedule, the host's CPU at a second, higher rate: the CPU
@@ -177,8 +177,42 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 		live.Sent, live.Answered, live.Refused, live.Failed, live.ThroughputQPS, live.P50Ms, live.P99Ms, 100*live.ViolationRate)
 	t.Logf("sim:  sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, actions %v",
 		simr.Sent, simr.Answered, simr.Refused, simr.Failed, simr.ThroughputQPS, simr.P50Ms, simr.P99Ms, 100*simr.ViolationRate, simr.Actions)
+	logWindows(t, liveRows, simr.Series, 10)
 	return live, simr
 }
+
+// logWindows logs, every window seconds of the run, how many queries the
+// live run and the simulation answered, answered late and refused: where
+// the two part.
+func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window int) {
+	t.Helper()
+	type counts struct{ answered, late, refused int }
+	live, simulated := map[int]*counts{}, map[int]*counts{}
+	at := func(m map[int]*counts, w int) *counts {
+		if m[w] == nil {
+			m[w] = &counts{}
+		}
+		return m[w]
+	}
+	last := 0
+	for _, r := range rows {
+		c := at(live, r.Second/window)
+		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Violations, c.refused+r.Refused
+		last = max(last, r.Second/window)
+	}
+	for _, r := range series {
+		// A row's T is its end (rows of one second, sim.DefaultConfig):
+		// it covers the second before.
+		c := at(simulated, max(int(math.Round(r.T))-1, 0)/window)
+		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Late, c.refused+r.Refused
+	}
+	for w := 0; w <= last; w++ {
+		l, m := at(live, w), at(simulated, w)
+		t.Logf("  %3d–%3d s: live answered %5d late %4d refused %4d | sim answered %5d late %4d refused %4d",
+			w*window, (w+1)*window, l.answered, l.late, l.refused, m.answered, m.late, m.refused)
+	}
+}
+
 
 // hostCPU is the CPU time used so far by the server process (not its
 // worker children) and by this test process (the load generator).
