@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/autoscale"
+	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/sim"
@@ -107,6 +108,10 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	cpu0, at0 := hostCPU(t, s), time.Now()
 	idleRate := float64(cpu0-idle0) / float64(at0.Sub(idleAt))
 	before := servedStats(t, s, "convnet")
+	_, vs0, err := s.c.Catalog(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := &recorder{HTTPSender: loadgen.NewHTTPSender("http://"+s.addr, 64, 1)}
 	defer rec.Close()
 	calib, _ := runLoadVia(t, rec, fmt.Sprintf("constant:%.0f:%s", 0.1*capacity, calibFor), set, nil)
@@ -130,15 +135,17 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// median and a p99 from ~300 answers swung between runs, the whole
 	// sample drawn from keeps its shape. It also holds the in-worker
 	// spread at light load, small beside these tails.
+	slow1 := computeSlowdown(before, servedStats(t, s, "convnet"), vs0)
 	sample := rec.outside(served)
 	overhead := sample[len(sample)/2]
 	t.Logf("outside the worker: median %s, p99 %s of %d (live p50 %.2f ms at light load, %s of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
 		overhead, sample[len(sample)*99/100], len(sample), calib.P50Ms, served, calib.P99Ms, hostPerQuery)
 
 	sched := schedule(capacity)
-	cpu1, at1 := hostCPU(t, s), time.Now()
+	cpu1, at1, st1 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
 	live, liveRows := runLoad(t, s, sched, set, nil)
 	rateLive, busyLive := hostLoad(t, s, live, cpu1, at1, idleRate)
+	slowLive := computeSlowdown(st1, servedStats(t, s, "convnet"), vs0)
 
 	// After the schedule, the host's CPU at a second, higher rate: the CPU
 	// per query falls as the rate rises (1.7 ms at 33 q/s, 1.1 ms at
@@ -146,9 +153,12 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// near capacity. Two rates give the part that grows with the rate
 	// and the part that does not (sim.Config.HostCPUBase). Neither comes
 	// from the run compared.
-	cpu2, at2 := hostCPU(t, s), time.Now()
+	cpu2, at2, st2 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
 	high, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:6s", 0.6*capacity), set, nil)
 	rate2, busy2 := hostLoad(t, s, high, cpu2, at2, idleRate)
+	slow2 := computeSlowdown(st2, servedStats(t, s, "convnet"), vs0)
+	t.Logf("in-worker compute over the profile's p50 at the batch sizes served: %.3f at %.0f q/s, %.3f at %.0f q/s, %.3f under the schedule (%.0f q/s)",
+		slow1, rate1, slow2, rate2, slowLive, rateLive)
 	perQuery, base := (busy2-busy1)/(rate2-rate1), 0.0
 	if perQuery > 0 && busy1-perQuery*rate1 > 0 {
 		base = busy1 - perQuery*rate1
@@ -213,6 +223,36 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 	}
 }
 
+
+// computeSlowdown is how much longer the workers' batches took between two
+// readings of the server's statistics than the profiles' p50s at the same
+// batch sizes: Σ compute time ÷ Σ count × p50, over every variant and
+// batch size served (1 when none was).
+func computeSlowdown(before, after map[string]inference.ModelStat, vs []catalog.Variant) float64 {
+	var live, profiled float64
+	for _, v := range vs {
+		prof, ok := v.ProfileOn("cpu-1")
+		if !ok {
+			prof = v.Profile
+		}
+		was := map[int]inference.StatDuration{}
+		for _, b := range before[v.Name].BatchStats {
+			was[b.BatchSize] = b.ComputeInfer
+		}
+		for _, b := range after[v.Name].BatchStats {
+			n := b.ComputeInfer.Count - was[b.BatchSize].Count
+			if n <= 0 {
+				continue
+			}
+			live += float64(b.ComputeInfer.Ns-was[b.BatchSize].Ns) / 1e6
+			profiled += float64(n) * prof.P50At(b.BatchSize)
+		}
+	}
+	if profiled == 0 {
+		return 1
+	}
+	return live / profiled
+}
 
 // hostCPU is the CPU time used so far by the server process (not its
 // worker children) and by this test process (the load generator).
