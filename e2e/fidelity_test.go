@@ -223,7 +223,6 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 	}
 }
 
-
 // computeSlowdown is how much longer the workers' batches took between two
 // readings of the server's statistics than the profiles' p50s at the same
 // batch sizes: Σ compute time ÷ Σ count × p50, over every variant and
