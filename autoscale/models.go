@@ -17,6 +17,10 @@ import (
 type Models struct {
 	cfg     Config
 	up      map[groupKey]time.Time // scale-up condition holding since
+	// chasing: groups whose last scale-up could not place all it wanted
+	// (a class was short); they keep scaling up towards Target until the
+	// demand is within it, though under ScaleUpAt (see Step).
+	chasing map[groupKey]bool
 	down    map[groupKey]time.Time // scale-down (or downgrade) condition holding since
 	idle    map[string]time.Time   // architecture without traffic since
 	last    map[string]time.Time   // architecture's last action
@@ -48,7 +52,7 @@ func NewModels(cfg Config) (*Models, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Models{cfg: c, up: map[groupKey]time.Time{}, down: map[groupKey]time.Time{},
+	return &Models{cfg: c, up: map[groupKey]time.Time{}, chasing: map[groupKey]bool{}, down: map[groupKey]time.Time{},
 		idle: map[string]time.Time{}, last: map[string]time.Time{}, pending: map[string]*switchPlan{}}, nil
 }
 
@@ -173,14 +177,21 @@ func (m *Models) arch(now time.Time, w *world, rm *room, a string, gs []*group, 
 	}
 	cooling := now.Sub(m.last[a]) < m.cfg.Cooldown && !m.last[a].IsZero()
 
-	// Scale up: the group whose demand is furthest above its capacity.
+	// Scale up: the group whose demand is furthest above its capacity. A
+	// group whose last scale-up fell short (no room for all it wanted)
+	// goes on towards Target: it stopped there only for lack of room, and
+	// re-reporting the shortage each step is what brings the workers that
+	// make room (the cluster autoscaler acts on a shortage that lasts).
 	var upG *group
 	var upRatio float64
 	for _, g := range gs {
 		t := m.traffic(w, g)
 		c, _, _ := g.in.capacity(t.LatencyMs, m.cfg.LatencyShare)
 		capTotal := float64(g.able) * c
-		if g.demand > 0 && g.demand > m.cfg.ScaleUpAt*capTotal {
+		if m.chasing[g.key] && !(g.demand > m.cfg.Target*capTotal) {
+			delete(m.chasing, g.key)
+		}
+		if g.demand > 0 && (g.demand > m.cfg.ScaleUpAt*capTotal || m.chasing[g.key]) {
 			if _, ok := m.up[g.key]; !ok {
 				m.up[g.key] = now
 			}
@@ -481,6 +492,10 @@ func (m *Models) scaleUp(now time.Time, w *world, rm *room, a string, g *group, 
 		"cost_per_hour": float64(len(g.replicas)) * g.in.costH, "options": float64(len(reach))}
 	why := fmt.Sprintf("demand %.1f/s exceeds %.0f%% of the %.1f/s that %d usable of %d replicas of %s sustain on %s (%.1f/s each at batch %d, p99 %s",
 		g.demand, 100*m.cfg.ScaleUpAt, have, g.able, len(g.replicas), g.key.variant, g.key.class, c, b, ms(p99))
+	if !(g.demand > m.cfg.ScaleUpAt*have) {
+		why = fmt.Sprintf("demand %.1f/s is still over the %.0f%% target of the %.1f/s that %d usable of %d replicas of %s sustain on %s, where an earlier scale-up stopped for lack of room (%.1f/s each at batch %d, p99 %s",
+			g.demand, 100*m.cfg.Target, have, g.able, len(g.replicas), g.key.variant, g.key.class, c, b, ms(p99))
+	}
 	if t.LatencyMs > 0 {
 		why += fmt.Sprintf(" within %.0f%% of the %s target", 100*m.cfg.LatencyShare, ms(t.LatencyMs))
 	}
@@ -488,6 +503,9 @@ func (m *Models) scaleUp(now time.Time, w *world, rm *room, a string, g *group, 
 	if short != "" {
 		res.Shortages = append(res.Shortages, Shortage{Class: short, Reason: fmt.Sprintf("%s; no worker of class %s has room for %s (%s)",
 			why, short, describe(reach[0]), usdh(reach[0].CostH))})
+		m.chasing[g.key] = true
+	} else {
+		delete(m.chasing, g.key)
 	}
 	if chosen == nil {
 		return false

@@ -241,3 +241,62 @@ func TestCatalogIndexReuse(t *testing.T) {
 		t.Errorf("epoch 0: %d instances of m, want 2", len(w.instances("m")))
 	}
 }
+
+// TestScaleUpGoesOnWhereRoomRanOut: a scale-up that could place only part
+// of what it wanted (one more replica of three wanted: each worker has one
+// core) keeps reporting the shortage though the demand is now under
+// ScaleUpAt of the larger capacity — it is still over Target — and places
+// the rest when a worker joins; then it stops. (Found by e2e/TestKubernetes:
+// the second worker's replica brought the demand under ScaleUpAt, the
+// shortage stopped, and the third worker never came.)
+func TestScaleUpGoesOnWhereRoomRanOut(t *testing.T) {
+	v := variant("a.t1.b1", "a", "cpu-1", 1, 1, 90, 10, 10)
+	cfg := Config{UpWindow: time.Second, Cooldown: 2 * time.Second, ScaleUpAt: 0.3, Target: 0.2, ScaleDownAt: 0.1}
+	m := models(t, cfg)
+	st := State{Variants: []catalog.Variant{v}, Classes: classes(),
+		Workers:  []Worker{cpuWorker("w1", 1), cpuWorker("w2", 1)},
+		Replicas: []Replica{{ID: "r1", Worker: "w1", Variant: v.Name, Demand: 1000}},
+		Traffic:  map[string]Traffic{v.Name: {LatencyMs: 100, Pinned: true}}}
+	// Learn one replica's capacity c, then set the demand to c/2: one
+	// replica is over 30 % of c, two are under 30 % of 2c but over 20 %,
+	// so the target wants three.
+	r := m.Step(t0, st)
+	r = m.Step(t0.Add(time.Second), st)
+	if len(r.Actions) != 1 {
+		t.Fatalf("want a replicate to learn the capacity, got %v", r.Actions)
+	}
+	c := r.Actions[0].Numbers["replica_capacity_qps"]
+	if c <= 0 {
+		t.Fatalf("no replica capacity in %v", r.Actions[0].Numbers)
+	}
+
+	m = models(t, cfg)
+	st.Replicas[0].Demand = c / 2
+	acts, short, now := run(m, st, t0, 2*time.Second)
+	if len(acts) != 1 || acts[0].Kind != Replicate || acts[0].Worker != "w2" || len(short) == 0 {
+		t.Fatalf("want one replica on w2 and a shortage (three wanted, room for one), got %v, %v", acts, short)
+	}
+	// The replica loaded: two replicas, the demand at 25 % of their capacity.
+	st.Replicas = []Replica{{ID: "r1", Worker: "w1", Variant: v.Name, Demand: c / 4}, {ID: "r2", Worker: "w2", Variant: v.Name, Demand: c / 4}}
+	acts, short, now = run(m, st, now, 4*time.Second)
+	if len(acts) != 0 || len(short) == 0 {
+		t.Fatalf("with no room: want no action and the shortage reported, got %v, %v", acts, short)
+	}
+	if !strings.Contains(short[len(short)-1].Reason, "still over the 20% target") {
+		t.Errorf("shortage reason %q does not say why it goes on under the scale-up threshold", short[len(short)-1].Reason)
+	}
+	// A third worker joins: the third replica goes there, and that is all.
+	st.Workers = append(st.Workers, cpuWorker("w3", 1))
+	acts, short, now = run(m, st, now, 2*time.Second)
+	if len(acts) != 1 || acts[0].Kind != Replicate || acts[0].Worker != "w3" {
+		t.Fatalf("want the third replica on w3, got %v", acts)
+	}
+	st.Replicas = append(st.Replicas, Replica{ID: "r3", Worker: "w3", Variant: v.Name})
+	for i := range st.Replicas {
+		st.Replicas[i].Demand = c / 6
+	}
+	acts, short, _ = run(m, st, now, 5*time.Second)
+	if len(acts) != 0 || len(short) != 0 {
+		t.Fatalf("at the target: want nothing more, got %v, %v", acts, short)
+	}
+}
