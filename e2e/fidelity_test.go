@@ -135,7 +135,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// median and a p99 from ~300 answers swung between runs, the whole
 	// sample drawn from keeps its shape. It also holds the in-worker
 	// spread at light load, small beside these tails.
-	slow1 := computeSlowdown(before, servedStats(t, s, "convnet"), vs0)
+	slow1, detail1 := computeSlowdown(before, servedStats(t, s, "convnet"), vs0)
 	sample := rec.outside(served)
 	overhead := sample[len(sample)/2]
 	t.Logf("outside the worker: median %s, p99 %s of %d (live p50 %.2f ms at light load, %s of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
@@ -145,7 +145,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	cpu1, at1, st1 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
 	live, liveRows := runLoad(t, s, sched, set, nil)
 	rateLive, busyLive := hostLoad(t, s, live, cpu1, at1, idleRate)
-	slowLive := computeSlowdown(st1, servedStats(t, s, "convnet"), vs0)
+	slowLive, detailLive := computeSlowdown(st1, servedStats(t, s, "convnet"), vs0)
 
 	// After the schedule, the host's CPU at a second, higher rate: the CPU
 	// per query falls as the rate rises (1.7 ms at 33 q/s, 1.1 ms at
@@ -156,9 +156,10 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	cpu2, at2, st2 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
 	high, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:6s", 0.6*capacity), set, nil)
 	rate2, busy2 := hostLoad(t, s, high, cpu2, at2, idleRate)
-	slow2 := computeSlowdown(st2, servedStats(t, s, "convnet"), vs0)
+	slow2, detail2 := computeSlowdown(st2, servedStats(t, s, "convnet"), vs0)
 	t.Logf("in-worker compute over the profile's p50 at the batch sizes served: %.3f at %.0f q/s, %.3f at %.0f q/s, %.3f under the schedule (%.0f q/s)",
 		slow1, rate1, slow2, rate2, slowLive, rateLive)
+	t.Logf("  light: %s\n  0.6: %s\n  schedule: %s", detail1, detail2, detailLive)
 	perQuery, base := (busy2-busy1)/(rate2-rate1), 0.0
 	if perQuery > 0 && busy1-perQuery*rate1 > 0 {
 		base = busy1 - perQuery*rate1
@@ -226,9 +227,11 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 // computeSlowdown is how much longer the workers' batches took between two
 // readings of the server's statistics than the profiles' p50s at the same
 // batch sizes: Σ compute time ÷ Σ count × p50, over every variant and
-// batch size served (1 when none was).
-func computeSlowdown(before, after map[string]inference.ModelStat, vs []catalog.Variant) float64 {
+// batch size served (1 when none was); detail gives each variant's batch
+// sizes: count, live mean and profiled p50.
+func computeSlowdown(before, after map[string]inference.ModelStat, vs []catalog.Variant) (ratio float64, detail string) {
 	var live, profiled float64
+	var parts []string
 	for _, v := range vs {
 		prof, ok := v.ProfileOn("cpu-1")
 		if !ok {
@@ -243,14 +246,16 @@ func computeSlowdown(before, after map[string]inference.ModelStat, vs []catalog.
 			if n <= 0 {
 				continue
 			}
-			live += float64(b.ComputeInfer.Ns-was[b.BatchSize].Ns) / 1e6
+			ms := float64(b.ComputeInfer.Ns-was[b.BatchSize].Ns) / 1e6
+			live += ms
 			profiled += float64(n) * prof.P50At(b.BatchSize)
+			parts = append(parts, fmt.Sprintf("%s b%d ×%d: %.2f vs %.2f ms", strings.TrimPrefix(v.Name, v.Architecture+"."), b.BatchSize, n, ms/float64(n), prof.P50At(b.BatchSize)))
 		}
 	}
 	if profiled == 0 {
-		return 1
+		return 1, ""
 	}
-	return live / profiled
+	return live / profiled, strings.Join(parts, "; ")
 }
 
 // hostCPU is the CPU time used so far by the server process (not its
