@@ -166,6 +166,15 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	} else {
 		perQuery = (busy1 + busy2) / (rate1 + rate2)
 	}
+	// The workers' own slow-down: their batches' compute time over the
+	// profiles' p50s on the two calibration loads, less the part the
+	// host's CPU explains there (the factor the simulator applies at that
+	// rate, over the two one-core workers' cores), geometric mean of the
+	// two (sim.Config.ComputeScale).
+	hostFactor := func(rate float64) float64 { return 1 + min((rate*perQuery+base)/2, 1) }
+	computeScale := math.Sqrt(slow1 / hostFactor(rate1) * slow2 / hostFactor(rate2))
+	t.Logf("workers' own slow-down: %.3f at %.0f q/s, %.3f at %.0f q/s once the host's share is taken out: compute scale %.3f",
+		slow1/hostFactor(rate1), rate1, slow2/hostFactor(rate2), rate2, computeScale)
 	hostBase := time.Duration(base * float64(time.Second))
 	hostPerQuery = time.Duration(perQuery * float64(time.Second))
 	t.Logf("server and client CPU: %.0f ms/s at %.0f q/s, %.0f ms/s at %.0f q/s: %s a query + %s a second; under the schedule %.0f ms/s at %.0f q/s (the fit says %.0f)",
@@ -178,7 +187,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	models := autoscale.DefaultConfig()
 	models.UpWindow, models.DownWindow, models.Cooldown, models.IdleUnload = time.Second, 3*time.Second, 2*time.Second, -1
 	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
-		Workload: sched, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, Models: &models}
+		Workload: sched, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, ComputeScale: computeScale, Models: &models}
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)

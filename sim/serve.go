@@ -178,7 +178,7 @@ const (
 // serviceTime draws how long a batch of n takes (see the model above;
 // Noise scales the body's spread and the tail's length, 0 makes every batch
 // take its p50), times the worker's interference factor and the host's
-// (Config.HostCPUPerQuery) now.
+// (Config.HostCPUPerQuery) now, and Config.ComputeScale.
 func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	n = min(max(n, 1), len(rep.p50)-1)
 	ms := rep.p50[n]
@@ -190,6 +190,9 @@ func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 		}
 	}
 	ms *= rep.w.interference(e.now) * e.hostFactor()
+	if k := e.cfg.ComputeScale; k > 0 {
+		ms *= k
+	}
 	return time.Duration(ms * float64(time.Millisecond))
 }
 

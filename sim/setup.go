@@ -42,7 +42,9 @@ type Setup struct {
 	HostCPUPerQuery time.Duration
 	// HostCPUBase is Config.HostCPUBase.
 	HostCPUBase time.Duration
-	Models      *autoscale.Config
+	// ComputeScale is Config.ComputeScale (0: as profiled).
+	ComputeScale float64
+	Models       *autoscale.Config
 }
 
 // Comparison is the policies a --compare runs: infaas, infaas without
@@ -70,6 +72,7 @@ func (s Setup) Config(policy string) (Config, error) {
 	cfg.Interference = s.Interference
 	cfg.HostCPUPerQuery = s.HostCPUPerQuery
 	cfg.HostCPUBase = s.HostCPUBase
+	cfg.ComputeScale = s.ComputeScale
 	cfg.Architectures = s.Catalog.Architectures
 	switch s.Hardware {
 	case "paper":

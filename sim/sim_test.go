@@ -261,3 +261,44 @@ func TestHostCPU(t *testing.T) {
 		t.Errorf("mean latency %.3f ms with a fixed half core, %.3f ms with 25 ms × 20 q/s: want the same", base, perQuery)
 	}
 }
+
+// TestComputeScale: every batch takes ComputeScale times its profiled
+// time, so at a light load (no queueing, no batching: each query alone)
+// the median grows by (scale − 1) × the serving variant's p50 at batch 1;
+// a negative, infinite or NaN scale is refused.
+func TestComputeScale(t *testing.T) {
+	run := func(k float64) (float64, string) {
+		cfg := testConfig(t, "infaas", "constant:5:30s")
+		cfg.Noise = 0
+		cfg.ComputeScale = k
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Answered < r.Sent*9/10 {
+			t.Fatalf("answered %d of %d", r.Answered, r.Sent)
+		}
+		return r.P50Ms, r.Series[len(r.Series)/2].Variant
+	}
+	as, v := run(0)
+	scaled, v2 := run(1.25)
+	if v == "" || v != v2 {
+		t.Fatalf("served by %q, then %q: want one variant", v, v2)
+	}
+	var p50 float64
+	for _, x := range testConfig(t, "infaas", "constant:5:30s").Variants {
+		if x.Name == v {
+			p50 = x.Profile.P50At(1)
+		}
+	}
+	if grew := scaled - as; math.Abs(grew-0.25*p50) > 0.02*p50 {
+		t.Errorf("median %.3f ms as profiled, %.3f ms at scale 1.25: grew %.3f ms, want 0.25 × %s's p50 %.3f ms", as, scaled, grew, v, p50)
+	}
+	for _, k := range []float64{-1, math.NaN(), math.Inf(1)} {
+		cfg := testConfig(t, "infaas", "constant:5:30s")
+		cfg.ComputeScale = k
+		if _, err := Run(cfg); err == nil || !strings.Contains(err.Error(), "compute scale") {
+			t.Errorf("compute scale %v: %v, want refused", k, err)
+		}
+	}
+}
