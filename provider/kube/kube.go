@@ -55,6 +55,14 @@ const (
 	DrainedAnnotation = "infaas.io/drained"
 )
 
+// Stop's wait between seeing its deletion-cost patch on its own watch and
+// lowering the replica count (see Stop).
+const (
+	settleFactor = 5
+	minSettle    = 500 * time.Millisecond
+	maxSettle    = 5 * time.Second
+)
+
 // drainedCost is the lowest deletion cost Kubernetes accepts.
 var drainedCost = strconv.Itoa(math.MinInt32)
 
@@ -221,6 +229,14 @@ func (p *Provider) Start(ctx context.Context, class catalog.HardwareClass) (prov
 // Stop removes worker (pod) id: it gives the pod the lowest deletion cost,
 // then lowers its Deployment's replicas by one, and waits until the pod is
 // gone. The cluster autoscaler drains a worker before it stops it.
+//
+// The ReplicaSet controller ranks pods by the annotation only once its own
+// informer has the patched pod, and Stop cannot see that informer: it sees
+// its own, a peer on the same API server. So after its own has the patch,
+// Stop waits settleFactor times as long again (at least minSettle, at most
+// maxSettle) before lowering the count: when the machine is slow, both
+// watches are. (Lowering the count sooner let Kubernetes remove another
+// pod under a loaded test run: provider/kube TestProvider.)
 func (p *Provider) Stop(ctx context.Context, id string) error {
 	if err := p.waitSynced(ctx); err != nil {
 		return err
@@ -233,8 +249,9 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	patched := time.Now()
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}}}`, DeletionCostAnnotation, drainedCost,
-		DrainedAnnotation, p.cfg.Identity+" at "+time.Now().UTC().Format(time.RFC3339))
+		DrainedAnnotation, p.cfg.Identity+" at "+patched.UTC().Format(time.RFC3339))
 	if _, err := p.cfg.Client.CoreV1().Pods(p.cfg.Namespace).Patch(ctx, id, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil // gone already
@@ -249,6 +266,12 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 		return err != nil || q.Annotations[DeletionCostAnnotation] == drainedCost
 	}); err != nil {
 		return fmt.Errorf("pod %s: the deletion-cost annotation did not come back on the watch: %w", id, err)
+	}
+	settle := min(max(settleFactor*time.Since(patched), minSettle), maxSettle)
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if _, err := p.pods.Get(id); err != nil {
 		return nil // gone meanwhile (crashed, evicted): lowering replicas now would remove another pod
