@@ -15,8 +15,8 @@ import (
 // deterministic for a sequence of states and times. Not safe for
 // concurrent use: one loop owns it.
 type Models struct {
-	cfg     Config
-	up      map[groupKey]time.Time // scale-up condition holding since
+	cfg Config
+	up  map[groupKey]time.Time // scale-up condition holding since
 	// chasing: groups whose last scale-up could not place all it wanted
 	// (a class was short); they keep scaling up towards Target until the
 	// demand is within it, though under ScaleUpAt (see Step).
