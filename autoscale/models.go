@@ -15,12 +15,9 @@ import (
 // deterministic for a sequence of states and times. Not safe for
 // concurrent use: one loop owns it.
 type Models struct {
-	cfg Config
-	up  map[groupKey]time.Time // scale-up condition holding since
-	// chasing: groups whose last scale-up could not place all it wanted
-	// (a class was short); they keep scaling up towards Target until the
-	// demand is within it, though under ScaleUpAt (see Step).
-	chasing map[groupKey]bool
+	cfg     Config
+	up      map[groupKey]time.Time // scale-up condition holding since
+	chasing map[groupKey]bool      // last scale-up fell short: go on towards Target (see Step)
 	down    map[groupKey]time.Time // scale-down (or downgrade) condition holding since
 	idle    map[string]time.Time   // architecture without traffic since
 	last    map[string]time.Time   // architecture's last action
