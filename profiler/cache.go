@@ -124,8 +124,8 @@ func (p *Profiler) store(key string, res Result, at time.Time) error {
 	return trimCache(dir, MaxCacheEntries)
 }
 
-// trimCache removes the oldest entries of dir beyond max.
-func trimCache(dir string, max int) error {
+// trimCache removes the oldest entries of dir beyond limit.
+func trimCache(dir string, limit int) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -142,12 +142,12 @@ func trimCache(dir string, max int) error {
 			}
 		}
 	}
-	if len(files) <= max {
+	if len(files) <= limit {
 		return nil
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
 	var errs []error
-	for _, f := range files[:len(files)-max] {
+	for _, f := range files[:len(files)-limit] {
 		if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("trim profile cache: %w", err))
 		}

@@ -92,11 +92,10 @@ func (p *Profiler) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil || key == "" {
 		return res, err
 	}
-	at := time.Now()
-	if err := p.store(key, res, at); err != nil {
+	res.MeasuredAt = time.Now()
+	if err := p.store(key, res, res.MeasuredAt); err != nil {
 		res.Note = strings.TrimSpace(res.Note + " (not kept in the profile cache: " + err.Error() + ")")
 	}
-	res.MeasuredAt = at
 	return res, nil
 }
 

@@ -102,7 +102,7 @@ type Config struct {
 	// server, batcher and Go runtime, which the profiler's child, timing
 	// back-to-back runs alone, did not. Every service time is multiplied
 	// by it; 0 means 1. The live fidelity check measures it from the
-	// workers' compute statistics on its calibration loads (1.08–1.18 on
+	// workers' compute statistics on its calibration loads (1.07–1.16 on
 	// the 2-core VM) — without it the simulated peak was 20–30 % faster
 	// than the live one.
 	ComputeScale float64
