@@ -17,6 +17,7 @@ import (
 
 	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/loadgen"
 	"github.com/infaas/infaas/sim"
@@ -200,7 +201,29 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	t.Logf("sim:  sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, actions %v",
 		simr.Sent, simr.Answered, simr.Refused, simr.Failed, simr.ThroughputQPS, simr.P50Ms, simr.P99Ms, 100*simr.ViolationRate, simr.Actions)
 	logWindows(t, liveRows, simr.Series, 10)
+	logActions(t, eventsOf(t, s), at1, simr.Events)
 	return live, simr
+}
+
+// logActions logs the actions taken on their own — every event but the
+// monitor's — of the live run (from start on) and of the simulation, each
+// at its second of the run: where the two decided differently. (Loads the
+// query path starts for a request are not events.)
+func logActions(t testing.TB, live []events.Event, start time.Time, simulated []sim.Event) {
+	t.Helper()
+	var l, m []string
+	for _, e := range live {
+		if e.Source != "monitor" && !e.Time.Before(start) {
+			l = append(l, fmt.Sprintf("%.1fs %s %s %s", e.Time.Sub(start).Seconds(), e.Source, e.Action, e.Variant))
+		}
+	}
+	for _, e := range simulated {
+		if e.Source != "monitor" {
+			m = append(m, fmt.Sprintf("%.1fs %s %s %s", e.T, e.Source, e.Action, e.Variant))
+		}
+	}
+	t.Logf("actions, live: %s", strings.Join(l, "; "))
+	t.Logf("actions, sim:  %s", strings.Join(m, "; "))
 }
 
 // logWindows logs, every window seconds of the run, how many queries the
