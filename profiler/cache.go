@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/repository"
 )
 
 // MaxCacheEntries bounds a profile cache directory: storing one more
@@ -51,8 +52,7 @@ func cacheKey(job Job) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		d := sha256.Sum256(b)
-		return hex.EncodeToString(d[:]), nil
+		return repository.Digest(b), nil
 	}
 	var err error
 	if job.ModelPath, err = digest(job.ModelPath); err != nil {
