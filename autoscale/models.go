@@ -65,6 +65,27 @@ type group struct {
 	busy     bool
 	able     int // replicas that count towards capacity (not interfered)
 	ready    int // replicas not loading
+	// eff is what the able replicas sustain in units of one replica at
+	// its profile: Σ 1 ÷ slowness. A replica running 1.5× slower than
+	// profiled carries two thirds of what its profile says.
+	eff float64
+}
+
+// slowness is g's able replicas' mean slowness (1 when none is able).
+func (g *group) slowness() float64 {
+	if g.able == 0 || g.eff <= 0 {
+		return 1
+	}
+	return float64(g.able) / g.eff
+}
+
+// slowNote says how much slower than profiled g's replicas run, when
+// that takes a noticeable part of their capacity.
+func (g *group) slowNote() string {
+	if s := g.slowness(); s >= 1.05 {
+		return fmt.Sprintf(", running %.2f× slower than profiled", s)
+	}
+	return ""
 }
 
 // Step decides what to do now. Actions within one step never together
@@ -131,6 +152,7 @@ func (m *Models) groups(w *world) ([]string, map[string][]*group) {
 		g.busy = g.busy || r.Busy()
 		if !r.Interfered {
 			g.able++
+			g.eff += 1 / max(r.Slowness, 1)
 		}
 		if !r.Loading {
 			g.ready++
@@ -184,7 +206,7 @@ func (m *Models) arch(now time.Time, w *world, rm *room, a string, gs []*group, 
 	for _, g := range gs {
 		t := m.traffic(w, g)
 		c, _, _ := g.in.capacity(t.LatencyMs, m.cfg.LatencyShare)
-		capTotal := float64(g.able) * c
+		capTotal := g.eff * c
 		if m.chasing[g.key] && !(g.demand > m.cfg.Target*capTotal) {
 			delete(m.chasing, g.key)
 		}
@@ -268,11 +290,13 @@ func (m *Models) downFor(now time.Time, w *world, rm *room, a string, g *group, 
 	if g.ready < n { // still loading: judge once it is in place
 		return nil, nil, false
 	}
-	nums := map[string]float64{"demand_qps": g.demand, "capacity_qps": float64(g.able) * c, "replicas": float64(n),
-		"replica_capacity_qps": c, "batch": float64(b), "p99_ms": p99, "cost_per_hour": float64(n) * g.in.costH}
+	nums := map[string]float64{"demand_qps": g.demand, "capacity_qps": g.eff * c, "replicas": float64(n),
+		"replica_capacity_qps": c, "batch": float64(b), "p99_ms": p99, "cost_per_hour": float64(n) * g.in.costH,
+		"slowness": g.slowness()}
 	switch {
 	case n >= 2:
-		remain := float64(min(g.able, n-1)) * c
+		// Without one replica, at the able ones' mean slowness.
+		remain := float64(min(g.able, n-1)) * c / g.slowness()
 		if g.demand >= m.cfg.ScaleDownAt*remain {
 			return nil, nil, false
 		}
@@ -280,8 +304,8 @@ func (m *Models) downFor(now time.Time, w *world, rm *room, a string, g *group, 
 		nums["capacity_after_qps"] = remain
 		return []Action{{Kind: Unload, Architecture: a, Variant: g.key.variant, Class: g.key.class, Worker: r.Worker, Replica: r.ID,
 			Reason: ReasonLowDemand, Numbers: nums,
-			Message: fmt.Sprintf("demand %.1f/s stays below %.0f%% of the %.1f/s that %d replicas of %s sustain without this one (%.1f/s each at batch %d, p99 %s); saves %s",
-				g.demand, 100*m.cfg.ScaleDownAt, remain, n-1, g.key.variant, c, b, ms(p99), usdh(g.in.costH))}}, nil, true
+			Message: fmt.Sprintf("demand %.1f/s stays below %.0f%% of the %.1f/s that %d replicas of %s sustain without this one (%.1f/s each at batch %d, p99 %s%s); saves %s",
+				g.demand, 100*m.cfg.ScaleDownAt, remain, n-1, g.key.variant, c, b, ms(p99), g.slowNote(), usdh(g.in.costH))}}, nil, true
 	case !g.busy && othersReady:
 		r := g.replicas[0]
 		return []Action{{Kind: Unload, Architecture: a, Variant: g.key.variant, Class: g.key.class, Worker: r.Worker, Replica: r.ID,
@@ -366,7 +390,7 @@ type Option struct {
 func (m *Models) scaleUp(now time.Time, w *world, rm *room, a string, g *group, res *Result) bool {
 	t := m.traffic(w, g)
 	c, b, p99 := g.in.capacity(t.LatencyMs, m.cfg.LatencyShare)
-	have := float64(g.able) * c
+	have := g.eff * c
 	want := g.demand / m.cfg.Target
 	avoid := map[string]bool{}
 	for _, r := range g.replicas {
@@ -486,7 +510,7 @@ func (m *Models) scaleUp(now time.Time, w *world, rm *room, a string, g *group, 
 	}
 	nums := map[string]float64{"demand_qps": g.demand, "capacity_qps": have, "replicas": float64(len(g.replicas)),
 		"replica_capacity_qps": c, "batch": float64(b), "p99_ms": p99, "target_ms": t.LatencyMs,
-		"cost_per_hour": float64(len(g.replicas)) * g.in.costH, "options": float64(len(reach))}
+		"cost_per_hour": float64(len(g.replicas)) * g.in.costH, "options": float64(len(reach)), "slowness": g.slowness()}
 	why := fmt.Sprintf("demand %.1f/s exceeds %.0f%% of the %.1f/s that %d usable of %d replicas of %s sustain on %s (%.1f/s each at batch %d, p99 %s",
 		g.demand, 100*m.cfg.ScaleUpAt, have, g.able, len(g.replicas), g.key.variant, g.key.class, c, b, ms(p99))
 	if !(g.demand > m.cfg.ScaleUpAt*have) {
@@ -496,7 +520,7 @@ func (m *Models) scaleUp(now time.Time, w *world, rm *room, a string, g *group, 
 	if t.LatencyMs > 0 {
 		why += fmt.Sprintf(" within %.0f%% of the %s target", 100*m.cfg.LatencyShare, ms(t.LatencyMs))
 	}
-	why += ")"
+	why += g.slowNote() + ")"
 	if short != "" {
 		res.Shortages = append(res.Shortages, Shortage{Class: short, Reason: fmt.Sprintf("%s; no worker of class %s has room for %s (%s)",
 			why, short, describe(reach[0]), usdh(reach[0].CostH))})

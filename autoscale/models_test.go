@@ -300,3 +300,59 @@ func TestScaleUpGoesOnWhereRoomRanOut(t *testing.T) {
 		t.Fatalf("at the target: want nothing more, got %v, %v", acts, short)
 	}
 }
+
+// A replica that runs slower than its profile carries less than the
+// profile says: the autoscaler adds a replica for demand that one replica
+// at its profile would carry, keeps one it would otherwise remove, and
+// says why.
+func TestSlowReplicaCarriesLess(t *testing.T) {
+	v := variant("a.t1.b1", "a", "cpu-1", 1, 1, 90, 10, 10)
+	cfg := Config{UpWindow: time.Second, DownWindow: 2 * time.Second, Cooldown: 10 * time.Second, ScaleUpAt: 0.8, Target: 0.6, ScaleDownAt: 0.5}
+	st := State{Variants: []catalog.Variant{v}, Classes: classes(),
+		Workers:  []Worker{cpuWorker("w1", 1), cpuWorker("w2", 1)},
+		Replicas: []Replica{{ID: "r1", Worker: "w1", Variant: v.Name, Demand: 1000}},
+		Traffic:  map[string]Traffic{v.Name: {LatencyMs: 100, Pinned: true}}}
+	acts, _, _ := run(models(t, cfg), st, t0, 2*time.Second)
+	if len(acts) == 0 {
+		t.Fatal("want a replicate to learn one replica's capacity")
+	}
+	c := acts[0].Numbers["replica_capacity_qps"]
+	if c <= 0 {
+		t.Fatalf("no replica capacity in %v", acts[0].Numbers)
+	}
+
+	// 70 % of the profiled capacity: enough at the profile's speed, over
+	// it at 1.5× slower.
+	st.Replicas[0].Demand = 0.7 * c
+	if acts, short, _ := run(models(t, cfg), st, t0, 5*time.Second); len(acts) != 0 || len(short) != 0 {
+		t.Fatalf("at the profile's speed: want nothing, got %v, %v", acts, short)
+	}
+	st.Replicas[0].Slowness = 1.5
+	acts, _, _ = run(models(t, cfg), st, t0, 5*time.Second)
+	if len(acts) != 1 || acts[0].Kind != Replicate || acts[0].Worker != "w2" {
+		t.Fatalf("1.5× slower than profiled: want a replica on w2, got %v", acts)
+	}
+	a := acts[0]
+	if !strings.Contains(a.Message, "running 1.50× slower than profiled") || a.Numbers["slowness"] != 1.5 {
+		t.Errorf("the reason must say the replica runs slow: %q %v", a.Message, a.Numbers)
+	}
+	if got, want := a.Numbers["capacity_qps"], c/1.5; got < 0.99*want || got > 1.01*want {
+		t.Errorf("capacity %.1f/s, want the profile's %.1f/s ÷ 1.5", got, c)
+	}
+	// Slowness below 1 is no faster than the profile.
+	st.Replicas[0].Slowness = 0.5
+	if acts, _, _ := run(models(t, cfg), st, t0, 5*time.Second); len(acts) != 0 {
+		t.Fatalf("slowness 0.5 counts as 1: want nothing, got %v", acts)
+	}
+
+	// Two replicas, demand 40 % of one at the profile's speed: one goes,
+	// unless they run twice as slow as profiled.
+	st.Replicas = []Replica{{ID: "r1", Worker: "w1", Variant: v.Name, Demand: 0.2 * c}, {ID: "r2", Worker: "w2", Variant: v.Name, Demand: 0.2 * c}}
+	if acts, _, _ := run(models(t, cfg), st, t0, 4*time.Second); len(acts) != 1 || acts[0].Kind != Unload {
+		t.Fatalf("at the profile's speed: want one replica unloaded, got %v", acts)
+	}
+	st.Replicas[0].Slowness, st.Replicas[1].Slowness = 2, 2
+	if acts, _, _ := run(models(t, cfg), st, t0, 4*time.Second); len(acts) != 0 {
+		t.Fatalf("twice as slow, one replica would carry 80%% of what it sustains: want both kept, got %v", acts)
+	}
+}

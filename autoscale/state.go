@@ -71,6 +71,11 @@ type Replica struct {
 	Demand float64
 	// Outstanding samples queued or running now.
 	Outstanding int
+	// Slowness is how many times slower than its profile the replica has
+	// run lately (health.Slowness, as the worker reports it and the
+	// dispatcher reads it): the replica sustains its profiled capacity ÷
+	// this. 0 and values below 1 count as 1.
+	Slowness float64
 }
 
 // Busy reports whether the replica has work or recent demand.

@@ -190,7 +190,7 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 			st.Replicas = append(st.Replicas, autoscale.Replica{ID: r.ID, Worker: ws.ID, Variant: r.Variant,
 				Loading: r.State == worker.StateLoading, Draining: r.State == worker.StateDraining,
 				Interfered: r.Health.Interfered, Overloaded: r.Health.Overloaded,
-				Demand: health.Demand(r.Stats), Outstanding: r.Stats.Outstanding()})
+				Demand: health.Demand(r.Stats), Outstanding: r.Stats.Outstanding(), Slowness: r.Stats.Slowness})
 		}
 		for _, l := range loads {
 			if l.worker == ws.ID && !l.visible(ws) {

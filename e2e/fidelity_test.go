@@ -41,7 +41,7 @@ import (
 // longer the workers' batches take than their profiles say, less the
 // host's share (sim.Config.ComputeScale).
 func TestSimulatorFidelity(t *testing.T) {
-	live, simr := fidelityRun(t, 10*time.Second, func(capacity float64) string {
+	live, simr, _ := fidelityRun(t, 10*time.Second, func(capacity float64) string {
 		return fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
 	})
 	liveTput := float64(live.Answered) / live.DurationS
@@ -75,7 +75,7 @@ func TestSimulatorFidelity(t *testing.T) {
 //	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -v ./e2e
 func BenchmarkSimulatorFidelity(b *testing.B) {
 	for range b.N {
-		live, simr := fidelityRun(b, 30*time.Second, func(capacity float64) string {
+		live, simr, replay := fidelityRun(b, 30*time.Second, func(capacity float64) string {
 			return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.7*capacity, 1.4*capacity, 0.15*capacity)
 		})
 		liveTput := float64(live.Answered) / live.DurationS
@@ -89,13 +89,17 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		b.ReportMetric(100*live.ViolationRate, "live-viol-%")
 		b.ReportMetric(100*simr.ViolationRate, "sim-viol-%")
 		b.ReportMetric(off(live.ViolationRate, simr.ViolationRate), "viol-off-%")
+		b.ReportMetric(off(liveTput, replay.ThroughputQPS), "replay-q/s-off-%")
+		b.ReportMetric(off(live.P99Ms, replay.P99Ms), "replay-p99-off-%")
+		b.ReportMetric(100*replay.ViolationRate, "replay-viol-%")
+		b.ReportMetric(off(live.ViolationRate, replay.ViolationRate), "replay-viol-off-%")
 	}
 }
 
 // fidelityRun runs schedule (made from one replica's capacity) live and
 // in simulation, as TestSimulatorFidelity says, after calibrating on a
 // light load for calibFor.
-func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (loadgen.Summary, *sim.Result) {
+func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, simr, replay *sim.Result) {
 	t.Helper()
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	capacity, p99 := registerConvNet(t, s, "convnet")
@@ -195,14 +199,32 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	if err != nil {
 		t.Fatal(err)
 	}
-	simr := rs[0]
-	t.Logf("live: sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%",
-		live.Sent, live.Answered, live.Refused, live.Failed, live.ThroughputQPS, live.P50Ms, live.P99Ms, 100*live.ViolationRate)
-	t.Logf("sim:  sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, actions %v",
-		simr.Sent, simr.Answered, simr.Refused, simr.Failed, simr.ThroughputQPS, simr.P50Ms, simr.P99Ms, 100*simr.ViolationRate, simr.Actions)
+	simr = rs[0]
+	// The replay: the same simulation with its batches scaled to take, on
+	// average, what the live workers' batches took over this very
+	// schedule. It is not a prediction (it reads the run compared); it
+	// says how much of the distance between the two is the service time
+	// the calibration could not foresee, and how much is the rest of the
+	// model — queueing, batching, the policies, the host's tail.
+	replaySetup := setup
+	replaySetup.ComputeScale = computeScale * slowLive / simr.ComputeOverP50
+	rs, err = sim.Compare(replaySetup, []string{"infaas"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay = rs[0]
+	t.Logf("live:   sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50",
+		live.Sent, live.Answered, live.Refused, live.Failed, live.ThroughputQPS, live.P50Ms, live.P99Ms, 100*live.ViolationRate, slowLive)
+	for _, r := range []struct {
+		what string
+		r    *sim.Result
+	}{{"sim:   ", simr}, {"replay:", replay}} {
+		t.Logf("%s sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50, actions %v",
+			r.what, r.r.Sent, r.r.Answered, r.r.Refused, r.r.Failed, r.r.ThroughputQPS, r.r.P50Ms, r.r.P99Ms, 100*r.r.ViolationRate, r.r.ComputeOverP50, r.r.Actions)
+	}
 	logWindows(t, liveRows, simr.Series, 10)
 	logActions(t, eventsOf(t, s), at1, simr.Events)
-	return live, simr
+	return live, simr, replay
 }
 
 // logActions logs the actions taken on their own — every event but the

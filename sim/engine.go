@@ -131,6 +131,9 @@ type engine struct {
 	cur      sample
 
 	removedWorkerCost float64
+	// Σ service time and Σ profiled p50 of the batches executed, ms
+	// (Result.ComputeOverP50).
+	sumCompute, sumP50 float64
 
 	// Arrivals over the last second, in tenths (for HostCPUPerQuery).
 	recent     [10]int

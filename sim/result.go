@@ -33,6 +33,12 @@ type Result struct {
 	P50Ms         float64 `json:"p50_ms"`
 	P99Ms         float64 `json:"p99_ms"`
 	MeanMs        float64 `json:"mean_ms"`
+	// ComputeOverP50 is how much longer the batches ran than their
+	// profiles' p50s at the same batch sizes — noise, interference, the
+	// host's CPU and Config.ComputeScale together: Σ service time ÷
+	// Σ p50 over every batch executed (0 when none was). The live
+	// server's batch statistics give the same figure for a live run.
+	ComputeOverP50 float64 `json:"compute_over_p50,omitempty"`
 
 	// CostUSD is what the replicas occupied: each replica's share of its
 	// worker (its cores, or the whole accelerator) at the class's price,
@@ -166,6 +172,9 @@ func (e *engine) finish() *Result {
 	}
 	if r.DurationS > 0 {
 		r.ThroughputQPS = float64(r.Answered) / r.DurationS
+	}
+	if e.sumP50 > 0 {
+		r.ComputeOverP50 = e.sumCompute / e.sumP50
 	}
 	r.P50Ms, r.P99Ms, r.MeanMs = ms(r.latency.Quantile(0.5)), ms(r.latency.Quantile(0.99)), ms(r.latency.Mean())
 	return r

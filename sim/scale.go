@@ -155,7 +155,7 @@ func (e *engine) step() {
 		for _, rep := range w.replicas {
 			st.Replicas = append(st.Replicas, autoscale.Replica{ID: rep.id, Worker: w.id, Variant: rep.variant.Name,
 				Loading: rep.loading, Draining: rep.draining, Interfered: rep.flags.Interfered, Overloaded: rep.flags.Overloaded,
-				Demand: health.Demand(rep.stats), Outstanding: rep.stats.Outstanding()})
+				Demand: health.Demand(rep.stats), Outstanding: rep.stats.Outstanding(), Slowness: rep.slow()})
 		}
 		aw := autoscale.Worker{ID: w.id, Class: w.class.Name, Cores: w.class.Cores, MemoryBytes: w.class.MemoryBytes,
 			FreeMemoryBytes: max(w.free, 0), Utilization: w.util, Healthy: true, Draining: w.draining, Removable: w.added}

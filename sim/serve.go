@@ -193,6 +193,8 @@ func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	if k := e.cfg.ComputeScale; k > 0 {
 		ms *= k
 	}
+	e.sumCompute += ms
+	e.sumP50 += rep.p50[n]
 	return time.Duration(ms * float64(time.Millisecond))
 }
 

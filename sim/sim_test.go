@@ -278,6 +278,11 @@ func TestComputeScale(t *testing.T) {
 		if r.Answered < r.Sent*9/10 {
 			t.Fatalf("answered %d of %d", r.Answered, r.Sent)
 		}
+		// Without noise, interference or a host, every batch takes its
+		// p50 times the scale, and the result says so.
+		if want := max(k, 1); math.Abs(r.ComputeOverP50-want) > 1e-9 {
+			t.Errorf("scale %v: batches ran %.6f × their p50s, want %v", k, r.ComputeOverP50, want)
+		}
 		return r.P50Ms, r.Series[len(r.Series)/2].Variant
 	}
 	as, v := run(0)
