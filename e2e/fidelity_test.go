@@ -76,7 +76,7 @@ func TestSimulatorFidelity(t *testing.T) {
 func BenchmarkSimulatorFidelity(b *testing.B) {
 	for range b.N {
 		live, simr, replay := fidelityRun(b, 30*time.Second, func(capacity float64) string {
-			return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.7*capacity, 1.4*capacity, 0.15*capacity)
+			return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
 		})
 		liveTput := float64(live.Answered) / live.DurationS
 		off := func(a, b float64) float64 { return 100 * math.Abs(a-b) / max(a, b, 1e-9) }
@@ -121,20 +121,15 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	}
 	rec := &recorder{HTTPSender: loadgen.NewHTTPSender("http://"+s.addr, 64, 1)}
 	defer rec.Close()
-	calib, _ := runLoadVia(t, rec, fmt.Sprintf("constant:%.0f:%s", 0.1*capacity, calibFor), set, nil)
+	light := fmt.Sprintf("constant:%.0f:%s", 0.1*capacity, calibFor)
+	calib, _ := runLoadVia(t, rec, light, set, nil)
 	rate1, busy1 := hostLoad(t, s, calib, cpu0, at0, idleRate)
 	hostPerQuery := time.Duration(busy1 / rate1 * float64(time.Second))
 	// The time outside the worker is the live median less the time the
 	// light load's requests spent in the workers — queued (batching
 	// included) and computing — by the server's own statistics: the
 	// simulator models those itself, whichever variant served.
-	var n, inWorker int64
-	for name, st := range servedStats(t, s, "convnet") {
-		b := before[name]
-		n += st.InferenceStats.Success.Count - b.InferenceStats.Success.Count
-		inWorker += st.InferenceStats.Queue.Ns + st.InferenceStats.ComputeInfer.Ns - b.InferenceStats.Queue.Ns - b.InferenceStats.ComputeInfer.Ns
-	}
-	served := time.Duration(float64(inWorker) / float64(max(n, 1)))
+	served := inWorker(before, servedStats(t, s, "convnet"))
 	// Each answer's time outside the worker is its latency less that
 	// average. The sample keeps the host's tail, which on a shared 2-core
 	// machine is most of the violations even at light load (a CI run saw
@@ -145,6 +140,10 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	slow1, detail1 := computeSlowdown(before, servedStats(t, s, "convnet"), vs0)
 	sample := rec.outside(served)
 	overhead := sample[len(sample)/2]
+	var sampleMean time.Duration
+	for _, d := range sample {
+		sampleMean += d / time.Duration(len(sample))
+	}
 	t.Logf("outside the worker: median %s, p99 %s of %d (live p50 %.2f ms at light load, %s of it in the workers on average; live p99 %.2f ms); server and client CPU per query: %s",
 		overhead, sample[len(sample)*99/100], len(sample), calib.P50Ms, served, calib.P99Ms, hostPerQuery)
 
@@ -152,7 +151,11 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	cpu1, at1, st1 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
 	live, liveRows := runLoad(t, s, sched, set, nil)
 	rateLive, busyLive := hostLoad(t, s, live, cpu1, at1, idleRate)
-	slowLive, detailLive := computeSlowdown(st1, servedStats(t, s, "convnet"), vs0)
+	stLive := servedStats(t, s, "convnet")
+	slowLive, detailLive := computeSlowdown(st1, stLive, vs0)
+	mean := time.Duration(live.MeanMs * float64(time.Millisecond))
+	t.Logf("under the schedule: mean latency %s, %s of it in the workers (queued and computing), %s outside (light load: %s)",
+		mean, inWorker(st1, stLive), mean-inWorker(st1, stLive), time.Duration(calib.MeanMs*float64(time.Millisecond))-served)
 
 	// After the schedule, the host's CPU at a second, higher rate: the CPU
 	// per query falls as the rate rises (1.7 ms at 33 q/s, 1.1 ms at
@@ -161,7 +164,8 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// and the part that does not (sim.Config.HostCPUBase). Neither comes
 	// from the run compared.
 	cpu2, at2, st2 := hostCPU(t, s), time.Now(), servedStats(t, s, "convnet")
-	high, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:6s", 0.6*capacity), set, nil)
+	heavy := fmt.Sprintf("constant:%.0f:6s", 0.6*capacity)
+	high, _ := runLoad(t, s, heavy, set, nil)
 	rate2, busy2 := hostLoad(t, s, high, cpu2, at2, idleRate)
 	slow2, detail2 := computeSlowdown(st2, servedStats(t, s, "convnet"), vs0)
 	t.Logf("in-worker compute over the profile's p50 at the batch sizes served: %.3f at %.0f q/s, %.3f at %.0f q/s, %.3f under the schedule (%.0f q/s)",
@@ -173,15 +177,6 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	} else {
 		perQuery = (busy1 + busy2) / (rate1 + rate2)
 	}
-	// The workers' own slow-down: their batches' compute time over the
-	// profiles' p50s on the two calibration loads, less the part the
-	// host's CPU explains there (the factor the simulator applies at that
-	// rate, over the two one-core workers' cores), geometric mean of the
-	// two (sim.Config.ComputeScale).
-	hostFactor := func(rate float64) float64 { return 1 + min((rate*perQuery+base)/2, 1) }
-	computeScale := math.Sqrt(slow1 / hostFactor(rate1) * slow2 / hostFactor(rate2))
-	t.Logf("workers' own slow-down: %.3f at %.0f q/s, %.3f at %.0f q/s once the host's share is taken out: compute scale %.3f",
-		slow1/hostFactor(rate1), rate1, slow2/hostFactor(rate2), rate2, computeScale)
 	hostBase := time.Duration(base * float64(time.Second))
 	hostPerQuery = time.Duration(perQuery * float64(time.Second))
 	t.Logf("server and client CPU: %.0f ms/s at %.0f q/s, %.0f ms/s at %.0f q/s: %s a query + %s a second; under the schedule %.0f ms/s at %.0f q/s (the fit says %.0f)",
@@ -194,7 +189,26 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	models := autoscale.DefaultConfig()
 	models.UpWindow, models.DownWindow, models.Cooldown, models.IdleUnload = time.Second, 3*time.Second, 2*time.Second, -1
 	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
-		Workload: sched, Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, ComputeScale: computeScale, Models: &models}
+		Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, Models: &models}
+	// The workers' own slow-down: their batches' compute time over the
+	// profiles' p50s on the two calibration loads, over what the
+	// simulator's batches take on the same loads without it (its noise
+	// and its share of the host's CPU: the simulator's own rule, not a
+	// copy), geometric mean of the two (sim.Config.ComputeScale).
+	simSlow := func(load string) float64 {
+		c := setup
+		c.Workload = load
+		rs, err := sim.Compare(c, []string{"infaas"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return max(rs[0].ComputeOverP50, 1e-9)
+	}
+	sim1, sim2 := simSlow(light), simSlow(heavy)
+	computeScale := math.Sqrt(slow1 / sim1 * slow2 / sim2)
+	t.Logf("workers' own slow-down: %.3f at %.0f q/s, %.3f at %.0f q/s over the simulator's batches there (%.3f, %.3f): compute scale %.3f",
+		slow1/sim1, rate1, slow2/sim2, rate2, sim1, sim2, computeScale)
+	setup.Workload, setup.ComputeScale = sched, computeScale
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
@@ -219,8 +233,9 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 		what string
 		r    *sim.Result
 	}{{"sim:   ", simr}, {"replay:", replay}} {
-		t.Logf("%s sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50, actions %v",
-			r.what, r.r.Sent, r.r.Answered, r.r.Refused, r.r.Failed, r.r.ThroughputQPS, r.r.P50Ms, r.r.P99Ms, 100*r.r.ViolationRate, r.r.ComputeOverP50, r.r.Actions)
+		t.Logf("%s sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50, mean %.1f ms (%.1f ms in the workers), actions %v",
+			r.what, r.r.Sent, r.r.Answered, r.r.Refused, r.r.Failed, r.r.ThroughputQPS, r.r.P50Ms, r.r.P99Ms, 100*r.r.ViolationRate, r.r.ComputeOverP50,
+			r.r.MeanMs, r.r.MeanMs-float64(sampleMean)/1e6, r.r.Actions)
 	}
 	logWindows(t, liveRows, simr.Series, 10)
 	logActions(t, eventsOf(t, s), at1, simr.Events)
@@ -278,6 +293,19 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 		t.Logf("  %3d–%3d s: live answered %5d late %4d refused %4d | sim answered %5d late %4d refused %4d",
 			w*window, (w+1)*window, l.answered, l.late, l.refused, m.answered, m.late, m.refused)
 	}
+}
+
+// inWorker is the mean time the queries answered between two readings of
+// the server's statistics spent in the workers: queued (batching
+// included) and computing.
+func inWorker(before, after map[string]inference.ModelStat) time.Duration {
+	var n, ns int64
+	for name, st := range after {
+		b := before[name]
+		n += st.InferenceStats.Success.Count - b.InferenceStats.Success.Count
+		ns += st.InferenceStats.Queue.Ns + st.InferenceStats.ComputeInfer.Ns - b.InferenceStats.Queue.Ns - b.InferenceStats.ComputeInfer.Ns
+	}
+	return time.Duration(float64(ns) / float64(max(n, 1)))
 }
 
 // computeSlowdown is how much longer the workers' batches took between two

@@ -78,13 +78,19 @@ type Config struct {
 	OverheadSample []time.Duration
 	// HostCPUPerQuery is the CPU time the processes beside the workers —
 	// the client, the controller — spend per query on the workers' own
-	// cores, as when `infaas serve` and its load share one machine. With
-	// the kernel sharing a core fairly between a worker's thread and
-	// theirs, a batch runs at half speed while they are runnable, so it
-	// takes × (1 + u), u = rate over the last second × HostCPUPerQuery ÷
-	// HostCores (at most 1). 0 (the default) means the workers have their
-	// machines to themselves. HostCores 0 means the initial workers'
-	// cores.
+	// cores, as when `infaas serve` and its load share one machine. The
+	// kernel shares the host's HostCores fairly: with u = rate over the
+	// last second × HostCPUPerQuery (+ HostCPUBase) the cores those
+	// processes want, and k the cores the workers' batches hold when a
+	// batch starts (its own included), the batch takes × max(1,
+	// (k + u) ÷ HostCores) — nothing while a core is idle for them, the
+	// fair share once the host is oversubscribed. (The first model,
+	// × (1 + u ÷ HostCores) whatever the workers did, charged a lone
+	// busy worker for CPU the idle core absorbed and undercharged two
+	// busy ones: the simulated batches at the fidelity check's peak took
+	// 1.37× their p50s where the live ones took 1.53×.) 0 (the default)
+	// means the workers have their machines to themselves. HostCores 0
+	// means the initial workers' cores.
 	HostCPUPerQuery time.Duration
 	// HostCPUBase is the part of those processes' CPU that does not grow
 	// with the rate: CPU time per second while any query arrived in the

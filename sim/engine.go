@@ -426,7 +426,10 @@ func (e *engine) advanceRecent() {
 }
 
 // hostFactor is how much the processes beside the workers slow a batch
-// now (Config.HostCPUPerQuery and HostCPUBase).
+// now (Config.HostCPUPerQuery and HostCPUBase): the kernel shares the
+// host's cores fairly, so a batch runs at full speed while the workers'
+// busy cores and the other processes' demand fit the host, and at
+// cores ÷ demand of it when they do not.
 func (e *engine) hostFactor() float64 {
 	if (e.cfg.HostCPUPerQuery <= 0 && e.cfg.HostCPUBase <= 0) || e.hostCores <= 0 {
 		return 1
@@ -440,5 +443,16 @@ func (e *engine) hostFactor() float64 {
 		return 1
 	}
 	busy := float64(n)*e.cfg.HostCPUPerQuery.Seconds() + e.cfg.HostCPUBase.Seconds()
-	return 1 + min(busy/float64(e.hostCores), 1)
+	// The cores the workers' batches hold now (this one's included).
+	workers := 0
+	for _, w := range e.workers {
+		held := 0
+		for _, rep := range w.replicas {
+			if rep.executing > 0 {
+				held += max(rep.cores, 1)
+			}
+		}
+		workers += min(held, w.class.Cores)
+	}
+	return max(1, (float64(workers)+busy)/float64(e.hostCores))
 }

@@ -237,12 +237,14 @@ func TestOverheadSample(t *testing.T) {
 
 // The host's CPU slows batches by its share of the cores: a fixed 0.5 s a
 // second and 25 ms for each of 20 queries a second are the same half a
-// core, and slow a batch alike; either is slower than none.
+// core, and slow a batch alike; either is slower than none. On two cores
+// the same half core fits beside the one busy worker and slows nothing.
 func TestHostCPU(t *testing.T) {
+	cores := 1
 	run := func(perQuery, base time.Duration) float64 {
 		cfg := testConfig(t, "infaas", "constant:20:30s")
 		cfg.Noise = 0
-		cfg.HostCores = 1
+		cfg.HostCores = cores
 		cfg.HostCPUPerQuery, cfg.HostCPUBase = perQuery, base
 		r, err := Run(cfg)
 		if err != nil {
@@ -259,6 +261,10 @@ func TestHostCPU(t *testing.T) {
 	}
 	if math.Abs(base-perQuery) > 0.05*base {
 		t.Errorf("mean latency %.3f ms with a fixed half core, %.3f ms with 25 ms × 20 q/s: want the same", base, perQuery)
+	}
+	cores = 2
+	if spare := run(0, 500*time.Millisecond); spare != none {
+		t.Errorf("mean latency %.3f ms with half of two cores busy beside one worker, %.3f ms with none: want the same", spare, none)
 	}
 }
 
