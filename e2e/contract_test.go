@@ -8,6 +8,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -397,6 +400,45 @@ func TestAnyModel(t *testing.T) {
 			label, _ := a.Outputs[1].Data[r].(float64)
 			if len(parts) != 2 || parts[1] != strconv.Itoa(int(label)) {
 				t.Errorf("row %d: top class %q, label output %v", r, top, label)
+			}
+		}
+	})
+
+	t.Run("load generator fills dynamic dimensions", func(t *testing.T) {
+		// `infaas loadgen` against a model whose sequence length is
+		// dynamic, over both transports: the shapes given, the
+		// profiler's default, and two inputs that disagree (the server
+		// refuses every request, and says why).
+		for _, tc := range []struct {
+			name   string
+			args   []string
+			failed bool
+		}{
+			{"given", []string{"--shape", "input_ids=6", "--shape", "attention_mask=6"}, false},
+			{"default over gRPC", []string{"--protocol", "grpc", "--grpc", s.grpc}, false},
+			{"disagreeing", []string{"--shape", "input_ids=6", "--shape", "attention_mask=7"}, true},
+		} {
+			out := filepath.Join(t.TempDir(), "summary.json")
+			args := append([]string{"loadgen", "--server", s.addr, "--model", "text-attention", "--schedule", "constant:20:1s",
+				"--quiet", "--json", out}, tc.args...)
+			msg, err := exec.Command(infaasBinary(t), args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", tc.name, err, msg)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum struct{ Sent, Answered, Failed int }
+			if err := json.Unmarshal(b, &sum); err != nil {
+				t.Fatal(err)
+			}
+			want := sum.Answered
+			if tc.failed {
+				want = sum.Failed
+			}
+			if sum.Sent == 0 || want != sum.Sent {
+				t.Errorf("%s: %+v, want every request %s\n%s", tc.name, sum, map[bool]string{true: "failed", false: "answered"}[tc.failed], msg)
 			}
 		}
 	})

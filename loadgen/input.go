@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
+	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 )
 
@@ -28,17 +30,30 @@ type synthetic struct {
 }
 
 // makeSynthetic fills a batch of inputs of spec with values from rng.
-func makeSynthetic(spec TensorSpec, batch int, rng *rand.Rand) (synthetic, error) {
+// Dynamic dimensions of a sample take their size from want (the
+// requirement set's shape for this input, batch dimension left out; nil
+// for none) or catalog.DefaultDynamicDim.
+func makeSynthetic(spec TensorSpec, batch int, want []int64, rng *rand.Rand) (synthetic, error) {
 	if len(spec.Shape) == 0 {
 		return synthetic{}, fmt.Errorf("input %q has no dimensions; loadgen sends batched tensors", spec.Name)
 	}
-	sample := spec.Shape[1:]
+	sample := slices.Clone(spec.Shape[1:])
+	if want != nil && len(want) != len(sample) {
+		return synthetic{}, fmt.Errorf("input %q: a sample of the model's input shape %v has %d dimensions; the shape given, %v, has %d",
+			spec.Name, spec.Shape, len(sample), want, len(want))
+	}
 	elems := batch
-	for _, d := range sample {
-		if d <= 0 {
-			return synthetic{}, fmt.Errorf("input %q: the model's input shape %v has dynamic dimensions", spec.Name, spec.Shape)
+	for k, d := range sample {
+		switch {
+		case want != nil && d > 0 && want[k] != d:
+			return synthetic{}, fmt.Errorf("input %q: dimension %d of a sample is %d in the model's input shape %v; the shape given, %v, says %d",
+				spec.Name, k, d, spec.Shape, want, want[k])
+		case d <= 0 && want != nil:
+			sample[k] = want[k]
+		case d <= 0:
+			sample[k] = catalog.DefaultDynamicDim
 		}
-		elems *= int(d)
+		elems *= int(sample[k])
 	}
 	if elems > 1<<26 {
 		return synthetic{}, fmt.Errorf("input %q: %d elements a request is too many; lower the batch", spec.Name, elems)

@@ -24,6 +24,12 @@ type RequirementSet struct {
 	MaxCost     float64 `json:"max_cost,omitempty"`     // USD per 1,000 queries
 	Strict      bool    `json:"strict,omitempty"`
 	Batch       int     `json:"batch,omitempty"` // 0: 1
+	// Shapes gives, per input name, the shape of one sample (the batch
+	// dimension left out) the load generator sends where the model leaves
+	// dimensions dynamic: a positive size fills a dynamic dimension, and
+	// must equal a fixed one. Dynamic dimensions it does not fill take
+	// catalog.DefaultDynamicDim, the size profiling gives them by default.
+	Shapes map[string][]int64 `json:"shapes,omitempty"`
 }
 
 // Target is the set's latency target, 0 for none.
@@ -71,6 +77,13 @@ func (s RequirementSet) Validate() error {
 		return fmt.Errorf("%s: max_cost %g must be a non-negative cost", s.Model, s.MaxCost)
 	case s.Batch < 0:
 		return fmt.Errorf("%s: batch %d must be positive", s.Model, s.Batch)
+	}
+	for name, shape := range s.Shapes {
+		for _, d := range shape {
+			if d <= 0 || d > 1<<24 {
+				return fmt.Errorf("%s: shape of input %q %v: every dimension must be a positive size (at most %d)", s.Model, name, shape, 1<<24)
+			}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package workload
 
 import (
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -9,7 +11,7 @@ import (
 func TestParseMix(t *testing.T) {
 	m, err := parseMix([]byte(`[
 		{"weight": 3, "model": "classification/mnist", "latency_ms": 20, "min_accuracy": 97, "strict": true},
-		{"model": "mnist-cnn-m", "max_cost": 0.5, "batch": 4},
+		{"model": "mnist-cnn-m", "max_cost": 0.5, "batch": 4, "shapes": {"ids": [16]}},
 		{"weight": 0, "model": "never"}
 	]`))
 	if err != nil {
@@ -17,19 +19,25 @@ func TestParseMix(t *testing.T) {
 	}
 	want := Mix{
 		{Weight: 3, Model: "classification/mnist", LatencyMs: 20, MinAccuracy: 97, Strict: true},
-		{Weight: 1, Model: "mnist-cnn-m", MaxCost: 0.5, Batch: 4},
+		{Weight: 1, Model: "mnist-cnn-m", MaxCost: 0.5, Batch: 4, Shapes: map[string][]int64{"ids": {16}}},
 		{Weight: 0, Model: "never"},
 	}
 	if len(m) != len(want) {
 		t.Fatalf("got %+v", m)
 	}
 	for i := range want {
-		if m[i] != want[i] {
+		if !reflect.DeepEqual(m[i], want[i]) {
 			t.Errorf("set %d: %+v, want %+v", i, m[i], want[i])
 		}
 	}
 	if got := m.Tightest(); got != 20*time.Millisecond {
 		t.Errorf("Tightest() = %v", got)
+	}
+	for _, bad := range []string{`{"x": [0]}`, `{"x": [-1, 4]}`, `{"x": [99999999]}`} {
+		_, err := parseMix([]byte(`[{"weight": 1, "model": "m", "shapes": ` + bad + `}]`))
+		if err == nil || !strings.Contains(err.Error(), "positive size") {
+			t.Errorf("shapes %s: %v, want refused", bad, err)
+		}
 	}
 }
 

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/loadgen"
 )
 
@@ -34,6 +37,9 @@ func runLoadgen(ctx context.Context, args []string) error {
 	csvFile := fs.String("csv", "", "write the per-second rows to this CSV `file`")
 	jsonFile := fs.String("json", "", "write the summary to this JSON `file`")
 	plotFile := fs.String("plot", "", "draw the run over time in this PNG `file`")
+	shapes := shapeFlag{}
+	fs.Var(shapes, "shape", "one sample's shape for an input with dynamic dimensions, as `INPUT=D1,D2,...` (the batch left out); repeat per input (default: "+
+		fmt.Sprint(catalog.DefaultDynamicDim)+" for each dynamic dimension, as profiling does; with --mix, for sets whose \"shapes\" do not name the input)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,9 +68,19 @@ func runLoadgen(ctx context.Context, args []string) error {
 		return errors.New("name a --model (or give a --mix file)")
 	default:
 		mix = loadgen.Mix{{Weight: 1, Model: *model, LatencyMs: *latency, MinAccuracy: *accuracy, MaxCost: *cost, Strict: *strict, Batch: *batch}}
-		if err := mix.Validate(); err != nil {
-			return err
+	}
+	for i := range mix {
+		for name, shape := range shapes {
+			if _, ok := mix[i].Shapes[name]; !ok {
+				if mix[i].Shapes == nil {
+					mix[i].Shapes = map[string][]int64{}
+				}
+				mix[i].Shapes[name] = shape
+			}
 		}
+	}
+	if err := mix.Validate(); err != nil {
+		return err
 	}
 
 	var sender loadgen.Sender
@@ -144,5 +160,30 @@ func runLoadgen(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s\n", o.path)
 	}
+	return nil
+}
+
+// shapeFlag is --shape INPUT=D1,D2,...: one sample's shape per input name.
+type shapeFlag map[string][]int64
+
+func (f shapeFlag) String() string { return "" }
+
+func (f shapeFlag) Set(v string) error {
+	name, dims, ok := strings.Cut(v, "=")
+	if !ok || name == "" || dims == "" {
+		return fmt.Errorf("%q: want INPUT=D1,D2,... (e.g. input_ids=128)", v)
+	}
+	var shape []int64
+	for _, d := range strings.Split(dims, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(d), 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q: %q is not a positive size", v, d)
+		}
+		shape = append(shape, n)
+	}
+	if _, dup := f[name]; dup {
+		return fmt.Errorf("%q: input %s's shape is given twice", v, name)
+	}
+	f[name] = shape
 	return nil
 }
