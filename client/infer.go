@@ -35,19 +35,19 @@ type InferResult struct {
 
 // ModelInfo is GET /v2/models/{name}.
 type ModelInfo struct {
-	Name     string   `json:"name"`
-	Platform string   `json:"platform"`
-	Versions []string `json:"versions"`
-	Inputs   []struct {
-		Name     string  `json:"name"`
-		Datatype string  `json:"datatype"`
-		Shape    []int64 `json:"shape"`
-	} `json:"inputs"`
-	Outputs []struct {
-		Name     string  `json:"name"`
-		Datatype string  `json:"datatype"`
-		Shape    []int64 `json:"shape"`
-	} `json:"outputs"`
+	Name     string           `json:"name"`
+	Platform string           `json:"platform"`
+	Versions []string         `json:"versions"`
+	Inputs   []TensorMetadata `json:"inputs"`
+	Outputs  []TensorMetadata `json:"outputs"`
+}
+
+// TensorMetadata is one input or output as model metadata describes it
+// (−1 for a dynamic dimension).
+type TensorMetadata struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
 }
 
 // Model returns a model's metadata (variant, architecture or use case
@@ -104,7 +104,12 @@ func InferBody(ins []InferInput, params map[string]any) ([]byte, error) {
 // HTTP/JSON binding; params carry the requirements (latency_ms,
 // min_accuracy, max_cost, strict, explain; see Requirements.Params).
 func (c *Client) Infer(ctx context.Context, model string, in InferInput, params map[string]any) (InferResult, error) {
-	b, err := InferBody([]InferInput{in}, params)
+	return c.InferAll(ctx, model, []InferInput{in}, params)
+}
+
+// InferAll is Infer with every input of a model that takes several.
+func (c *Client) InferAll(ctx context.Context, model string, ins []InferInput, params map[string]any) (InferResult, error) {
+	b, err := InferBody(ins, params)
 	if err != nil {
 		return InferResult{}, err
 	}

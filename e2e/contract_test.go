@@ -443,6 +443,71 @@ func TestAnyModel(t *testing.T) {
 		}
 	})
 
+	t.Run("infaas query sends every input", func(t *testing.T) {
+		var in []inference.Tensor
+		for _, tc := range contractCases() {
+			if tc.model == "text-attention" {
+				in = tc.inputs
+			}
+		}
+		dir := t.TempDir()
+		var args []string
+		for _, x := range in {
+			b, _ := json.Marshal(map[string]any{"shape": x.Shape, "data": jsonValues(x)})
+			path := filepath.Join(dir, x.Name+".json")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--input", x.Name+"="+path)
+		}
+		query := func(args ...string) (string, error) {
+			out, err := exec.Command(infaasBinary(t), append([]string{"query", "--server", s.addr, "--model", "text-attention"}, args...)...).CombinedOutput()
+			return string(out), err
+		}
+		out, err := query(append(args, "--json")...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var a jsonAnswer
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.UseNumber()
+		if err := dec.Decode(&a); err != nil || len(a.Outputs) == 0 {
+			t.Fatalf("answer %q: %v", out, err)
+		}
+		code, want, msg := inferJSON(t, s, "text-attention", in, nil)
+		if code != 200 {
+			t.Fatalf("the same query over HTTP: %d %s", code, msg)
+		}
+		for i, o := range a.Outputs {
+			x, err := fromJSON(o.Name, o.Datatype, o.Shape, o.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Name != want[i].Name || fmt.Sprint(x.Shape) != fmt.Sprint(want[i].Shape) || !bytes.Equal(x.Data, want[i].Data) {
+				t.Errorf("output %s %v from the CLI differs from the server's answer to the same request (%s %v)", x.Name, x.Shape, want[i].Name, want[i].Shape)
+			}
+		}
+		// What the CLI says when an input is missing, unnamed, unknown
+		// or of the wrong shape.
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{args[:2], `needs input "attention_mask" too`},
+			{[]string{"--input", filepath.Join(dir, "input_ids.json")}, "give each as --input NAME=FILE"},
+			{append(slices.Clone(args), "--input", "mask="+filepath.Join(dir, "input_ids.json")), `no input "mask"`},
+		} {
+			if out, err := query(tc.args...); err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("%v: %v, %q; want it refused saying %q", tc.args, err, out, tc.want)
+			}
+		}
+		bad := filepath.Join(dir, "bad.json")
+		_ = os.WriteFile(bad, []byte(`{"shape": [2, 7, 1], "data": [1]}`), 0o600)
+		if out, err := query("--input", "input_ids="+bad, args[2], args[3]); err == nil || !strings.Contains(out, "has 3 dimensions; the model's") {
+			t.Errorf("a 3-D tensor for a 2-D input: %v, %q", err, out)
+		}
+	})
+
 	t.Run("dynamic shapes batch apart", func(t *testing.T) {
 		// Requests of different sequence lengths, concurrently: each gets
 		// its own answer.

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,7 +35,9 @@ func runQuery(ctx context.Context, args []string) error {
 	strict := fs.Bool("strict", false, "refuse rather than serve best effort")
 	explain := fs.Bool("explain", false, "show why the variant was chosen")
 	asJSON := fs.Bool("json", false, "print the whole response as JSON")
-	input := fs.String("input", "", "input `file`: raw tensor (.bin, little-endian), JSON tensor (.json), image (.png, .jpg) or IDX (.idx)")
+	inputs := &inputFlag{}
+	fs.Var(inputs, "input", "input `[NAME=]FILE`: raw tensor (.bin, little-endian FP32), JSON tensor (.json: {\"shape\", \"data\"}), image (.png, .jpg) or IDX (.idx); "+
+		"repeat as NAME=FILE for a model with several inputs")
 	index := fs.Int("index", 0, "IDX input: first sample to send")
 	count := fs.Int("count", 1, "IDX input: samples to send as one batch")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +47,7 @@ func runQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *input == "" {
+	if len(inputs.files) == 0 {
 		return errors.New("--input is required")
 	}
 	c := client.New(*server)
@@ -52,20 +55,15 @@ func runQuery(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(info.Inputs) != 1 {
-		return fmt.Errorf("%s has %d inputs; infaas query sends one", name, len(info.Inputs))
-	}
-	in, err := readInput(*input, info.Inputs[0].Shape, *index, *count)
+	ins, err := inputs.read(name, info.Inputs, *index, *count)
 	if err != nil {
-		return fmt.Errorf("input %s: %w", *input, err)
+		return err
 	}
-	in.Name = info.Inputs[0].Name
-	in.Datatype = info.Inputs[0].Datatype
 	params := client.Requirements{
 		Latency: *latency, MinAccuracy: *accuracy, MaxCost: *cost, Strict: *strict, Explain: *explain,
 	}.Params()
 	start := time.Now()
-	res, err := c.Infer(ctx, name, in, params)
+	res, err := c.InferAll(ctx, name, ins, params)
 	if err != nil {
 		return err
 	}
@@ -98,23 +96,74 @@ func queryTarget(variant, model, task, dataset string) (string, error) {
 	return task + "." + dataset, nil
 }
 
-// readInput turns a file into the model's input tensor (FP32 raw values).
-func readInput(path string, shape []int64, index, count int) (client.InferInput, error) {
-	sample := shape[1:]
-	elems := 1
-	for _, d := range sample {
-		if d <= 0 {
-			return client.InferInput{}, fmt.Errorf("the model's input shape %v has dynamic dimensions", shape)
+// inputFlag is --input, repeated: FILE alone for a model with one input,
+// NAME=FILE for each input of a model with several.
+type inputFlag struct {
+	files []string // in order given
+	named map[string]string
+}
+
+func (f *inputFlag) String() string { return strings.Join(f.files, ",") }
+
+func (f *inputFlag) Set(v string) error {
+	if name, path, ok := strings.Cut(v, "="); ok && name != "" && !strings.ContainsAny(name, `/\`) {
+		if f.named == nil {
+			f.named = map[string]string{}
 		}
-		elems *= int(d)
+		if _, dup := f.named[name]; dup {
+			return fmt.Errorf("input %s is given twice", name)
+		}
+		f.named[name] = path
 	}
+	f.files = append(f.files, v)
+	return nil
+}
+
+// read reads one tensor per input of the model, in the model's order.
+func (f *inputFlag) read(model string, specs []client.TensorMetadata, index, count int) ([]client.InferInput, error) {
+	names := make([]string, len(specs))
+	for i, sp := range specs {
+		names[i] = sp.Name
+	}
+	paths := map[string]string{}
+	switch {
+	case len(f.files) == 1 && len(specs) == 1 && f.named[specs[0].Name] == "":
+		paths[specs[0].Name] = f.files[0] // FILE alone (or a path with "=" in it)
+	case len(f.named) != len(f.files):
+		return nil, fmt.Errorf("%s has inputs %s: give each as --input NAME=FILE", model, strings.Join(names, ", "))
+	default:
+		for name, path := range f.named {
+			if !slices.Contains(names, name) {
+				return nil, fmt.Errorf("%s has no input %q; its inputs are %s", model, name, strings.Join(names, ", "))
+			}
+			paths[name] = path
+		}
+	}
+	ins := make([]client.InferInput, len(specs))
+	for i, sp := range specs {
+		path, ok := paths[sp.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s needs input %q too (its inputs are %s): add --input %s=FILE", model, sp.Name, strings.Join(names, ", "), sp.Name)
+		}
+		in, err := readInput(path, sp.Shape, index, count)
+		if err != nil {
+			return nil, fmt.Errorf("input %s (%s): %w", sp.Name, path, err)
+		}
+		in.Name, in.Datatype = sp.Name, sp.Datatype
+		ins[i] = in
+	}
+	return ins, nil
+}
+
+// readInput turns a file into a tensor of the model's input shape (values
+// as float32). A JSON tensor's own shape fills the dimensions the model
+// leaves dynamic; the other formats need a shape without them.
+func readInput(path string, shape []int64, index, count int) (client.InferInput, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return client.InferInput{}, err
 	}
-	var vals []float32
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".json":
+	if strings.ToLower(filepath.Ext(path)) == ".json" {
 		var t struct {
 			Shape []int64   `json:"shape"`
 			Data  []float32 `json:"data"`
@@ -122,7 +171,21 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 		if err := json.Unmarshal(data, &t); err != nil {
 			return client.InferInput{}, fmt.Errorf("want a JSON tensor {\"shape\": [...], \"data\": [...]}: %w", err)
 		}
-		vals = t.Data
+		if t.Shape != nil {
+			return jsonTensor(t.Shape, t.Data, shape)
+		}
+		return reshape(t.Data, shape)
+	}
+	sample := shape[1:]
+	elems := 1
+	for _, d := range sample {
+		if d <= 0 {
+			return client.InferInput{}, fmt.Errorf("the model's input shape %v has dynamic dimensions: give a JSON tensor with its \"shape\"", shape)
+		}
+		elems *= int(d)
+	}
+	var vals []float32
+	switch strings.ToLower(filepath.Ext(path)) {
 	case ".png", ".jpg", ".jpeg":
 		vals, err = imageInput(data, sample)
 		if err != nil {
@@ -151,10 +214,43 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 			vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(data[i:])))
 		}
 	}
+	return reshape(vals, shape)
+}
+
+// reshape makes vals whole samples of the model's shape (batch first, the
+// rest fixed).
+func reshape(vals []float32, shape []int64) (client.InferInput, error) {
+	sample := shape[1:]
+	elems := 1
+	for _, d := range sample {
+		if d <= 0 {
+			return client.InferInput{}, fmt.Errorf("the model's input shape %v has dynamic dimensions: give the JSON tensor its \"shape\"", shape)
+		}
+		elems *= int(d)
+	}
 	if len(vals) == 0 || len(vals)%elems != 0 {
 		return client.InferInput{}, fmt.Errorf("%d values do not make whole samples of %v (%d values each)", len(vals), sample, elems)
 	}
 	return client.InferInput{Shape: append([]int64{int64(len(vals) / elems)}, sample...), Data: vals}, nil
+}
+
+// jsonTensor checks a JSON tensor's own shape against the model's: the
+// same rank, every fixed dimension equal, as many values as it says.
+func jsonTensor(own []int64, vals []float32, model []int64) (client.InferInput, error) {
+	if len(own) != len(model) {
+		return client.InferInput{}, fmt.Errorf("the tensor's shape %v has %d dimensions; the model's %v has %d", own, len(own), model, len(model))
+	}
+	n := 1
+	for k, d := range own {
+		if d <= 0 || model[k] > 0 && d != model[k] {
+			return client.InferInput{}, fmt.Errorf("the tensor's shape %v does not fit the model's %v (dimension %d)", own, model, k)
+		}
+		n *= int(d)
+	}
+	if len(vals) != n {
+		return client.InferInput{}, fmt.Errorf("the tensor's shape %v holds %d values; its data has %d", own, n, len(vals))
+	}
+	return client.InferInput{Shape: own, Data: vals}, nil
 }
 
 // imageInput converts an image to grey 0–255 values of the sample's last
