@@ -133,6 +133,11 @@ type Variant struct {
 	// keyed by class name, measured later on a worker of each class. The
 	// reference class may be listed too; Profile wins for it.
 	Profiles map[string]Profile `json:"profiles,omitempty"`
+	// KeptBecause says why registration kept the variant although
+	// another one dominates it (dominance pruning's reason, e.g. the
+	// dominating one cannot serve the largest batch); empty when nothing
+	// dominates it.
+	KeptBecause string `json:"kept_because,omitempty"`
 }
 
 // ProfileOn returns the variant's profile on hardware class class and

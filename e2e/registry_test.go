@@ -124,7 +124,8 @@ func TestRestartKeepsRegistry(t *testing.T) {
 		}
 		for i := range got {
 			if got[i].Name != want[i].Name || got[i].Profile.LatencyMs[1] != want[i].Profile.LatencyMs[1] ||
-				got[i].Profile.PeakMemoryBytes != want[i].Profile.PeakMemoryBytes || got[i].Accuracy != want[i].Accuracy {
+				got[i].Profile.PeakMemoryBytes != want[i].Profile.PeakMemoryBytes || got[i].Accuracy != want[i].Accuracy ||
+				got[i].KeptBecause != want[i].KeptBecause {
 				t.Errorf("%s: variant %d changed across restart:\n got %+v\nwant %+v", n, i, got[i], want[i])
 			}
 		}

@@ -44,10 +44,8 @@ var DefaultTolerance = Tolerance{Latency: 0.10, Throughput: 0.10, Memory: 0.10, 
 type Costed struct {
 	catalog.Variant
 	CostPerHour float64
-	// KeptBecause, set by Prune on a kept variant only, says why it was
-	// kept although another variant dominates it (the dominating one
-	// cannot serve the largest batch size); empty otherwise.
-	KeptBecause string
+	// Prune sets Variant.KeptBecause on a kept variant that another one
+	// dominates (and clears it on every other).
 }
 
 type cmp int

@@ -103,6 +103,11 @@ func runVariants(ctx context.Context, args []string) error {
 		return printJSON(withReferenceProfiles(vs))
 	}
 	printVariants(os.Stdout, vs)
+	for _, v := range vs {
+		if v.KeptBecause != "" {
+			fmt.Printf("%s: %s\n", v.Name, v.KeptBecause)
+		}
+	}
 	if *dropped {
 		a, err := c.Architecture(ctx, fs.Arg(0))
 		if err != nil {
