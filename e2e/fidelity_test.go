@@ -298,6 +298,41 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 		t.Logf("  %3d–%3d s: live answered %5d late %4d refused %4d | sim answered %5d late %4d refused %4d",
 			w*window, (w+1)*window, l.answered, l.late, l.refused, m.answered, m.late, m.refused)
 	}
+	// How the late answers spread over the seconds that had any, on
+	// each side: the share of them in the worst tenth of those seconds.
+	// Independent late answers spread evenly; a host that stalls makes
+	// many at once.
+	var liveLate, simLate []int
+	for _, r := range rows {
+		if r.Violations > 0 {
+			liveLate = append(liveLate, r.Violations)
+		}
+	}
+	for _, r := range series {
+		if r.Late > 0 {
+			simLate = append(simLate, r.Late)
+		}
+	}
+	t.Logf("late answers: live %s; sim %s", burstiness(liveLate), burstiness(simLate))
+}
+
+// burstiness describes per-second counts: how many seconds, the most in
+// one, and the share of the total in the worst tenth of the seconds.
+func burstiness(perSecond []int) string {
+	if len(perSecond) == 0 {
+		return "none"
+	}
+	sorted := slices.Sorted(slices.Values(perSecond))
+	slices.Reverse(sorted)
+	total, top := 0, 0
+	for i, n := range sorted {
+		total += n
+		if i < max(len(sorted)/10, 1) {
+			top += n
+		}
+	}
+	return fmt.Sprintf("%d in %d seconds, at most %d in one, %.0f%% of them in the worst tenth of those seconds",
+		total, len(sorted), sorted[0], 100*float64(top)/float64(total))
 }
 
 // inWorker is the mean time the queries answered between two readings of
