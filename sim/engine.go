@@ -443,9 +443,14 @@ func (e *engine) hostFactor() float64 {
 		return 1
 	}
 	busy := float64(n)*e.cfg.HostCPUPerQuery.Seconds() + e.cfg.HostCPUBase.Seconds()
-	// The cores the workers' batches hold now (this one's included).
+	// The cores the host's workers' batches hold now (this one's
+	// included, when it runs there); the host is the initial workers'
+	// machine.
 	workers := 0
 	for _, w := range e.workers {
+		if w.added {
+			continue
+		}
 		held := 0
 		for _, rep := range w.replicas {
 			if rep.executing > 0 {

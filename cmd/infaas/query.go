@@ -171,10 +171,17 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 		if err := json.Unmarshal(data, &t); err != nil {
 			return client.InferInput{}, fmt.Errorf("want a JSON tensor {\"shape\": [...], \"data\": [...]}: %w", err)
 		}
-		if t.Shape != nil {
-			return jsonTensor(t.Shape, t.Data, shape)
+		if t.Shape == nil {
+			return reshape(t.Data, shape)
 		}
-		return reshape(t.Data, shape)
+		in, err := jsonTensor(t.Shape, t.Data, shape)
+		if err != nil && !slices.ContainsFunc(shape[1:], func(d int64) bool { return d <= 0 }) {
+			// A model without dynamic dimensions takes the values as
+			// whole samples of its shape, whatever shape the file says
+			// (a flattened image, say).
+			return reshape(t.Data, shape)
+		}
+		return in, err
 	}
 	sample := shape[1:]
 	elems := 1
