@@ -53,10 +53,23 @@ test: $(ORT_LIB) k8s
 FUZZTIME ?= 10s
 FUZZ := ./api:FuzzDecodeJSONRequest ./api:FuzzDecodeBinaryRequest ./api:FuzzDecodeGRPCRequest ./api:FuzzJSONNumber ./onnx:FuzzParse \
 	./variants:FuzzQuantizeDynamic ./validation:FuzzParseIDX
+# A target that fails with a bare "context deadline exceeded" and no failing
+# input written is Go's fuzz coordinator racing its own -fuzztime deadline
+# (golang/go#75804, fixed in Go 1.27; seen here on a busy 2-core VM): it is
+# run once more. Any other failure, or the same one twice, fails.
 fuzz: $(ORT_LIB)
 	@for t in $(FUZZ); do \
-		echo "fuzz $$t for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+		for try in 1 2; do \
+			echo "fuzz $$t for $(FUZZTIME)"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" 2>&1); rc=$$?; \
+			echo "$$out"; \
+			[ $$rc -eq 0 ] && break; \
+			if [ $$try -eq 1 ] && echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz $$t: the fuzz coordinator's deadline race (golang/go#75804), no failing input; once more"; \
+				continue; \
+			fi; \
+			exit 1; \
+		done; \
 	done
 
 # sim-catalog re-measures sim/catalogs/convnets.json on this machine.
