@@ -175,7 +175,7 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 			return reshape(t.Data, shape)
 		}
 		in, err := jsonTensor(t.Shape, t.Data, shape)
-		if err != nil && !slices.ContainsFunc(shape[1:], func(d int64) bool { return d <= 0 }) {
+		if _, fixed := sampleSize(shape); err != nil && fixed == nil {
 			// A model without dynamic dimensions takes the values as
 			// whole samples of its shape, whatever shape the file says
 			// (a flattened image, say).
@@ -183,14 +183,11 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 		}
 		return in, err
 	}
-	sample := shape[1:]
-	elems := 1
-	for _, d := range sample {
-		if d <= 0 {
-			return client.InferInput{}, fmt.Errorf("the model's input shape %v has dynamic dimensions: give a JSON tensor with its \"shape\"", shape)
-		}
-		elems *= int(d)
+	elems, err := sampleSize(shape)
+	if err != nil {
+		return client.InferInput{}, err
 	}
+	sample := shape[1:]
 	var vals []float32
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".png", ".jpg", ".jpeg":
@@ -224,17 +221,30 @@ func readInput(path string, shape []int64, index, count int) (client.InferInput,
 	return reshape(vals, shape)
 }
 
-// reshape makes vals whole samples of the model's shape (batch first, the
-// rest fixed).
-func reshape(vals []float32, shape []int64) (client.InferInput, error) {
-	sample := shape[1:]
+// sampleSize is the number of values in one sample of the model's input
+// shape (batch first); an error when the shape does not fix it.
+func sampleSize(shape []int64) (int, error) {
+	if len(shape) == 0 {
+		return 0, errors.New(`the model's input is a scalar: give a JSON tensor {"shape": [], "data": [x]}`)
+	}
 	elems := 1
-	for _, d := range sample {
+	for _, d := range shape[1:] {
 		if d <= 0 {
-			return client.InferInput{}, fmt.Errorf("the model's input shape %v has dynamic dimensions: give the JSON tensor its \"shape\"", shape)
+			return 0, fmt.Errorf(`the model's input shape %v has dynamic dimensions: give a JSON tensor with its "shape"`, shape)
 		}
 		elems *= int(d)
 	}
+	return elems, nil
+}
+
+// reshape makes vals whole samples of the model's shape (batch first, the
+// rest fixed).
+func reshape(vals []float32, shape []int64) (client.InferInput, error) {
+	elems, err := sampleSize(shape)
+	if err != nil {
+		return client.InferInput{}, err
+	}
+	sample := shape[1:]
 	if len(vals) == 0 || len(vals)%elems != 0 {
 		return client.InferInput{}, fmt.Errorf("%d values do not make whole samples of %v (%d values each)", len(vals), sample, elems)
 	}

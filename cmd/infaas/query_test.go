@@ -33,6 +33,8 @@ func TestReadInput(t *testing.T) {
 		{`{"shape": [2, 4], "data": [1, 2, 3, 4, 5, 6]}`, []int64{-1, -1}, "", "holds 8 values; its data has 6"},
 		{`{"shape": [1, 2], "data": [1, 2]}`, []int64{-1, 3, -1}, "", "has 2 dimensions"},
 		{`{"data": [1, 2]}`, []int64{-1, -1}, "", "dynamic dimensions"},
+		{`{"shape": [], "data": [16000]}`, []int64{}, "[]", ""},
+		{`{"data": [16000]}`, []int64{}, "", "is a scalar"},
 	} {
 		in, err := readInput(file(tc.body), tc.model, 0, 1)
 		switch {
