@@ -54,9 +54,9 @@ func makeSynthetic(spec TensorSpec, batch int, want []int64, rng *rand.Rand) (sy
 			sample[k] = catalog.DefaultDynamicDim
 		}
 		elems *= int(sample[k])
-	}
-	if elems > 1<<26 {
-		return synthetic{}, fmt.Errorf("input %q: %d elements a request is too many; lower the batch", spec.Name, elems)
+		if elems > 1<<26 { // checked as it grows: a product of large sizes would overflow
+			return synthetic{}, fmt.Errorf("input %q: a request of %d × %v is over %d elements; lower the batch or the shape", spec.Name, batch, sample, 1<<26)
+		}
 	}
 	floating := false
 	switch spec.Datatype {

@@ -24,6 +24,7 @@ func TestSyntheticDynamicDims(t *testing.T) {
 		{[]int64{7, 4}, "[2 7 4]", ""},
 		{[]int64{7}, "", "has 2 dimensions; the shape given, [7], has 1"},
 		{[]int64{7, 5}, "", "dimension 1 of a sample is 4"},
+		{[]int64{1 << 24, 4}, "", "over 67108864 elements"},
 	} {
 		s, err := makeSynthetic(spec, 2, tt.want, rng)
 		if tt.err != "" {
