@@ -38,8 +38,8 @@ import (
 // take from the cores the workers run on (one machine runs all of it
 // here), per query and per second, from that light load and a second,
 // heavier one after the schedule; and on the same two loads, how much
-// longer the workers' batches take than their profiles say, less the
-// host's share (sim.Config.ComputeScale).
+// longer the workers' batches take than their profiles say, over what the
+// simulator's own batches take there (sim.Config.ComputeScale).
 func TestSimulatorFidelity(t *testing.T) {
 	live, simr, _ := fidelityRun(t, 10*time.Second, func(capacity float64) string {
 		return fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
