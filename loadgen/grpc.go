@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/infaas/infaas/api/inferencepb"
+	"github.com/infaas/infaas/client"
 )
 
 // GRPCSender sends requests over the Open Inference Protocol's gRPC
@@ -53,7 +54,7 @@ func (s *GRPCSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 	rng := rand.New(rand.NewPCG(s.seed, 0))
 	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(params(set))}
 	for _, in := range md.GetInputs() {
-		syn, err := makeSynthetic(TensorSpec{Name: in.GetName(), Datatype: in.GetDatatype(), Shape: in.GetShape()}, set.BatchSize(), set.Shapes[in.GetName()], rng)
+		syn, err := makeSynthetic(client.TensorMetadata{Name: in.GetName(), Datatype: in.GetDatatype(), Shape: in.GetShape()}, set.BatchSize(), set.Shapes[in.GetName()], rng)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", set.Model, err)
 		}

@@ -76,7 +76,7 @@ func (s *HTTPSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 	rng := rand.New(rand.NewPCG(s.seed, 0))
 	ins := make([]client.InferInput, len(info.Inputs))
 	for i, in := range info.Inputs {
-		syn, err := makeSynthetic(TensorSpec{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape}, set.BatchSize(), set.Shapes[in.Name], rng)
+		syn, err := makeSynthetic(in, set.BatchSize(), set.Shapes[in.Name], rng)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", set.Model, err)
 		}

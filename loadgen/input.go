@@ -11,20 +11,12 @@ import (
 	"github.com/infaas/infaas/client"
 )
 
-// TensorSpec is one model input as the server's metadata describes it
-// (GET /v2/models/{name} or ModelMetadata): its first dimension is the
-// batch.
-type TensorSpec struct {
-	Name     string
-	Datatype string
-	Shape    []int64
-}
-
-// synthetic is one input tensor made up to fit a TensorSpec: its shape
+// synthetic is one input tensor made up to fit a model input as the
+// server's metadata describes it (its first dimension the batch): its shape
 // with the batch first, and its values, uniform in [0, 1) for floating
 // point datatypes and 0 or 1 for the others.
 type synthetic struct {
-	spec  TensorSpec
+	spec  client.TensorMetadata
 	shape []int64
 	vals  []float64
 }
@@ -33,7 +25,7 @@ type synthetic struct {
 // Dynamic dimensions of a sample take their size from want (the
 // requirement set's shape for this input, batch dimension left out; nil
 // for none) or catalog.DefaultDynamicDim.
-func makeSynthetic(spec TensorSpec, batch int, want []int64, rng *rand.Rand) (synthetic, error) {
+func makeSynthetic(spec client.TensorMetadata, batch int, want []int64, rng *rand.Rand) (synthetic, error) {
 	if len(spec.Shape) == 0 {
 		return synthetic{}, fmt.Errorf("input %q has no dimensions; loadgen sends batched tensors", spec.Name)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/client"
 )
 
 // Dynamic dimensions of a sample take the set's shape, or the profiler's
@@ -14,7 +15,7 @@ import (
 // what to change.
 func TestSyntheticDynamicDims(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	spec := TensorSpec{Name: "ids", Datatype: "INT64", Shape: []int64{-1, -1, 4}}
+	spec := client.TensorMetadata{Name: "ids", Datatype: "INT64", Shape: []int64{-1, -1, 4}}
 	for _, tt := range []struct {
 		want  []int64
 		shape string
