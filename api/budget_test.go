@@ -1,12 +1,23 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/infaas/infaas/api/inferencepb"
 )
 
 // TestBodyBudgetBoundsAllBodies: with a budget of 1.5 MiB and bodies of
@@ -108,4 +119,75 @@ func TestReadAllHoldsItsBuffer(t *testing.T) {
 		t.Errorf("a body past the budget: %v; want ErrBodyMemory", err)
 	}
 	h.release()
+}
+
+// TestBodyBudgetBoundsGRPCRequests: gRPC inference requests take their size
+// from the budget the HTTP bodies share while they are served; one that
+// does not fit is refused with Unavailable, a retry hint naming
+// --max-body-memory and a RetryInfo, and is served once the memory is back.
+func TestBodyBudgetBoundsGRPCRequests(t *testing.T) {
+	budget := NewBodyBudget(3 << 19) // 1.5 MiB: one 1 MiB request, not two
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var held atomic.Bool
+	fb := &fakeBackend{respond: func(r *InferRequest) *InferResponse {
+		if held.CompareAndSwap(false, true) {
+			arrived <- struct{}{}
+			<-release
+		}
+		return &InferResponse{Outputs: []Tensor{{Name: "y", Datatype: "FP32", Shape: []int64{1}, Data: rawFP32(1)}}}
+	}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterGRPCInferenceServiceServer(srv, NewInferenceServer(fb).WithBodyBudget(budget))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := pb.NewGRPCInferenceServiceClient(conn)
+	const n = 1 << 18 // FP32 values: 1 MiB
+	req := &pb.ModelInferRequest{ModelName: "resnet50", Inputs: []*pb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{n}}},
+		RawInputContents: [][]byte{make([]byte, 4*n)}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := client.ModelInfer(ctx, req)
+		first <- err
+	}()
+	select {
+	case <-arrived:
+	case err := <-first:
+		t.Fatalf("the first request ended before it was held: %v", err)
+	}
+	_, err = client.ModelInfer(ctx, req)
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "--max-body-memory") || !strings.Contains(st.Message(), "retry") {
+		t.Errorf("second request while the first holds the budget: %v; want Unavailable naming --max-body-memory with a retry hint", err)
+	}
+	var retry bool
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RetryInfo); ok {
+			retry = true
+		}
+	}
+	if !retry {
+		t.Errorf("the refusal carries no RetryInfo: %v", st.Details())
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	if _, err := client.ModelInfer(ctx, req); err != nil {
+		t.Errorf("the same request once the memory is back: %v", err)
+	}
+	if used := budget.used.Load(); used != 0 {
+		t.Errorf("%d bytes still charged after every request was answered", used)
+	}
 }

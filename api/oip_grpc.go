@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "github.com/infaas/infaas/api/inferencepb"
 )
 
@@ -18,6 +20,7 @@ import (
 type InferenceServer struct {
 	pb.UnimplementedGRPCInferenceServiceServer
 	backend Backend
+	bodies  *BodyBudget
 }
 
 var _ pb.GRPCInferenceServiceServer = (*InferenceServer)(nil)
@@ -25,6 +28,20 @@ var _ pb.GRPCInferenceServiceServer = (*InferenceServer)(nil)
 // NewInferenceServer returns a server over b.
 func NewInferenceServer(b Backend) *InferenceServer {
 	return &InferenceServer{backend: b}
+}
+
+// WithBodyBudget charges each ModelInfer request's size to b — the budget
+// the HTTP request bodies share (--max-body-memory) — from when it is
+// decoded until it is answered, and refuses one that does not fit with
+// Unavailable and a RetryInfo, as HTTP answers 503 with Retry-After. gRPC
+// has read the message by then (each bounded by the server's
+// MaxRecvMsgSize); what the budget bounds is what requests hold while they
+// queue and run, which is most of their life, so that many clients sending
+// large tensors over gRPC cannot together take the server's memory any
+// more than over HTTP. It returns s.
+func (s *InferenceServer) WithBodyBudget(b *BodyBudget) *InferenceServer {
+	s.bodies = b
+	return s
 }
 
 // ServerLive reports true: a server that answers is live.
@@ -84,6 +101,13 @@ func (s *InferenceServer) ModelMetadata(ctx context.Context, req *pb.ModelMetada
 // the outputs in raw_output_contents, as Triton does; the Triton and KServe
 // clients read them from there.
 func (s *InferenceServer) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	h := hold{b: s.bodies}
+	defer h.release()
+	if s.bodies != nil {
+		if err := h.take(int64(proto.Size(req))); err != nil {
+			return nil, GRPCError(err)
+		}
+	}
 	in, err := decodeGRPCRequest(req)
 	if err != nil {
 		return nil, GRPCError(err)

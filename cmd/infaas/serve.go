@@ -192,7 +192,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
-	fs.Int64Var(&c.MaxBodyMemory, "max-body-memory", c.MaxBodyMemory, "`bytes` all HTTP request bodies being read and served may hold at once; over it 503 with Retry-After (at least --max-upload and the 64 MiB inference limit)")
+	fs.Int64Var(&c.MaxBodyMemory, "max-body-memory", c.MaxBodyMemory, "`bytes` all request bodies (HTTP, and gRPC inference requests) being read and served may hold at once; over it 503 with Retry-After (gRPC: Unavailable) (at least --max-upload and the 64 MiB inference limit)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP client may take to send one whole request (an upload included)")
 	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
 		if !filepath.IsAbs(v) {
@@ -516,7 +516,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(keys.UnaryInterceptor()), grpc.ChainStreamInterceptor(keys.StreamInterceptor()))
 	}
 	gs := grpc.NewServer(gopts...)
-	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl))
+	inferencepb.RegisterGRPCInferenceServiceServer(gs, api.NewInferenceServer(ctrl).WithBodyBudget(bodies))
 	// The worker plane has its own listener and token; it is never on the
 	// public port.
 	cs := grpc.NewServer(workerrpc.ServerAuth(token)...)
