@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/freeport"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/onnx/onnxtest"
 )
@@ -50,14 +50,16 @@ func infaasBinary(t testing.TB) string {
 	return binPath
 }
 
+// freeAddr is a loopback address for a server a test starts as a process:
+// outside the kernel's ephemeral range, so that none of the test's own
+// client connections can take it before the server binds it.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // server is one `infaas serve` process.
@@ -91,8 +93,25 @@ func (b *syncBuffer) String() string {
 }
 
 // startServer runs `infaas serve --data dir` plus args and waits until it
-// answers.
+// answers. A port taken by someone else between freeAddr's check and the
+// server's bind costs one more try on fresh ports.
 func startServer(t testing.TB, dir string, args ...string) *server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, log := tryServer(t, dir, args...)
+		if s != nil {
+			return s
+		}
+		if !strings.Contains(log, "address already in use") || attempt == 3 {
+			t.Fatalf("server exited before it was ready:\n%s", log)
+		}
+		t.Logf("server start %d: a port was taken; trying fresh ports", attempt)
+	}
+}
+
+// tryServer is one attempt of startServer: the server, or nil and the log
+// of one that exited before it was ready.
+func tryServer(t testing.TB, dir string, args ...string) (*server, string) {
 	t.Helper()
 	addr, gaddr, maddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--metrics", maddr,
@@ -112,12 +131,12 @@ func startServer(t testing.TB, dir string, args ...string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return s, ""
 			}
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("server exited before it was ready:\n%s", log.String())
+			return nil, log.String()
 		default:
 		}
 		if time.Now().After(deadline) {

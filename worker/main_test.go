@@ -131,6 +131,13 @@ func run(t testing.TB, w *Worker) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
+	// Run marks the worker running from its own goroutine: a test that
+	// reads the state at once could see it not running yet.
+	for deadline := time.Now().Add(10 * time.Second); !w.State().Running; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker is not running 10 s after Run")
+		}
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/worker"
 	"github.com/infaas/infaas/workerrpc/workerpb"
 )
@@ -85,7 +86,8 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			resp, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 8)), Batch: 8, Deadline: time.Now().Add(time.Second)})
+			asked := health.Asked{LatencyMs: 250, MinAccuracy: 97.5, Pinned: true}
+			resp, err := api.Infer(ctx, id, worker.Request{Inputs: pixels(z.raw(0, 8)), Batch: 8, Deadline: time.Now().Add(time.Second), Asked: asked})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,6 +106,9 @@ func TestConformance(t *testing.T) {
 			}
 			if len(st.Replicas) != 1 || st.Replicas[0].ID != id || st.Replicas[0].State != worker.StateReady || st.Replicas[0].Stats.Completed != 1 {
 				t.Errorf("state replicas: %+v, want %s ready with one completed request", st.Replicas, id)
+			}
+			if len(st.Replicas) == 1 && st.Replicas[0].Stats.Asked != asked {
+				t.Errorf("the replica reports it was asked %+v, want %+v", st.Replicas[0].Stats.Asked, asked)
 			}
 
 			badVariant := v
