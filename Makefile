@@ -52,7 +52,7 @@ test: $(ORT_LIB) k8s
 # corpora as part of make test).
 FUZZTIME ?= 10s
 FUZZ := ./api:FuzzDecodeJSONRequest ./api:FuzzDecodeBinaryRequest ./api:FuzzDecodeGRPCRequest ./api:FuzzJSONNumber ./onnx:FuzzParse \
-	./variants:FuzzQuantizeDynamic ./validation:FuzzParseIDX
+	./variants:FuzzQuantizeDynamic ./validation:FuzzParseIDX ./workload:FuzzParseFiles
 # A target that fails with a bare "context deadline exceeded" and no failing
 # input written is Go's fuzz coordinator racing its own -fuzztime deadline
 # (golang/go#75804, fixed in Go 1.27; seen here on a busy 2-core VM): it is

@@ -157,7 +157,7 @@ var scheduleKinds = map[string]func(arg string) (Schedule, error){
 	"csv-minute": func(path string) (Schedule, error) { return ReadCSVMinuteSchedule(path) },
 	"diurnal":    parseDiurnal,
 	"bursty":     parseBursty,
-	"trace":      func(path string) (Schedule, error) { return ReadTrace(path) },
+	"trace":      parseTraceSpec,
 }
 
 func init() {
@@ -191,8 +191,22 @@ const ScheduleHelp = "constant:QPS:DURATION | steps:QPS@DUR,QPS@DUR,... | ramp:F
 	"diurnal[:DURATION[:LOW:HIGH]] (a day, LOW→HIGH→LOW QPS on a raised cosine; 120s:4:80) | " +
 	"bursty[:DURATION[:BASE:PEAK[:SEED]]] (BASE QPS with seeded bursts at PEAK; 120s:10:100:1) | " +
 	"csv:FILE (one rate per second a line: RATE or SECOND,RATE) | " +
-	"csv-minute:FILE (one count per minute a line: COUNT or MINUTE,COUNT) | " +
-	"trace:FILE (one arrival a line: TIME_MS or TIME_MS,LATENCY_MS, ms since the start)"
+	"csv-minute:FILE (one count per minute a line: COUNT or MINUTE,COUNT; or a row a function, a column a minute numbered 1,2,3,…, " +
+	"as the Azure Functions traces, the rows summed) | " +
+	"trace:FILE[:UNIT] (one arrival a line: TIME_MS or TIME_MS,LATENCY_MS, ms since the start; or a published trace " +
+	"with a header naming its columns: the time is the column whose name holds \"time\" or \"arrival\", a number in UNIT " +
+	"(ns, us, ms, s; default ms or the column name's suffix) or a date) | " +
+	"scale:SPEED:LOAD:SCHEDULE (SCHEDULE played SPEED times faster, its rates times LOAD; a trace thinned to LOAD ≤ 1)"
+
+// parseTraceSpec reads "FILE" or "FILE:UNIT" (a key of TraceUnits).
+func parseTraceSpec(arg string) (Schedule, error) {
+	if i := strings.LastIndexByte(arg, ':'); i >= 0 {
+		if unit := arg[i+1:]; TraceUnits[unit] > 0 {
+			return ReadTraceUnit(arg[:i], unit)
+		}
+	}
+	return ReadTrace(arg)
+}
 
 // ParseSchedule reads a schedule written as in ScheduleHelp.
 func ParseSchedule(spec string) (Schedule, error) {
@@ -332,7 +346,24 @@ func (f stepFile) read(path string) (Steps, error) {
 
 func (f stepFile) parse(r io.Reader) (Steps, error) {
 	var out Steps
+	var wide []int // field indexes of the steps, when a header numbers them
+	rows := 0
 	err := eachRecord(r, func(line int, first bool, fields []string) error {
+		if first && len(fields) > 2 {
+			if wide = stepColumns(fields); wide == nil {
+				return fmt.Errorf("line %d: %q: want %s, or a header numbering the %ss (1,2,3,…) with one row of counts a line, as the Azure Functions traces are",
+					line, strings.Join(fields, ","), f.syntax(), f.index)
+			}
+			out = make(Steps, len(wide))
+			for i := range out {
+				out[i].For = f.step
+			}
+			return nil
+		}
+		if wide != nil {
+			rows++
+			return f.addRow(out, wide, line, fields)
+		}
 		if len(fields) > 2 {
 			return fmt.Errorf("line %d: %q: want %s", line, strings.Join(fields, ","), f.syntax())
 		}
@@ -361,10 +392,44 @@ func (f stepFile) parse(r io.Reader) (Steps, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(out) == 0 {
+	if len(out) == 0 || (wide != nil && rows == 0) {
 		return nil, fmt.Errorf("no %ss; write one per line (%s)", strings.ToLower(f.value), f.syntax())
 	}
 	return out, nil
+}
+
+// stepColumns is the field indexes of a header's step columns, numbered 1,
+// 2, 3, … in order (other columns — names, hashes, a trigger — come before
+// or between them and are skipped), or nil when it numbers none.
+func stepColumns(header []string) []int {
+	var cols []int
+	for i, h := range header {
+		if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+			if n != len(cols)+1 {
+				return nil
+			}
+			cols = append(cols, i)
+		}
+	}
+	return cols
+}
+
+// addRow adds one row of a wide file's counts (one per step column) to out.
+func (f stepFile) addRow(out Steps, cols []int, line int, fields []string) error {
+	if len(fields) <= cols[len(cols)-1] {
+		return fmt.Errorf("line %d: %d fields; the header numbers %d %ss up to field %d", line, len(fields), len(cols), f.index, cols[len(cols)-1]+1)
+	}
+	for k, i := range cols {
+		text := strings.TrimSpace(fields[i])
+		v, err := strconv.ParseFloat(text, 64)
+		qps := out[k].QPS + v/f.step.Seconds()
+		if err != nil || !(v >= 0 && qps <= maxRate) {
+			return fmt.Errorf("line %d: %s %d: %q: want %s, 0 or more (all rows together at most 10,000,000 a second)",
+				line, f.index, k+1, text, f.what)
+		}
+		out[k].QPS = qps
+	}
+	return nil
 }
 
 // eachRecord calls fn with the comma-separated fields of each line of r
@@ -375,7 +440,11 @@ func eachRecord(r io.Reader, fn func(line int, first bool, fields []string) erro
 	sc := bufio.NewScanner(r)
 	first := true
 	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
+		text := sc.Text()
+		if line == 1 {
+			text = strings.TrimPrefix(text, "\ufeff") // a byte-order mark, as spreadsheets write
+		}
+		text = strings.TrimSpace(text)
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}

@@ -148,6 +148,14 @@ func TestCSVMinuteSchedule(t *testing.T) {
 		{"not a number", "5\nfive\n", nil, `line 2: count "five"`},
 		{"three fields", "0,1,2\n", nil, "line 1: \"0,1,2\": want COUNT or MINUTE,COUNT"},
 		{"empty", "\n# nothing\n", nil, "no counts; write one per line (COUNT or MINUTE,COUNT)"},
+		// The Azure Functions invocation traces: a row a function, a column
+		// a minute; the load is every row's together.
+		{"a row a function", "HashOwner,HashApp,HashFunction,Trigger,1,2,3\no1,a1,f1,http,5,0,2\no1,a1,f2,timer,1,1,1\no2,a2,f3,queue,0,0,0\n",
+			[]float64{6, 1, 3}, ""},
+		{"a short row", "HashFunction,1,2,3\nf1,1,2\n", nil, "line 2: 3 fields; the header numbers 3 minutes up to field 4"},
+		{"a bad count", "HashFunction,1,2\nf1,1,x\n", nil, `line 2: minute 2: "x": want a number of queries in the minute`},
+		{"minutes out of order", "HashFunction,1,3\nf1,1,2\n", nil, "or a header numbering the minutes (1,2,3,…)"},
+		{"a header and no rows", "HashFunction,1,2\n", nil, "no counts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,3 +117,63 @@ func TestTraceArrivals(t *testing.T) {
 		t.Errorf("Rate allocates %g times", allocs)
 	}
 }
+
+// TestParsePublishedTraces: traces as they are published — a header naming
+// the columns, columns the load does not need, times as dates or in
+// seconds — are read without editing.
+func TestParsePublishedTraces(t *testing.T) {
+	tests := []struct {
+		name, unit, text string
+		want             []TraceArrival
+		err              string
+	}{
+		{"dates, extra columns (an LLM inference trace)", "",
+			"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n2023-11-16 18:15:50.9951690,879,12\n",
+			[]TraceArrival{{0, 0}, {4314579 * time.Microsecond, 0}, {4314579 * time.Microsecond, 0}}, ""},
+		{"RFC 3339 dates", "", "time\n2024-05-01T10:00:00Z\n2024-05-01T10:00:01.5Z\n",
+			[]TraceArrival{{0, 0}, {1500 * time.Millisecond, 0}}, ""},
+		{"seconds given, text columns (a chat trace)", "s",
+			"Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,472,18,490,Conversation log\n45.5,GPT-4,1087,230,1317,API log\n",
+			[]TraceArrival{{5 * time.Second, 0}, {45500 * time.Millisecond, 0}}, ""},
+		{"unit in the column's name, a target column", "",
+			"request_id,arrival_time_s,slo_ms\nr1,0.5,200\nr2,1.25,100\n",
+			[]TraceArrival{{500 * time.Millisecond, 200}, {1250 * time.Millisecond, 100}}, ""},
+		{"a duration column is not the time", "", "duration_ms,start_time_ms\n30,10\n5,20\n",
+			[]TraceArrival{{msAt(10), 0}, {msAt(20), 0}}, ""},
+		{"the given unit wins", "us", "time_ms\n1500\n", []TraceArrival{{1500 * time.Microsecond, 0}}, ""},
+		{"no time column", "", "app,func,count\na,f,3\n", nil,
+			`line 1: header "app,func,count": no column names the arrival time (one whose name holds "time" or "arrival"); the columns are app, func, count`},
+		{"dates then a number", "", "time\n2024-05-01T10:00:00Z\n12\n", nil, `line 3: time "12" is a number; the lines before gave dates`},
+		{"dates out of order", "", "time\n2024-05-01T10:00:01Z\n2024-05-01T10:00:00Z\n", nil, "line 3: time 2024-05-01T10:00:00Z comes before the first arrival's"},
+		{"seconds out of order", "s", "t\n2\n1\n", nil, "line 3: time 1 s comes before the previous arrival's 2 s"},
+		{"a row short of the time", "", "id,time_ms\nx\n", nil, "line 2: 1 fields; the header puts the time in field 2"},
+		{"an unknown unit", "h", "1\n", nil, `time unit "h": want one of ns, us, ms, s`},
+		{"dates centuries apart", "", "t\n1800-01-01T00:00:00Z\n2200-01-01T00:00:00Z\n", nil, "line 3: time 2200-01-01T00:00:00Z is more than 1e+12 ms after the first arrival's"},
+		{"a byte-order mark and CRLF", "", "\ufeff0\r\n1500\r\n", []TraceArrival{{0, 0}, {msAt(1500), 0}}, ""},
+		{"out of range in seconds", "s", "2e9\n", nil, `line 1: time "2e9": want the arrival's time in seconds since the start, 0 to 1e+09, or a date`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := ParseTraceUnit(strings.NewReader(tt.text), tt.unit)
+			if !errorAsWanted(t, err, tt.err) {
+				return
+			}
+			if !slices.Equal(tr.Arrivals, tt.want) {
+				t.Errorf("arrivals %v, want %v", tr.Arrivals, tt.want)
+			}
+		})
+	}
+	// trace:FILE:UNIT gives the unit; a colon that is not followed by one
+	// is part of the file's name.
+	path := writeTemp(t, "chat.csv", "Timestamp,Model\n0,a\n2,b\n")
+	if s := mustSchedule(t, "trace:"+path+":s"); s.Duration() != 3*time.Second {
+		t.Errorf("trace:%s:s lasts %v, want 3s (arrivals at 0 and 2 s)", path, s.Duration())
+	}
+	if s := mustSchedule(t, "trace:"+path); s.Duration() != time.Second {
+		t.Errorf("trace:%s lasts %v, want 1s (arrivals at 0 and 2 ms)", path, s.Duration())
+	}
+	odd := writeTemp(t, "a:b.csv", "0\n1500\n")
+	if s := mustSchedule(t, "trace:"+odd); s.Duration() != 2*time.Second {
+		t.Errorf("trace:%s lasts %v, want 2s", odd, s.Duration())
+	}
+}
