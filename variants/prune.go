@@ -238,34 +238,24 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 	}
 
 	alive := make([]bool, len(order))
+	keptBy := make([]int, len(order)) // the dominator a kept variant's KeptBecause names; -1: none
 	for i := range alive {
-		alive[i] = true
+		alive[i], keptBy[i] = true, -1
 	}
 	for i, a := range order {
 		for j, b := range order {
 			if i == j || !alive[j] {
 				continue
 			}
-			worseAny, betterDims := false, []string(nil)
-			for _, d := range dims {
-				switch d.cmp(b, a) {
-				case worse:
-					worseAny = true
-				case better:
-					betterDims = append(betterDims, fmt.Sprintf("%s %s vs %s", d.name, d.show(b), d.show(a)))
-				}
-				if worseAny {
-					break
-				}
-			}
-			if worseAny {
+			betterDims, noWorse := beats(dims, b, a)
+			if !noWorse {
 				continue
 			}
 			if len(betterDims) > 0 {
 				if a.MaxBatch == largest && b.MaxBatch < largest {
-					if order[i].KeptBecause == "" {
-						order[i].KeptBecause = fmt.Sprintf("dominated by %s (better %s) but kept: it serves batches up to %d, %s only up to %d",
-							b.Name, strings.Join(betterDims, ", "), a.MaxBatch, b.Name, b.MaxBatch)
+					if keptBy[i] < 0 {
+						keptBy[i] = j
+						order[i].KeptBecause = keptDominated(a, b, betterDims)
 					}
 					continue
 				}
@@ -282,6 +272,24 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 			}
 		}
 	}
+	// A kept variant's reason names a variant that is itself kept: the one
+	// it named may have been dropped after, for a third. Name a kept one
+	// that dominates it, or, where none does, say nothing.
+	for i := range order {
+		if !alive[i] || keptBy[i] < 0 || alive[keptBy[i]] {
+			continue
+		}
+		order[i].KeptBecause = ""
+		for j, b := range order {
+			if !alive[j] || j == i || b.MaxBatch >= largest {
+				continue
+			}
+			if betterDims, noWorse := beats(dims, b, order[i]); noWorse && len(betterDims) > 0 {
+				order[i].KeptBecause = keptDominated(order[i], b, betterDims)
+				break
+			}
+		}
+	}
 	keepExact(order, alive, &dropped, tol)
 	for i, v := range order {
 		if alive[i] {
@@ -291,6 +299,27 @@ func Prune(vs []Costed, tol Tolerance) (kept []Costed, dropped []catalog.Dropped
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
 	sort.Slice(dropped, func(i, j int) bool { return dropped[i].Name < dropped[j].Name })
 	return kept, dropped
+}
+
+// beats compares b with a on dims: noWorse when b is worse on none, and
+// the dimensions b is better on, worded for a reason.
+func beats(dims []dimension, b, a Costed) (betterDims []string, noWorse bool) {
+	for _, d := range dims {
+		switch d.cmp(b, a) {
+		case worse:
+			return nil, false
+		case better:
+			betterDims = append(betterDims, fmt.Sprintf("%s %s vs %s", d.name, d.show(b), d.show(a)))
+		}
+	}
+	return betterDims, true
+}
+
+// keptDominated is the KeptBecause of a, which b dominates on betterDims
+// but cannot replace: a serves larger batches.
+func keptDominated(a, b Costed, betterDims []string) string {
+	return fmt.Sprintf("dominated by %s (better %s) but kept: it serves batches up to %d, %s only up to %d",
+		b.Name, strings.Join(betterDims, ", "), a.MaxBatch, b.Name, b.MaxBatch)
 }
 
 var optRank = map[string]int{"disabled": 0, "basic": 1, "extended": 2, "all": 3}

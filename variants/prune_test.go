@@ -480,3 +480,31 @@ func TestPruneExactModelIgnoresNoise(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneKeptBecauseNamesAKeptVariant: b16 is kept though b8a dominates
+// it, but b8a is itself dropped for b8b; the reason b16 gives names b8b,
+// which the registration kept, not b8a, which it did not.
+func TestPruneKeptBecauseNamesAKeptVariant(t *testing.T) {
+	const mib = 1 << 20
+	b8a := costed("b8a", 95, 1, 4, 2000, 10*mib, 1000, 0.05, 8)
+	b8b := costed("b8b", 95, 1, 2, 3000, 8*mib, 1000, 0.05, 8)
+	b16 := costed("b16", 95, 1, 8, 2000, 10*mib, 1000, 0.05, 16)
+	kept, dropped := Prune([]Costed{b8a, b8b, b16}, DefaultTolerance)
+	if keptNames(kept) != "b16,b8b" {
+		t.Fatalf("kept %s, want b16,b8b (dropped %v)", keptNames(kept), dropped)
+	}
+	for _, k := range kept {
+		if k.Name == "b16" && (!strings.Contains(k.KeptBecause, "dominated by b8b") || strings.Contains(k.KeptBecause, "b8a")) {
+			t.Errorf("b16 kept because %q; want it to name b8b, the kept variant that dominates it", k.KeptBecause)
+		}
+	}
+	// With nothing kept that dominates it, a kept variant gives no reason.
+	b8c := costed("b8c", 99, 1, 2, 3000, 8*mib, 1000, 0.05, 8) // beats b8a and b8b; more accurate, slower at b1 than b16x
+	b16x := costed("b16x", 95, 0.5, 8, 2000, 10*mib, 1000, 0.05, 16)
+	kept, dropped = Prune([]Costed{b8a, b8c, b16x}, DefaultTolerance)
+	for _, k := range kept {
+		if k.Name == "b16x" && strings.Contains(k.KeptBecause, "b8a") {
+			t.Errorf("b16x kept because %q, naming b8a, which was dropped (%v)", k.KeptBecause, dropped)
+		}
+	}
+}
