@@ -76,7 +76,16 @@ type Summary struct {
 	Statuses map[string]int `json:"statuses"`
 	// Variants counts answered requests by serving variant.
 	Variants map[string]int `json:"variants,omitempty"`
-	Sets     []SetSummary   `json:"sets"`
+	// Where the answers' time went by the server's own account, over
+	// the Timed answers that gave one: mean time queued in a worker
+	// (batching included), computing there, and the rest of their
+	// latency — outside the workers (the network, HTTP or gRPC, the
+	// controller, the generator itself).
+	Timed         int          `json:"timed,omitempty"`
+	QueueMeanMs   float64      `json:"queue_mean_ms,omitempty"`
+	ComputeMeanMs float64      `json:"compute_mean_ms,omitempty"`
+	OutsideMeanMs float64      `json:"outside_mean_ms,omitempty"`
+	Sets          []SetSummary `json:"sets"`
 }
 
 // collector gathers a run's events. Seconds are closed in order once time
@@ -94,6 +103,8 @@ type collector struct {
 	variants map[string]int
 	statuses map[string]int
 	maxLag   time.Duration
+	// sums over the answers that gave their timing, in ms
+	timedQueue, timedCompute, timedLatency float64
 }
 
 type second struct {
@@ -167,6 +178,12 @@ func (c *collector) done(t time.Duration, set int, target time.Duration, o Outco
 			s.row.Violations++
 			c.sum.Violations++
 			st.Violations++
+		}
+		if t := o.Served; t.Known {
+			c.sum.Timed++
+			c.timedQueue += t.QueueMs
+			c.timedCompute += t.ComputeMs
+			c.timedLatency += ms(latency)
 		}
 		if o.Variant != "" {
 			if s.row.Variants == nil {
@@ -242,6 +259,10 @@ func (c *collector) summary(elapsed time.Duration) (Summary, []Row) {
 		s.ThroughputQPS = float64(s.Answered) / s.ElapsedS
 	}
 	s.MaxLagMs = ms(c.maxLag)
+	if n := float64(s.Timed); n > 0 {
+		s.QueueMeanMs, s.ComputeMeanMs = c.timedQueue/n, c.timedCompute/n
+		s.OutsideMeanMs = max(c.timedLatency/n-s.QueueMeanMs-s.ComputeMeanMs, 0)
+	}
 	s.Statuses = c.statuses
 	if len(c.variants) > 0 {
 		s.Variants = c.variants

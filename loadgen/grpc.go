@@ -48,20 +48,23 @@ func (s *GRPCSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", set.Model, err)
 	}
-	if len(md.GetInputs()) == 0 {
-		return nil, fmt.Errorf("model %s has no inputs", set.Model)
-	}
-	rng := rand.New(rand.NewPCG(s.seed, 0))
-	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(params(set))}
-	for _, in := range md.GetInputs() {
-		syn, err := makeSynthetic(client.TensorMetadata{Name: in.GetName(), Datatype: in.GetDatatype(), Shape: in.GetShape()}, set.BatchSize(), set.Shapes[in.GetName()], rng)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", set.Model, err)
+	meta := func(ts []*pb.ModelMetadataResponse_TensorMetadata) []client.TensorMetadata {
+		out := make([]client.TensorMetadata, len(ts))
+		for i, t := range ts {
+			out[i] = client.TensorMetadata{Name: t.GetName(), Datatype: t.GetDatatype(), Shape: t.GetShape()}
 		}
+		return out
+	}
+	syn, err := makeInputs(set.Model, meta(md.GetInputs()), meta(md.GetOutputs()), set, rand.New(rand.NewPCG(s.seed, 0)))
+	if err != nil {
+		return nil, err
+	}
+	req := &pb.ModelInferRequest{ModelName: set.Model, Parameters: protoParams(params(set))}
+	for _, x := range syn {
 		req.Inputs = append(req.Inputs, &pb.ModelInferRequest_InferInputTensor{
-			Name: in.GetName(), Datatype: in.GetDatatype(), Shape: syn.shape,
+			Name: x.spec.Name, Datatype: x.spec.Datatype, Shape: x.shape,
 		})
-		req.RawInputContents = append(req.RawInputContents, syn.raw())
+		req.RawInputContents = append(req.RawInputContents, x.raw())
 	}
 	return &Prepared{Set: set, Body: req}, nil
 }
@@ -77,7 +80,12 @@ func (s *GRPCSender) Send(ctx context.Context, p *Prepared) Outcome {
 		return grpcFailure(ctx, err)
 	}
 	o := Outcome{Result: Answered, Status: codes.OK.String()}
-	if v := resp.GetParameters()["variant"].GetStringParam(); v != "" {
+	ps := resp.GetParameters()
+	if q, c := ps["queue_ms"], ps["compute_ms"]; q != nil && c != nil {
+		o.Served = Timing{Known: true, QueueMs: q.GetDoubleParam(), ComputeMs: c.GetDoubleParam(),
+			BatchSize: int(ps["batch_size"].GetInt64Param()), Replica: ps["replica"].GetStringParam(), Worker: ps["worker"].GetStringParam()}
+	}
+	if v := ps["variant"].GetStringParam(); v != "" {
 		o.Variant = v
 	} else if n := resp.GetModelName(); n != req.GetModelName() {
 		o.Variant = n

@@ -70,17 +70,13 @@ func (s *HTTPSender) Prepare(ctx context.Context, set RequirementSet) (*Prepared
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", set.Model, err)
 	}
-	if len(info.Inputs) == 0 {
-		return nil, fmt.Errorf("model %s has no inputs", set.Model)
+	syn, err := makeInputs(set.Model, info.Inputs, info.Outputs, set, rand.New(rand.NewPCG(s.seed, 0)))
+	if err != nil {
+		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(s.seed, 0))
-	ins := make([]client.InferInput, len(info.Inputs))
-	for i, in := range info.Inputs {
-		syn, err := makeSynthetic(in, set.BatchSize(), set.Shapes[in.Name], rng)
-		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", set.Model, err)
-		}
-		if ins[i], err = syn.jsonInput(); err != nil {
+	ins := make([]client.InferInput, len(syn))
+	for i := range syn {
+		if ins[i], err = syn[i].jsonInput(); err != nil {
 			return nil, fmt.Errorf("model %s: %w", set.Model, err)
 		}
 	}
@@ -118,7 +114,7 @@ func (s *HTTPSender) Send(ctx context.Context, p *Prepared) Outcome {
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		o.Result = Answered
-		o.Variant = answerVariant(resp.Header, data, p.Set.Model)
+		o.Variant, o.Served = answerParams(resp.Header, data, p.Set.Model)
 		return o
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code == http.StatusUnprocessableEntity:
 		o.Result = Refused
@@ -129,9 +125,10 @@ func (s *HTTPSender) Send(ctx context.Context, p *Prepared) Outcome {
 	return o
 }
 
-// variant reads the serving variant from an answer: the "variant"
-// parameter, else a model_name other than the one asked for.
-func answerVariant(h http.Header, data []byte, asked string) string {
+// answerParams reads the serving variant from an answer — the "variant"
+// parameter, else a model_name other than the one asked for — and the
+// server's timing parameters.
+func answerParams(h http.Header, data []byte, asked string) (string, Timing) {
 	if v := h.Get(headerJSONLength); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= len(data) {
 			data = data[:n]
@@ -140,19 +137,30 @@ func answerVariant(h http.Header, data []byte, asked string) string {
 	var r struct {
 		ModelName  string `json:"model_name"`
 		Parameters struct {
-			Variant any `json:"variant"`
+			Variant   any      `json:"variant"`
+			QueueMs   *float64 `json:"queue_ms"`
+			ComputeMs *float64 `json:"compute_ms"`
+			BatchSize int      `json:"batch_size"`
+			Replica   any      `json:"replica"`
+			Worker    any      `json:"worker"`
 		} `json:"parameters"`
 	}
 	if json.Unmarshal(data, &r) != nil {
-		return ""
+		return "", Timing{}
+	}
+	var t Timing
+	if q, c := r.Parameters.QueueMs, r.Parameters.ComputeMs; q != nil && c != nil {
+		t = Timing{Known: true, QueueMs: *q, ComputeMs: *c, BatchSize: r.Parameters.BatchSize}
+		t.Replica, _ = r.Parameters.Replica.(string)
+		t.Worker, _ = r.Parameters.Worker.(string)
 	}
 	if v, ok := r.Parameters.Variant.(string); ok && v != "" {
-		return v
+		return v, t
 	}
 	if r.ModelName != asked {
-		return r.ModelName
+		return r.ModelName, t
 	}
-	return ""
+	return "", t
 }
 
 // errorMessage is the {"error": "..."} of an answer, or its start.

@@ -77,6 +77,10 @@ func FormatSummary(s Summary) string {
 	b.WriteByte('\n')
 	fmt.Fprintf(&b, "latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, mean %.2f ms, max %.2f ms\n",
 		s.P50Ms, s.P99Ms, s.P999Ms, s.MeanMs, s.MaxMs)
+	if s.Timed > 0 {
+		fmt.Fprintf(&b, "by the server's account (%d answers): %.2f ms queued in a worker, %.2f ms computing, %.2f ms outside the workers on average\n",
+			s.Timed, s.QueueMeanMs, s.ComputeMeanMs, s.OutsideMeanMs)
+	}
 	if len(s.Statuses) > 0 {
 		keys := make([]string, 0, len(s.Statuses))
 		for k := range s.Statuses {

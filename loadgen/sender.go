@@ -53,6 +53,18 @@ func (r Result) String() string {
 	return "failed"
 }
 
+// Timing is what an infaas answer's parameters say of its time in the
+// worker: queued (batching included) and computing, and the batch it ran
+// in. Known is false when the answer did not say (another OIP server).
+type Timing struct {
+	Known     bool
+	QueueMs   float64
+	ComputeMs float64
+	BatchSize int
+	Replica   string
+	Worker    string
+}
+
 // Outcome is what a Sender saw of one request.
 type Outcome struct {
 	Result Result
@@ -62,6 +74,9 @@ type Outcome struct {
 	// Variant is the variant that served an answered request, when the
 	// answer says ("" otherwise).
 	Variant string
+	// Served is the server's own account of where an answered request
+	// spent its time, when the answer gives one (infaas's answers do).
+	Served Timing
 	// Err is the error of a request not answered, for the log.
 	Err error
 }

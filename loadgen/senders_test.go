@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -204,8 +205,9 @@ func TestHTTPStatuses(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"model_name": "echo.v7", "outputs": []}`)
 		default:
-			w.Header().Set(headerJSONLength, "39")
-			fmt.Fprint(w, `{"parameters": {"variant": "binary.v"}}`+"\x00\x01raw")
+			js := `{"parameters": {"variant": "binary.v", "queue_ms": 1.5, "compute_ms": 2.25, "batch_size": 4, "replica": "r1", "worker": "w2"}}`
+			w.Header().Set(headerJSONLength, strconv.Itoa(len(js)))
+			fmt.Fprint(w, js+"\x00\x01raw")
 		}
 	})
 	srv := httptest.NewServer(mux)
@@ -218,19 +220,20 @@ func TestHTTPStatuses(t *testing.T) {
 		result  Result
 		status  string
 		variant string
+		served  Timing
 	}{
-		{"limited", Refused, "429", ""},
-		{"gateway", Failed, "502", ""},
-		{"echo", Answered, "200", "echo.v7"},
-		{"binary", Answered, "200", "binary.v"},
+		{"limited", Refused, "429", "", Timing{}},
+		{"gateway", Failed, "502", "", Timing{}},
+		{"echo", Answered, "200", "echo.v7", Timing{}},
+		{"binary", Answered, "200", "binary.v", Timing{Known: true, QueueMs: 1.5, ComputeMs: 2.25, BatchSize: 4, Replica: "r1", Worker: "w2"}},
 	} {
 		p, err := s.Prepare(ctx, RequirementSet{Weight: 1, Model: tt.model})
 		if err != nil {
 			t.Fatal(err)
 		}
 		o := s.Send(ctx, p)
-		if o.Result != tt.result || o.Status != tt.status || o.Variant != tt.variant {
-			t.Errorf("%s: %+v, want %v %s %q", tt.model, o, tt.result, tt.status, tt.variant)
+		if o.Result != tt.result || o.Status != tt.status || o.Variant != tt.variant || o.Served != tt.served {
+			t.Errorf("%s: %+v, want %v %s %q %+v", tt.model, o, tt.result, tt.status, tt.variant, tt.served)
 		}
 	}
 
