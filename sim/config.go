@@ -59,9 +59,24 @@ type Config struct {
 	Seed     uint64
 
 	// Noise scales the spread of service times (see serviceTime): 1
-	// reproduces the profile's p50 and p99, 0 makes every batch take
-	// exactly its p50.
+	// reproduces the profile's p50 and p99 (or ServiceShape's spread), 0
+	// makes every batch take exactly its p50.
 	Noise float64
+	// ServiceShape, when set, replaces the profiles' spread with a
+	// measured one: each batch's time over its profile's p50, as a live
+	// host's workers ran them (the tail a shared machine adds: a worker
+	// descheduled mid-batch, a cache cold after a neighbour ran). Each
+	// batch draws one uniformly, divided by their mean — the shape, not
+	// the level, which stays the profile's p50 times ComputeScale.
+	ServiceShape []float64
+	// ServiceShapeBlock is the mean number of consecutive batches a
+	// replica takes from ServiceShape in its measured order before it
+	// jumps to a random entry (a stationary block bootstrap): a shared
+	// host's slow stretches last several batches, and a run of slow
+	// batches queues up — and makes the replicas' slowness, and so the
+	// admission control, react — as independent ones do not. 0 or 1:
+	// every batch draws independently.
+	ServiceShapeBlock float64
 	// Interference slows the replicas of some workers for a while.
 	Interference []Interference
 	// Overhead is the median time a query spends outside the worker
@@ -178,6 +193,10 @@ func (c *Config) validate() error {
 		return errors.New("sim: the queue bound must be positive")
 	case c.Noise < 0:
 		return errors.New("sim: noise must not be negative")
+	case c.ServiceShapeBlock < 0 || math.IsNaN(c.ServiceShapeBlock) || math.IsInf(c.ServiceShapeBlock, 0):
+		return errors.New("sim: a service shape's block length is a finite number ≥ 0")
+	case !validShape(c.ServiceShape):
+		return errors.New("sim: a service shape holds finite ratios > 0")
 	case c.ComputeScale < 0 || math.IsNaN(c.ComputeScale) || math.IsInf(c.ComputeScale, 0):
 		return errors.New("sim: the compute scale must be a finite number ≥ 0 (0: as profiled)")
 	}
@@ -195,4 +214,15 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// validShape says whether every ratio of a service shape is finite and
+// positive.
+func validShape(r []float64) bool {
+	for _, x := range r {
+		if !(x > 0) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
 }

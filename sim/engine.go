@@ -40,6 +40,7 @@ type replica struct {
 	w       *simWorker
 	reserve int64
 	cores   int
+	shapeAt int // the Config.ServiceShape entry its last batch took
 
 	loading  bool
 	loadAt   int64 // when the load started
@@ -134,6 +135,8 @@ type engine struct {
 	// Σ service time and Σ profiled p50 of the batches executed, ms
 	// (Result.ComputeOverP50).
 	sumCompute, sumP50 float64
+	// shapeMean is Config.ServiceShape's mean.
+	shapeMean float64
 
 	// Arrivals over the last second, in tenths (for HostCPUPerQuery).
 	recent     [10]int
@@ -168,6 +171,9 @@ func newEngine(cfg Config) (*engine, error) {
 		variants: map[string]*catalog.Variant{}, traffic: autoscale.NewTrafficLog(10 * time.Second)}
 	e.res = &Result{Policy: cfg.Policy.Name, Actions: map[string]int{}, RefusedWhy: map[string]int64{}, Assumptions: cfg.Assumptions}
 	e.cur.served = map[string]int{}
+	for _, r := range cfg.ServiceShape {
+		e.shapeMean += r / float64(len(cfg.ServiceShape))
+	}
 	for i := range cfg.Variants {
 		e.variants[cfg.Variants[i].Name] = &cfg.Variants[i]
 	}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/infaas/infaas/autoscale"
 	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/health"
@@ -77,8 +76,7 @@ func (e *engine) note(now time.Time, d *selection.Decision) {
 	if d.Unplaced >= 0 {
 		unplaced = e.snap.Variant(d.Unplaced).Hardware
 	}
-	e.traffic.Note(now, variant, autoscale.Traffic{LatencyMs: e.sreq.LatencyMs, MinAccuracy: e.sreq.MinAccuracy,
-		Pinned: e.sreq.Kind == selection.KindVariant}, unplaced)
+	e.traffic.Note(now, variant, e.sreq.Asked(), unplaced)
 }
 
 // deliver is a query reaching its replica's worker.
@@ -116,22 +114,29 @@ func (e *engine) admit(rep *replica, i int32) {
 		return
 	}
 	if err := batching.Admit(e.time(), r.samples, deadline, rep.queued, rep.executing, e.cfg.QueueBound, rep.costNow()); err != nil {
-		rep.mon.Refused()
+		rep.mon.Refused(health.Asked{})
 		rep.live.Add(-int64(r.samples))
 		e.refuse(i, "overloaded")
 		return
 	}
 	rep.queue = append(rep.queue, i)
 	rep.queued += r.samples
-	rep.mon.Admitted(rep.queued)
+	rep.mon.Admitted(rep.queued, health.Asked{})
 	e.plan(rep)
 }
 
 // plan is the worker's batcher: run the head of the queue now, or wait
 // for more while every request's slack allows.
 func (e *engine) plan(rep *replica) {
+	for !e.planOnce(rep) {
+	}
+}
+
+// planOnce is one turn of the batcher. It returns false when it shed the
+// whole batch it took, so the batcher must look at the queue again.
+func (e *engine) planOnce(rep *replica) bool {
 	if rep.executing > 0 || rep.head == len(rep.queue) {
-		return
+		return true
 	}
 	q := rep.planned[:0]
 	for _, i := range rep.queue[rep.head:min(len(rep.queue), rep.head+rep.maxBatch+1)] {
@@ -149,18 +154,40 @@ func (e *engine) plan(rep *replica) {
 			rep.wakeGen++
 			e.evq.push(event{at: e.now + int64(p.Wait), kind: evWake, ref: rep.slot, gen: rep.wakeGen})
 		}
-		return
+		return true
 	}
-	rep.batch = append(rep.batch[:0], rep.queue[rep.head:rep.head+p.N]...)
+	// Requests whose deadline passed while they queued are shed, not run
+	// (worker.replica.loop).
+	now := e.time()
+	batch, samples := rep.batch[:0], 0
+	for k, i := range rep.queue[rep.head : rep.head+p.N] {
+		if batching.Expired(now, q[k]) {
+			rep.mon.Refused(health.Asked{})
+			rep.live.Add(-int64(e.reqs[i].samples))
+			e.refuse(i, "shed: deadline passed in the queue")
+			continue
+		}
+		batch = append(batch, i)
+		samples += e.reqs[i].samples
+	}
+	rep.batch = batch
 	rep.head += p.N
 	if rep.head == len(rep.queue) {
 		rep.queue, rep.head = rep.queue[:0], 0
 	}
 	rep.queued -= p.Samples
-	rep.executing = p.Samples
-	rep.compute = e.serviceTime(rep, p.Samples)
+	if len(batch) == 0 {
+		if rep.draining && rep.head == len(rep.queue) {
+			e.remove(rep)
+			return true
+		}
+		return false
+	}
+	rep.executing = samples
+	rep.compute = e.serviceTime(rep, samples)
 	rep.wakeGen++ // a wake planned for this batch is moot
 	e.evq.push(event{at: e.now + int64(rep.compute), kind: evBatchDone, ref: rep.slot})
+	return true
 }
 
 // Service-time model: measured CPU inference times are not log-normal;
@@ -175,17 +202,27 @@ const (
 	tailShare  = 0.02
 )
 
-// serviceTime draws how long a batch of n takes (see the model above;
-// Noise scales the body's spread and the tail's length, 0 makes every batch
-// take its p50), times the worker's interference factor and the host's
-// (Config.HostCPUPerQuery) now, and Config.ComputeScale.
+// serviceTime draws how long a batch of n takes (see the model above, or
+// Config.ServiceShape when given; Noise scales the spread and the tail's
+// length, 0 makes every batch take its p50), times the worker's
+// interference factor and the host's (Config.HostCPUPerQuery) now, and
+// Config.ComputeScale.
 func (e *engine) serviceTime(rep *replica, n int) time.Duration {
 	n = min(max(n, 1), len(rep.p50)-1)
 	ms := rep.p50[n]
 	if noise := e.cfg.Noise; noise > 0 {
-		if e.rng.Float64() < tailShare {
+		switch shape := e.cfg.ServiceShape; {
+		case len(shape) > 0:
+			if b := e.cfg.ServiceShapeBlock; b > 1 && e.rng.Float64()*b >= 1 {
+				rep.shapeAt = (rep.shapeAt + 1) % len(shape)
+			} else {
+				rep.shapeAt = e.rng.IntN(len(shape))
+			}
+			r := shape[rep.shapeAt] / e.shapeMean
+			ms *= max(1+noise*(r-1), 0.05)
+		case e.rng.Float64() < tailShare:
 			ms += 2 * e.rng.Float64() * (rep.p99[n] - rep.p50[n]) * noise
-		} else {
+		default:
 			ms *= math.Exp(bodySpread * noise * e.rng.NormFloat64())
 		}
 	}
@@ -238,11 +275,18 @@ func (e *engine) batchDone(rep *replica) {
 func (e *engine) answer(i int32, at int64) {
 	r := &e.reqs[i]
 	d := time.Duration(at - r.arrival)
+	late := r.target > 0 && float64(d) > r.target*float64(time.Millisecond)
+	if late && e.cfg.Mix[r.set].Strict {
+		// Strict means strict: the controller withholds a late answer
+		// and the client is told to retry (controller.attempt).
+		e.refuse(i, "strict: answered after its target")
+		return
+	}
 	e.res.Answered++
 	e.cur.answered++
 	e.res.latency.Record(d)
 	e.cur.latency.Record(d)
-	if r.target > 0 && float64(d) > r.target*float64(time.Millisecond) {
+	if late {
 		e.res.Late++
 		e.cur.late++
 	}
@@ -310,6 +354,9 @@ func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
 	rep := &replica{id: fmt.Sprintf("%s#%d", v.Name, e.nextID), slot: int32(len(e.slots)), variant: &on, w: w,
 		reserve: catalog.MemoryNeed(on.Profile, on.FileBytes), cores: coresOf(on), loading: true, loadAt: e.now,
 		maxBatch: max(on.MaxBatch, 1), slowness: 1, lastRun: -1, eng: e}
+	if n := len(e.cfg.ServiceShape); n > 0 {
+		rep.shapeAt = e.rng.IntN(n) // replicas walk the measured order from different places
+	}
 	rep.p50 = make([]float64, rep.maxBatch+1)
 	rep.p99 = make([]float64, rep.maxBatch+1)
 	for b := 1; b <= rep.maxBatch; b++ {

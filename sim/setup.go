@@ -31,6 +31,9 @@ type Setup struct {
 	Seed     uint64
 	// Noise is Config.Noise (1: the profiles' own spread).
 	Noise float64
+	// ServiceShape and ServiceShapeBlock are Config's.
+	ServiceShape      []float64
+	ServiceShapeBlock float64
 	// Overrides of DefaultConfig; zero values keep the defaults.
 	Overhead    time.Duration
 	OverheadP99 time.Duration
@@ -44,7 +47,12 @@ type Setup struct {
 	HostCPUBase time.Duration
 	// ComputeScale is Config.ComputeScale (0: as profiled).
 	ComputeScale float64
-	Models       *autoscale.Config
+	// Provision is Config.Provision: replicas loaded before the first
+	// query (variant name → count), e.g. the state a live cluster is in
+	// when a simulation takes over from it. A policy that provisions
+	// statically (Clipper+) replaces it with its own.
+	Provision map[string]int
+	Models    *autoscale.Config
 }
 
 // Comparison is the policies a --compare runs: infaas, infaas without
@@ -61,6 +69,7 @@ func (s Setup) Config(policy string) (Config, error) {
 	cfg.Policy = p
 	cfg.Seed = max(s.Seed, 1)
 	cfg.Noise = s.Noise
+	cfg.ServiceShape, cfg.ServiceShapeBlock = s.ServiceShape, s.ServiceShapeBlock
 	if s.Overhead > 0 {
 		cfg.Overhead = s.Overhead
 	}
@@ -73,6 +82,7 @@ func (s Setup) Config(policy string) (Config, error) {
 	cfg.HostCPUPerQuery = s.HostCPUPerQuery
 	cfg.HostCPUBase = s.HostCPUBase
 	cfg.ComputeScale = s.ComputeScale
+	cfg.Provision = s.Provision
 	cfg.Architectures = s.Catalog.Architectures
 	switch s.Hardware {
 	case "paper":

@@ -313,3 +313,152 @@ func TestComputeScale(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceShape: a measured shape of batch times replaces the
+// profiles' spread. Its level is not taken: batches still take their p50s
+// on average (a shape of 1s and 3s is 0.5 and 1.5 × the p50). Its tail
+// is: with 4 % of the batches 20 × the shape's mean, about 4 % of the
+// answers miss a target the profiles' own spread never misses. Noise 0
+// turns it off; a ratio that is not a finite positive number is refused.
+func TestServiceShape(t *testing.T) {
+	run := func(shape []float64, noise float64) *Result {
+		cfg := testConfig(t, "infaas", "constant:10:60s")
+		cfg.Mix[0].LatencyMs = 40
+		cfg.ServiceShape, cfg.Noise = shape, noise
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Answered < r.Sent*9/10 {
+			t.Fatalf("answered %d of %d", r.Answered, r.Sent)
+		}
+		return r
+	}
+	if r := run([]float64{1, 3}, 1); math.Abs(r.ComputeOverP50-1) > 0.06 {
+		t.Errorf("shape {1, 3}: batches ran %.3f × their p50s, want about 1", r.ComputeOverP50)
+	}
+	if r := run([]float64{1, 3}, 0); r.ComputeOverP50 != 1 {
+		t.Errorf("shape {1, 3} without noise: batches ran %.6f × their p50s, want exactly 1", r.ComputeOverP50)
+	}
+	base := run(nil, 1).ViolationRate
+	tail := make([]float64, 100)
+	for i := range tail {
+		tail[i] = 1
+		if i%25 == 0 {
+			tail[i] = 101 // mean 5: 0.2 × p50 for most, 20.2 × for these
+		}
+	}
+	if v := run(tail, 1).ViolationRate; base > 0.005 || v < 0.02 || v > 0.065 {
+		t.Errorf("violation rate %.3f with 4%% of batches 20 × the mean, %.3f without: want about 0.04 and none", v, base)
+	}
+	// In blocks, the measured order is kept: a slow stretch of 100
+	// batches at 2.5 × the shape's mean queues up at a load that the same
+	// batches spread at random serve, and the p99 shows it.
+	stretch := make([]float64, 1000)
+	for i := range stretch {
+		stretch[i] = 1
+		if i < 100 {
+			stretch[i] = 3
+		}
+	}
+	p99 := func(block float64) float64 {
+		cfg := testConfig(t, "infaas", "constant:100:120s")
+		cfg.Workers = cfg.Workers[:1]
+		cfg.ServiceShape, cfg.ServiceShapeBlock, cfg.Autoscale = stretch, block, false
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.P99Ms
+	}
+	spread, kept := p99(0), p99(200)
+	t.Logf("p99 %.1f ms in blocks, %.1f ms at random", kept, spread)
+	if !(kept > 1.3*spread) {
+		t.Errorf("p99 %.1f ms with the slow stretch kept in blocks, %.1f ms drawn at random: want the blocks' far higher", kept, spread)
+	}
+	for _, bad := range [][]float64{{1, 0}, {math.NaN()}, {math.Inf(1)}, {-1}} {
+		cfg := testConfig(t, "infaas", "constant:10:1s")
+		cfg.ServiceShape = bad
+		if _, err := Run(cfg); err == nil || !strings.Contains(err.Error(), "service shape") {
+			t.Errorf("shape %v: %v, want a refusal that names the service shape", bad, err)
+		}
+	}
+}
+
+// TestSetupProvision: a simulation can start from replicas already
+// loaded — a live cluster's state — and serves them without a load; a
+// statically provisioned policy (Clipper+) provisions for itself.
+func TestSetupProvision(t *testing.T) {
+	cat, err := LoadCatalog("catalogs/convnets.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Setup{Catalog: cat, Hardware: "local", Workload: "constant:5:10s", Seed: 3, Noise: 1}
+	fresh, err := Compare(s, []string{"infaas"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh[0].Loads == 0 {
+		t.Fatalf("from nothing, no replica was loaded: %s", summary(fresh[0]))
+	}
+	served := fresh[0].Series[len(fresh[0].Series)-1].Variant
+	s.Provision = map[string]int{served: 2}
+	started, err := Compare(s, []string{"infaas"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := started[0]
+	if r.Loads != 0 || r.PeakReplicas < 2 || r.Answered != r.Sent {
+		t.Errorf("provisioned %s ×2: %d loads, peak %d replicas; %s", served, r.Loads, r.PeakReplicas, summary(r))
+	}
+	cfg, err := s.Config("clipper+")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.Provision) == fmt.Sprint(s.Provision) {
+		t.Errorf("Clipper+ kept the setup's provision %v instead of its own", cfg.Provision)
+	}
+	s.Provision = map[string]int{"no.such.variant": 1}
+	if _, err := Compare(s, []string{"infaas"}); err == nil || !strings.Contains(err.Error(), "no.such.variant") {
+		t.Errorf("unknown variant provisioned: %v", err)
+	}
+}
+
+// TestShedAndStrict: the simulated worker sheds a queued request whose
+// deadline passed before its batch started, as the live worker does, and
+// a strict request answered after its target is withheld, as the live
+// controller does. Batches run 3 × slower than profiled, so queues build
+// that admission (which believes the profile until the replica's slowness
+// shows) let in.
+func TestShedAndStrict(t *testing.T) {
+	run := func(target float64, strict bool) *Result {
+		cfg := testConfig(t, "infaas", "constant:150:20s")
+		cfg.Workers = cfg.Workers[:1]
+		cfg.ComputeScale = 3
+		cfg.Mix = workload.Mix{{Weight: 1, Model: "classification/toy", LatencyMs: target, Strict: strict}}
+		r, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("target %v strict %v: sent %d answered %d late %d refused %v", target, strict, r.Sent, r.Answered, r.Late, r.RefusedWhy)
+		return r
+	}
+	const shed, withheld = "shed: deadline passed in the queue", "strict: answered after its target"
+	r := run(60, false)
+	if r.RefusedWhy[shed] == 0 {
+		t.Errorf("no request shed with batches 3 × slower than profiled: refused %v", r.RefusedWhy)
+	}
+	if r.RefusedWhy[withheld] != 0 {
+		t.Errorf("a request that is not strict was withheld: %v", r.RefusedWhy)
+	}
+	s := run(60, true)
+	if s.Late != 0 {
+		t.Errorf("%d strict requests answered late", s.Late)
+	}
+	if s.RefusedWhy[withheld] == 0 && r.Late > 0 {
+		t.Errorf("%d late answers without strict, none withheld with it: %v", r.Late, s.RefusedWhy)
+	}
+	if n := run(0, false); n.RefusedWhy[shed] != 0 {
+		t.Errorf("requests without a target shed: %v", n.RefusedWhy)
+	}
+}
