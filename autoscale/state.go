@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 )
 
 // State is what both autoscalers read: the catalog's variants and classes,
@@ -83,15 +84,7 @@ func (r Replica) Busy() bool { return r.Demand > 0 || r.Outstanding > 0 }
 
 // Traffic is the requirements of the requests a variant served, over the
 // recent window: what any replacement must also meet.
-type Traffic struct {
-	// LatencyMs is the tightest latency target among them; 0: none stated.
-	LatencyMs float64
-	// MinAccuracy is the highest accuracy floor among them.
-	MinAccuracy float64
-	// Pinned: some requests named the variant itself; it is never
-	// switched away from, only replicated.
-	Pinned bool
-}
+type Traffic = health.Asked
 
 // Kind is what an action does.
 type Kind string

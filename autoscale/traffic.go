@@ -38,8 +38,7 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 	defer t.mu.Unlock()
 	t.rotate(now)
 	if variant != "" {
-		e, seen := t.cur[variant]
-		t.cur[variant] = merge(e, seen, want)
+		t.cur[variant] = t.cur[variant].Merge(want)
 	}
 	if unplacedClass != "" {
 		t.unplaced[unplacedClass]++
@@ -62,19 +61,6 @@ func (t *TrafficLog) rotate(now time.Time) {
 	}
 }
 
-// merge folds b into a (seen: a holds something).
-func merge(a Traffic, seen bool, b Traffic) Traffic {
-	if !seen {
-		return b
-	}
-	if b.LatencyMs > 0 && (a.LatencyMs == 0 || b.LatencyMs < a.LatencyMs) {
-		a.LatencyMs = b.LatencyMs
-	}
-	a.MinAccuracy = max(a.MinAccuracy, b.MinAccuracy)
-	a.Pinned = a.Pinned || b.Pinned
-	return a
-}
-
 // Snapshot returns the traffic of the last one to two windows, and the
 // unplaced loads since the last call (which it resets).
 func (t *TrafficLog) Snapshot(now time.Time) (map[string]Traffic, map[string]int) {
@@ -84,8 +70,7 @@ func (t *TrafficLog) Snapshot(now time.Time) (map[string]Traffic, map[string]int
 	out := make(map[string]Traffic, len(t.cur)+len(t.prev))
 	for _, m := range []map[string]Traffic{t.prev, t.cur} {
 		for k, v := range m {
-			e, seen := out[k]
-			out[k] = merge(e, seen, v)
+			out[k] = out[k].Merge(v)
 		}
 	}
 	un := t.unplaced

@@ -102,6 +102,13 @@ func PlanBatch(now time.Time, q []Queued, maxBatch int, maxDelay time.Duration, 
 	return Plan{Wait: until.Sub(now), Why: "waiting for more"}
 }
 
+// Expired says whether a queued request's deadline passed before its
+// batch started: the worker sheds it (refuses it with ErrOverloaded)
+// instead of answering it late, so the client can retry elsewhere at once.
+func Expired(now time.Time, q Queued) bool {
+	return !q.Deadline.IsZero() && now.After(q.Deadline)
+}
+
 // Admit decides whether a request of samples samples with deadline may
 // join a queue that holds queuedSamples waiting and executingSamples
 // running. It refuses with ErrOverloaded when the queue bound would be

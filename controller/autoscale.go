@@ -14,6 +14,7 @@ import (
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/health"
+	"github.com/infaas/infaas/metadata"
 	"github.com/infaas/infaas/provider"
 	"github.com/infaas/infaas/worker"
 )
@@ -125,7 +126,15 @@ func (c *Controller) autoscaleStep(ctx context.Context, now time.Time) {
 		return
 	}
 	c.watchFlags()
-	if c.scale.leading != nil && !c.scale.leading() {
+	leading := c.scale.leading == nil || c.scale.leading()
+	if !leading || c.scale.cluster == nil {
+		// Another controller adds the workers: pool the loads this one's
+		// queries could not place, for it to take.
+		c.shareUnplaced(ctx, st.Unplaced)
+	} else {
+		c.takeUnplaced(ctx, &st)
+	}
+	if !leading {
 		return
 	}
 	var shortages []autoscale.Shortage
@@ -143,10 +152,42 @@ func (c *Controller) autoscaleStep(ctx context.Context, now time.Time) {
 	}
 }
 
+// shareUnplaced pools counts in the metadata store when it is shared
+// (metadata.UnplacedLog), for the controller that adds workers.
+func (c *Controller) shareUnplaced(ctx context.Context, counts map[string]int) {
+	pool, ok := c.store.(metadata.UnplacedLog)
+	if !ok || len(counts) == 0 {
+		return
+	}
+	if err := pool.AddUnplaced(ctx, counts); err != nil {
+		c.log.Debug("pool unplaced loads for the scaling controller", "err", err, "counts", counts)
+	}
+}
+
+// takeUnplaced adds the loads other controllers pooled to st.Unplaced.
+func (c *Controller) takeUnplaced(ctx context.Context, st *autoscale.State) {
+	pool, ok := c.store.(metadata.UnplacedLog)
+	if !ok {
+		return
+	}
+	shared, err := pool.TakeUnplaced(ctx)
+	if err != nil {
+		c.log.Debug("take the unplaced loads other controllers pooled", "err", err)
+		return
+	}
+	for class, n := range shared {
+		if st.Unplaced == nil {
+			st.Unplaced = map[string]int{}
+		}
+		st.Unplaced[class] += n
+	}
+}
+
 // autoscaleState builds the autoscalers' view: the catalog, every worker
 // with what it reports (and the loads this controller started that its
-// report does not show yet), the traffic's requirements and the placement
-// failures since the last step.
+// report does not show yet), the traffic's requirements (this controller's
+// decisions, merged with what the workers' replicas were asked by any
+// controller) and the placement failures since the last step.
 func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 	v := c.view.Load()
 	if v == nil {
@@ -191,6 +232,16 @@ func (c *Controller) autoscaleState(now time.Time) (autoscale.State, bool) {
 				Loading: r.State == worker.StateLoading, Draining: r.State == worker.StateDraining,
 				Interfered: r.Health.Interfered, Overloaded: r.Health.Overloaded,
 				Demand: health.Demand(r.Stats), Outstanding: r.Stats.Outstanding(), Slowness: r.Stats.Slowness})
+			// What the requests the worker received asked — every
+			// controller's, not only this one's (the traffic log holds
+			// this controller's own decisions). Only what was stated:
+			// a variant nobody's traffic is known for keeps the
+			// autoscaler's cautious default (its own accuracy as the
+			// floor), and a request that stated nothing, or came from a
+			// controller that does not say, must not lift it.
+			if a := r.Stats.Asked; a != (health.Asked{}) {
+				st.Traffic[r.Variant] = st.Traffic[r.Variant].Merge(a)
+			}
 		}
 		for _, l := range loads {
 			if l.worker == ws.ID && !l.visible(ws) {
@@ -259,7 +310,7 @@ func (c *Controller) watchFlags() {
 			c.scale.flags[key] = r.Health
 			c.scale.mu.Unlock()
 			e := events.Event{Source: sourceMonitor, Architecture: r.Architecture, Variant: r.Variant, Worker: ws.ID, Class: ws.Hardware.Name,
-				Numbers: map[string]float64{"compute_p99_ms": float64(r.Stats.ComputeP99) / 1e6, "inferences_per_second": r.Stats.InferencesPerSecond,
+				Numbers: map[string]float64{"compute_p99_ms": float64(r.Stats.ComputeP99) / 1e6, "compute_mean_ms": float64(r.Stats.ComputeMean) / 1e6, "inferences_per_second": r.Stats.InferencesPerSecond,
 					"outstanding": float64(r.Stats.Outstanding())}}
 			msg := strings.Join(r.Health.Reasons, "; ")
 			switch {
@@ -320,7 +371,12 @@ func (c *Controller) do(ctx context.Context, source string, a autoscale.Action) 
 		if strings.HasPrefix(a.Replica, "loading:") {
 			return // not a replica yet; the next step sees it
 		}
+		// Out of routing first, so that no request is sent to it while
+		// it drains.
+		c.leave(a.Worker, a.Replica)
+		c.refreshState()
 		if err := w.Unload(a.Replica); err != nil && !errors.Is(err, worker.ErrUnknownReplica) {
+			c.stay(a.Worker, a.Replica)
 			failed(err)
 		}
 		c.refreshState()

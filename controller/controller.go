@@ -100,6 +100,11 @@ type Controller struct {
 	mu       sync.Mutex
 	loads    map[string]*loadOp // variant@worker → in flight
 	finished map[string]*loadOp // variant@worker → the last load that finished
+	// leaving holds replicas known to be going (worker/replica → since):
+	// this controller asked for their unload, or a worker answered that
+	// one is draining or gone. The selection state leaves them out until
+	// the workers' reports catch up (leavingGrace).
+	leaving  map[string]time.Time
 	inflight map[string]*atomic.Int64
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -134,7 +139,7 @@ func New(cfg Config, store metadata.Store, workers []Worker, log *slog.Logger) (
 	m := cfg.Metrics
 	c := &Controller{
 		cfg: cfg, store: store, policy: pol, log: log, now: time.Now,
-		refresh: make(chan struct{}, 1), profile: make(chan struct{}, 1), loads: map[string]*loadOp{}, finished: map[string]*loadOp{}, inflight: map[string]*atomic.Int64{},
+		refresh: make(chan struct{}, 1), profile: make(chan struct{}, 1), loads: map[string]*loadOp{}, finished: map[string]*loadOp{}, leaving: map[string]time.Time{}, inflight: map[string]*atomic.Int64{},
 		decisions: newDecisionLog(cfg.DecisionLog), bgCtx: context.Background(),
 		events:  events.NewLog(cfg.EventLog, func(e events.Event) { m.Action(e.Source, e.Action, e.Reason) }),
 		traffic: autoscale.NewTrafficLog(10 * time.Second),
@@ -341,6 +346,18 @@ func (c *Controller) state() selection.State {
 	for _, l := range c.loads {
 		loads = append(loads, l)
 	}
+	// Replicas known to be leaving (Controller.leaving) are left out.
+	var leaving map[string]bool
+	for key, since := range c.leaving {
+		if c.now().Sub(since) > leavingGrace {
+			delete(c.leaving, key)
+			continue
+		}
+		if leaving == nil {
+			leaving = map[string]bool{}
+		}
+		leaving[key] = true
+	}
 	// Loads that finished: their replica is ready even where the worker's
 	// last report, sent before the load returned, shows it loading or not
 	// at all. Without this a fresh replica reads as "loading" (its whole
@@ -351,7 +368,7 @@ func (c *Controller) state() selection.State {
 		switch {
 		case l.err != nil || c.now().Sub(l.ended) > finishedGrace:
 			delete(c.finished, key)
-		default:
+		case !leaving[l.worker+"/"+l.replica]:
 			readyNow[l.worker+"/"+l.replica] = l
 		}
 	}
@@ -365,7 +382,7 @@ func (c *Controller) state() selection.State {
 		free := ws.MemoryCapacity - ws.MemoryReserved
 		util := utilization(ws, variants)
 		for _, r := range ws.Replicas {
-			if r.State == worker.StateDraining {
+			if r.State == worker.StateDraining || leaving[ws.ID+"/"+r.ID] {
 				continue
 			}
 			// Outstanding samples: the worker's count (every controller's

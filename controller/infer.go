@@ -16,6 +16,7 @@ import (
 	"github.com/infaas/infaas/batching"
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/executor"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/selection"
 	"github.com/infaas/infaas/worker"
@@ -222,11 +223,12 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 	if !errors.As(err, &gone) {
 		return resp, err
 	}
-	// The worker failed under the request (killed, restarted, cut off).
-	// Inference is idempotent: try once more elsewhere if the budget
-	// allows; the worker is out of routing until it reports again.
+	// The worker failed under the request (killed, restarted, cut off),
+	// or its replica was draining or gone. Inference is idempotent: try
+	// once more elsewhere if the budget allows; the worker (or just the
+	// replica) is out of routing until the worker reports again.
 	c.cfg.Metrics.Failover(gone.worker)
-	// Retry on a snapshot that no longer routes to the failed worker.
+	// Retry on a snapshot that no longer routes there.
 	c.refreshState()
 	r := *req
 	if lat := req.Requirements.LatencyMs; lat > 0 {
@@ -237,9 +239,14 @@ func (c *Controller) infer(ctx context.Context, req *inference.InferRequest) (*i
 		}
 		r.Requirements.LatencyMs = left
 	}
+	first := gone.worker
 	resp, err = c.attempt(ctx, &r, c.now())
 	if errors.As(err, &gone) {
-		return nil, fmt.Errorf("%w: two workers failed during the request; try again (%v)", ErrNotReady, gone.err)
+		where := fmt.Sprintf("on worker %s and then on %s", first, gone.worker)
+		if gone.worker == first {
+			where = "twice on worker " + first
+		}
+		return nil, fmt.Errorf("%w: the request failed %s; try again (%v)", ErrNotReady, where, gone.err)
 	}
 	if err == nil {
 		resp.Model = req.Model
@@ -274,8 +281,10 @@ func (c *Controller) loadFailed(ctx context.Context, workerID string, err error)
 // failedUnder reports whether err, from a call to a worker under ctx,
 // means the request should be tried once more elsewhere (retry), and
 // whether the worker itself looks gone (suspect): the transport broke or
-// the worker is stopping. A replica that vanished (unloaded, or the
-// worker restarted) is retried without suspecting the worker.
+// the worker is stopping. A replica that is being unloaded or vanished
+// (unloaded, or the worker restarted) is retried without suspecting the
+// worker: inference is idempotent, and a scale-in is not the client's
+// problem.
 func failedUnder(ctx context.Context, err error) (retry, suspect bool) {
 	if err == nil || ctx.Err() != nil {
 		return false, false
@@ -283,9 +292,9 @@ func failedUnder(ctx context.Context, err error) (retry, suspect bool) {
 	switch {
 	case errors.Is(err, worker.ErrStopped):
 		return true, true
-	case errors.Is(err, worker.ErrUnknownReplica):
+	case errors.Is(err, worker.ErrUnknownReplica), errors.Is(err, worker.ErrDraining):
 		return true, false
-	case errors.Is(err, worker.ErrNotReady), errors.Is(err, worker.ErrDraining), errors.Is(err, worker.ErrOverloaded),
+	case errors.Is(err, worker.ErrNotReady), errors.Is(err, worker.ErrOverloaded),
 		errors.Is(err, worker.ErrNoMemory), errors.Is(err, worker.ErrBadInput), errors.Is(err, worker.ErrIncompatible):
 		return false, false
 	}
@@ -330,7 +339,8 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 	t0 := time.Now()
 	c.policy.Select(v.snap, &sr, arrival, &d)
 	decisionNs := time.Since(t0).Nanoseconds()
-	noteTraffic(c.traffic, arrival, v.snap, &sr, &d)
+	asked := sr.Asked()
+	noteTraffic(c.traffic, arrival, v.snap, asked, &d)
 
 	rec := DecisionRecord{At: arrival, Model: req.Model, Batch: batch, LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy,
 		MaxCost: r.MaxCost, Strict: r.Strict, Action: d.Action.String(), Reason: d.Reason.String(),
@@ -340,7 +350,7 @@ func (c *Controller) attempt(ctx context.Context, req *inference.InferRequest, a
 		explanation = c.policy.Explain(v.snap, &sr, arrival).String()
 	}
 	c.cfg.Metrics.Decision(rec.Action, rec.Reason)
-	resp, err := c.act(ctx, v, &d, req, served{inputs: inputs, batch: batch, outputs: outputs, contract: contract}, arrival, &rec)
+	resp, err := c.act(ctx, v, &d, req, served{inputs: inputs, batch: batch, outputs: outputs, contract: contract, asked: asked}, arrival, &rec)
 	if err != nil {
 		rec.Error = err.Error()
 		c.decisions.add(rec)
@@ -364,6 +374,7 @@ type served struct {
 	batch    int
 	outputs  []int
 	contract catalog.Contract
+	asked    health.Asked
 }
 
 // act carries out a decision.
@@ -435,7 +446,7 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	}
 	rec.Variant, rec.Worker, rec.Replica = vname, w.ID(), replica
 
-	wreq := worker.Request{Inputs: q.inputs, Batch: batch}
+	wreq := worker.Request{Inputs: q.inputs, Batch: batch, Asked: q.asked}
 	// The worker enforces the deadline (admission control, batching slack,
 	// shedding) whenever the variant itself can meet it: a replica that is
 	// merely too busy then refuses the excess with "try later" instead of
@@ -461,6 +472,8 @@ func (c *Controller) act(ctx context.Context, v *view, d *selection.Decision, re
 	if retry, suspect := failedUnder(ctx, err); retry {
 		if suspect {
 			c.suspectWorker(w, err)
+		} else {
+			c.leave(w.ID(), replica) // draining or gone: the retry goes elsewhere
 		}
 		return nil, &workerGoneError{worker: w.ID(), err: err}
 	}
@@ -594,7 +607,7 @@ func round3(v float64) float64 {
 // noteTraffic tells the traffic log what decision d served: the variant
 // and the request's requirements, and the class of a load that fit no
 // worker.
-func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, r *selection.Request, d *selection.Decision) {
+func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, asked health.Asked, d *selection.Decision) {
 	var variant, unplaced string
 	if d.Variant >= 0 {
 		variant = s.Variant(d.Variant).Name
@@ -602,5 +615,5 @@ func noteTraffic(l *autoscale.TrafficLog, now time.Time, s *selection.Snapshot, 
 	if d.Unplaced >= 0 {
 		unplaced = s.Variant(d.Unplaced).Hardware
 	}
-	l.Note(now, variant, autoscale.Traffic{LatencyMs: r.LatencyMs, MinAccuracy: r.MinAccuracy, Pinned: r.Kind == selection.KindVariant}, unplaced)
+	l.Note(now, variant, asked, unplaced)
 }

@@ -31,6 +31,27 @@ type loadOp struct {
 // StateEvery; this leaves room for several).
 const finishedGrace = 2 * time.Second
 
+// leavingGrace is how long a replica known to be going stays out of the
+// selection state: past the workers' next reports, which then show it
+// draining or gone (replica IDs are not reused within a worker's life).
+const leavingGrace = 10 * time.Second
+
+// leave takes replica of worker out of routing now, ahead of the worker's
+// next report: it is being unloaded, or a request found it draining or
+// gone. The caller refreshes the state when it wants the change seen.
+func (c *Controller) leave(workerID, replica string) {
+	c.mu.Lock()
+	c.leaving[workerID+"/"+replica] = c.now()
+	c.mu.Unlock()
+}
+
+// stay puts back a replica leave took out: its unload failed.
+func (c *Controller) stay(workerID, replica string) {
+	c.mu.Lock()
+	delete(c.leaving, workerID+"/"+replica)
+	c.mu.Unlock()
+}
+
 // visible reports whether the worker already shows this load as a replica
 // in the loading state (then its memory is in the worker's ledger).
 func (l *loadOp) visible(ws worker.Status) bool {

@@ -161,6 +161,13 @@ func (c *Controller) Join(ctx context.Context, h workerrpc.Hello) (workerrpc.Mem
 		return nil, fmt.Errorf("worker ID %s is taken by an in-process worker", h.WorkerID)
 	}
 	c.set.Store(c.set.Load().with(r))
+	// A worker that joins again may be a new process whose replica IDs
+	// start over: what was leaving on the old one says nothing of them.
+	for key := range c.leaving {
+		if strings.HasPrefix(key, h.WorkerID+"/") {
+			delete(c.leaving, key)
+		}
+	}
 	c.mu.Unlock()
 	if o, ok := old.(*remote); ok && !o.gone.Swap(true) {
 		close(o.done)

@@ -2,9 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/repository"
@@ -225,6 +229,79 @@ func TestRetryOnAnotherWorkerWhenOneFails(t *testing.T) {
 	}
 	// The next report brings it back.
 	waitUntil(t, "the suspected worker back in routing", func() bool { return len(cl.running()) == 2 })
+
+	// Both fail: the client is told where, and to try again.
+	cl.dialled["r1"].failNext.Store(true)
+	cl.dialled["r2"].failNext.Store(true)
+	_, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: "mnist-mlp-s.fp32.all.t1.b1.cpu", Inputs: []inference.Tensor{{
+		Name: "input", Datatype: "FP32", Shape: []int64{1, 1, 28, 28}, Data: cl.pix[:784*4]}}})
+	if !errors.Is(err, ErrNotReady) || !regexp.MustCompile(`failed on worker r[12] and then on r[12]; try again`).MatchString(err.Error()) {
+		t.Fatalf("both workers failing: %v", err)
+	}
+	waitUntil(t, "both back in routing", func() bool { return len(cl.running()) == 2 })
+}
+
+// A replica unloaded behind the controller's back (by another controller's
+// autoscaler, say), before its worker's next report: the request that
+// finds it gone is retried elsewhere and answers, and the retry does not
+// pick the same vanished replica from the stale report (it did: "two
+// workers failed during the request", a 503 in every scale-in).
+func TestVanishedReplicaLeavesRoutingAtOnce(t *testing.T) {
+	cl := newCluster(t, "r1", "r2")
+	const pinned = "mnist-mlp-s.fp32.all.t1.b1.cpu"
+	first := cl.infer(t, pinned)
+	victim, replica := first.Parameters["worker"].(string), first.Parameters["replica"].(string)
+	rig := cl.workers[victim]
+	rig.mute.Lock() // the controller keeps its last report, which shows the replica
+	muted := true
+	defer func() {
+		if muted {
+			rig.mute.Unlock()
+		}
+	}()
+	if err := rig.wk.Unload(replica); err != nil {
+		t.Fatal(err)
+	}
+	resp := cl.infer(t, pinned)
+	if resp.Parameters["retried_after"] != victim || resp.Parameters["replica"] == replica {
+		t.Fatalf("after %s on %s vanished: served by %v on %v, retried_after %v", replica, victim,
+			resp.Parameters["replica"], resp.Parameters["worker"], resp.Parameters["retried_after"])
+	}
+	// Later requests do not try it first.
+	if again := cl.infer(t, pinned); again.Parameters["retried_after"] != nil {
+		t.Fatalf("the vanished replica was tried again: %v", again.Parameters)
+	}
+	rig.mute.Unlock()
+	muted = false
+}
+
+// TestFailedUnder: which failures of a call to a worker are retried
+// elsewhere, and which make the worker suspect.
+func TestFailedUnder(t *testing.T) {
+	live, done := context.Background(), func() context.Context {
+		c, cancel := context.WithCancel(context.Background())
+		cancel()
+		return c
+	}()
+	for _, tt := range []struct {
+		name           string
+		ctx            context.Context
+		err            error
+		retry, suspect bool
+	}{
+		{"answered", live, nil, false, false},
+		{"worker stopping", live, worker.ErrStopped, true, true},
+		{"replica gone", live, fmt.Errorf("x: %w", worker.ErrUnknownReplica), true, false},
+		{"replica draining (a scale-in)", live, fmt.Errorf("x: %w", worker.ErrDraining), true, false},
+		{"connection lost", live, status.Error(codes.Unavailable, "reset"), true, true},
+		{"overloaded: the client retries", live, worker.ErrOverloaded, false, false},
+		{"bad input", live, worker.ErrBadInput, false, false},
+		{"the caller gave up", done, status.Error(codes.Canceled, "canceled"), false, false},
+	} {
+		if retry, suspect := failedUnder(tt.ctx, tt.err); retry != tt.retry || suspect != tt.suspect {
+			t.Errorf("%s: retry %v suspect %v, want %v %v", tt.name, retry, suspect, tt.retry, tt.suspect)
+		}
+	}
 }
 
 // A worker that goes away leaves routing at once (its stream ends), queries
@@ -240,8 +317,17 @@ func TestWorkerLeavesAndRejoins(t *testing.T) {
 			t.Fatalf("served by %v after r1 left", w)
 		}
 	}
+	cl.c.leave("r1", "mnist-mlp-s.fp32.all.t1.b1.cpu#1") // as if the old process had been unloading it
 	cl.startWorker(t, "r1", catalog.LocalCPU())
 	waitUntil(t, "r1 rejoined", func() bool { return slices.Equal(cl.running(), []string{"r1", "r2"}) })
+	// The new process numbers its replicas afresh: nothing of the old one
+	// is kept out of routing.
+	cl.c.mu.Lock()
+	left := len(cl.c.leaving)
+	cl.c.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d replicas of the old r1 still leaving after it rejoined", left)
+	}
 }
 
 // A worker of a class the controller does not know is refused with a
@@ -340,5 +426,75 @@ func TestSameVariantOnTwoWorkers(t *testing.T) {
 	wg.Wait()
 	if served["r1"] == 0 || served["r2"] == 0 {
 		t.Fatalf("400 concurrent queries served by %v; want both workers", served)
+	}
+}
+
+// TestTrafficOfEveryController: the model autoscaler's view of what a
+// variant's traffic asked holds what this controller's queries asked and
+// what the worker was asked by any other controller (reported in its
+// replica's stats), so that a controller scaling for several never
+// replaces a variant with one that misses another's requirements. A
+// replica asked nothing stated adds nothing: the variant keeps the
+// autoscaler's cautious default.
+func TestTrafficOfEveryController(t *testing.T) {
+	cl := newCluster(t, "r1")
+	const name, quiet = "mnist-mlp-s.fp32.all.t1.b1.cpu", "mnist-cnn-m.fp32.all.t1.b1.cpu"
+	v := cl.c.view.Load()
+	wk := cl.workers["r1"].wk
+	ids := map[string]string{}
+	for _, n := range []string{name, quiet} {
+		x, ok := v.variants[n]
+		if !ok {
+			t.Fatalf("no variant %s in the seeded catalog", n)
+		}
+		id, err := wk.Load(context.Background(), x, v.archs[x.Architecture])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n] = id
+	}
+	waitUntil(t, "both replicas ready in the snapshot", func() bool {
+		cl.c.refreshState()
+		s := cl.c.view.Load().snap
+		n := 0
+		for i := range s.NumReplicas() {
+			if !s.Replica(int32(i)).Loading {
+				n++
+			}
+		}
+		return n == 2
+	})
+	one := func(n string) []inference.Tensor {
+		shape := []int64{1, 1, 28, 28}
+		if v.archs[v.variants[n].Architecture].Contract.Inputs[0].Shape[1] == 784 {
+			shape = []int64{1, 784}
+		}
+		return []inference.Tensor{{Name: "input", Datatype: "FP32", Shape: shape, Data: cl.pix[:784*4]}}
+	}
+	// Another controller's queries reach the worker directly.
+	other := health.Asked{LatencyMs: 40, MinAccuracy: 99}
+	if _, err := wk.Infer(context.Background(), ids[name], worker.Request{Inputs: one(name), Batch: 1, Asked: other}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wk.Infer(context.Background(), ids[quiet], worker.Request{Inputs: one(quiet), Batch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// This controller's own query names the variant, with a looser target.
+	if _, err := cl.c.Infer(context.Background(), &inference.InferRequest{Model: name, Inputs: one(name),
+		Requirements: inference.Requirements{LatencyMs: 500}}); err != nil {
+		t.Fatal(err)
+	}
+	want := health.Asked{LatencyMs: 40, MinAccuracy: 99, Pinned: true}
+	waitUntil(t, "the worker's report to carry what it was asked", func() bool {
+		cl.c.refreshState()
+		st, ok := cl.c.autoscaleState(time.Now())
+		return ok && st.Traffic[name] == want
+	})
+	st, _ := cl.c.autoscaleState(time.Now())
+	if got, ok := st.Traffic[quiet]; ok {
+		t.Errorf("a replica asked nothing stated has traffic %+v; want none (the autoscaler's default)", got)
+	}
+	if own, _ := cl.c.traffic.Snapshot(time.Now()); own[name] != (health.Asked{LatencyMs: 500, Pinned: true}) {
+		t.Errorf("the controller's own log holds %+v for %s; want only its own query's requirements", own[name], name)
 	}
 }

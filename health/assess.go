@@ -23,11 +23,18 @@ func (h Health) Healthy() bool { return !h.Overloaded && !h.Interfered }
 // Assess judges one replica from its statistics and its variant's profile.
 // It is pure: the live monitor and the simulator call it alike.
 //
-// Interfered: the observed compute p99 exceeds t.Latency × the profiled p99
-// at the observed average batch while the replica serves more than t.QPS ×
-// the inferences per second one replica sustains at that batch — slow
-// under real load, not a few cold runs (and only once the window holds
-// t.MinBatches batches).
+// Interfered: the replica runs slow under real load, not over a few cold
+// runs. Slow is either its observed compute p99 above t.Latency × the
+// profiled p99 at the observed average batch, or its mean compute above
+// t.Latency × the profiled median there — the second catches a neighbour
+// that time-slices the replica's core: half the runs lose a slice, the
+// throughput falls to a third, yet the p99 may stay under a noisy
+// profile's. The mean is the recent window's, at its average batch, when
+// that holds t.MinBatches runs (a mean over the whole window would show a
+// neighbour only once most of the window ran beside it), else the
+// window's. Under real load is serving more than t.QPS × what one replica
+// sustains at the window's average batch (catalog.Profile.ThroughputAt,
+// the autoscalers' capacity) with t.MinBatches batches in the window.
 //
 // Overloaded: the outstanding samples (queued + executing) exceed
 // t.Outstanding × what one replica drains in t.DrainBudget at its max
@@ -36,14 +43,26 @@ func (h Health) Healthy() bool { return !h.Overloaded && !h.Interfered }
 func Assess(s Stats, p catalog.Profile, maxBatch int, t Thresholds) Health {
 	var h Health
 	b := max(int(math.Round(s.AvgBatch)), 1)
-	if profiled := p.P99At(b); profiled > 0 && s.Batches >= int64(t.MinBatches) && s.Batches > 0 {
-		observed := float64(s.ComputeP99) / float64(time.Millisecond)
-		capacity := float64(b) * 1000 / profiled
-		if observed > t.Latency*profiled && s.InferencesPerSecond > t.QPS*capacity {
+	if p99, capacity := p.P99At(b), p.ThroughputAt(b); p99 > 0 && capacity > 0 && s.Batches >= int64(t.MinBatches) && s.Batches > 0 &&
+		s.InferencesPerSecond > t.QPS*capacity {
+		serving := func() string { // formatted only for a flag: Assess runs every monitor tick
+			return fmt.Sprintf("while serving %.0f inferences/s (%.0f%% of the %.0f one replica sustains at batch %d)",
+				s.InferencesPerSecond, 100*s.InferencesPerSecond/capacity, capacity, b)
+		}
+		observed, mean, mb, over := ms(s.ComputeP99), ms(s.ComputeMean), b, s.Window
+		if s.RecentBatches >= int64(t.MinBatches) && s.RecentBatches > 0 {
+			mean, mb, over = ms(s.RecentComputeMean), max(int(math.Round(s.RecentAvgBatch)), 1), s.RecentWindow
+		}
+		median := p.P50At(mb)
+		switch {
+		case observed > t.Latency*p99:
 			h.Interfered = true
-			h.Reasons = append(h.Reasons, fmt.Sprintf(
-				"interfered: compute p99 %s is %.1f× the profiled %s at batch %d while serving %.0f inferences/s (%.0f%% of the %.0f one replica sustains)",
-				fmtMs(observed), observed/profiled, fmtMs(profiled), b, s.InferencesPerSecond, 100*s.InferencesPerSecond/capacity, capacity))
+			h.Reasons = append(h.Reasons, fmt.Sprintf("interfered: compute p99 %s is %.1f× the profiled %s at batch %d %s",
+				fmtMs(observed), observed/p99, fmtMs(p99), b, serving()))
+		case median > 0 && mean > t.Latency*median:
+			h.Interfered = true
+			h.Reasons = append(h.Reasons, fmt.Sprintf("interfered: mean compute %s over the last %s is %.1f× the profiled median %s at batch %d %s",
+				fmtMs(mean), over.Round(100*time.Millisecond), mean/median, fmtMs(median), mb, serving()))
 		}
 	}
 	mb := max(maxBatch, 1)
@@ -64,6 +83,9 @@ func Assess(s Stats, p catalog.Profile, maxBatch int, t Thresholds) Health {
 	}
 	return h
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // fmtMs formats v milliseconds.
 func fmtMs(v float64) string { return batching.FormatMs(time.Duration(v * float64(time.Millisecond))) }

@@ -9,13 +9,14 @@ import (
 )
 
 func TestAssess(t *testing.T) {
-	// p99 1 ms at batch 1, 1.3 ms at batch 4, 2 ms at batch 8: one replica
-	// sustains 1000 inf/s at batch 1, ~3077 at batch 4, 4000 at batch 8.
+	// p50 0.8 ms at batch 1, 1 ms at batch 4, 1.5 ms at batch 8: one
+	// replica sustains 1250 inf/s at batch 1, 4000 at batch 4, ~5333 at
+	// batch 8 (ThroughputAt); the p99 is 1, 1.3 and 2 ms.
 	profile := catalog.Profile{LatencyMs: map[int]catalog.Latency{
 		1: {P50: 0.8, P99: 1}, 4: {P50: 1, P99: 1.3}, 8: {P50: 1.5, P99: 2},
 	}}
 	th := DefaultThresholds() // L 2.5, Q 0.5, U 0.8, 1 s
-	busy := Stats{Window: 10 * time.Second, Batches: 1000, AvgBatch: 4, InferencesPerSecond: 2000, Arrivals: 5000}
+	busy := Stats{Window: 10 * time.Second, Batches: 1000, AvgBatch: 4, InferencesPerSecond: 2500, Arrivals: 5000, ComputeMean: 1100 * time.Microsecond}
 	with := func(s Stats, f func(*Stats)) Stats { f(&s); return s }
 	tests := []struct {
 		name       string
@@ -28,7 +29,7 @@ func TestAssess(t *testing.T) {
 		{name: "healthy", stats: with(busy, func(s *Stats) { s.ComputeP99 = 2 * time.Millisecond }), th: th},
 		{name: "slow under load is interfered",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4100 * time.Microsecond }), th: th, interfered: true,
-			reason: "compute p99 4.10 ms is 3.2× the profiled 1.30 ms at batch 4 while serving 2000 inferences/s"},
+			reason: "compute p99 4.10 ms is 3.2× the profiled 1.30 ms at batch 4 while serving 2500 inferences/s (62% of the 4000 one replica sustains at batch 4)"},
 		{name: "slow but idle is not interfered",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5 * time.Millisecond; s.InferencesPerSecond = 100 }), th: th},
 		{name: "too few batches to judge",
@@ -39,8 +40,38 @@ func TestAssess(t *testing.T) {
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5850 * time.Microsecond; s.InferencesPerSecond = 3500 }), th: CPUThresholds(),
 			interfered: true, reason: "4.5× the profiled 1.30 ms"},
 		{name: "cpu thresholds flag 3.2× at light load",
-			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4160 * time.Microsecond; s.InferencesPerSecond = 400 }), th: CPUThresholds(),
+			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4160 * time.Microsecond; s.InferencesPerSecond = 450 }), th: CPUThresholds(),
 			interfered: true, reason: "3.2× the profiled 1.30 ms"},
+		// A neighbour that preempts every other run by a time slice: the
+		// tail stays under 3× a noisy profile's, the mean triples.
+		{name: "a tripled mean is interfered though the tail is not",
+			stats: with(busy, func(s *Stats) { s.ComputeP99 = 3640 * time.Microsecond; s.ComputeMean = 3200 * time.Microsecond }), th: CPUThresholds(),
+			interfered: true, reason: "mean compute 3.20 ms over the last 10s is 3.2× the profiled median 1.00 ms at batch 4"},
+		// The neighbour arrived two seconds ago: the window's mean has not
+		// caught up, the recent one has.
+		{name: "a tripled recent mean is interfered",
+			stats: with(busy, func(s *Stats) {
+				s.ComputeMean, s.RecentComputeMean, s.RecentBatches, s.RecentWindow, s.RecentAvgBatch = 1500*time.Microsecond, 3200*time.Microsecond, 150, 2*time.Second, 4
+			}), th: CPUThresholds(),
+			interfered: true, reason: "mean compute 3.20 ms over the last 2s is 3.2× the profiled median 1.00 ms at batch 4"},
+		// The load rose: the last two seconds ran batches of 8, judged
+		// against batch 8's median of 1.5 ms, not batch 4's 1 ms.
+		{name: "a recent mean is judged at the recent batch",
+			stats: with(busy, func(s *Stats) {
+				s.RecentComputeMean, s.RecentBatches, s.RecentWindow, s.RecentAvgBatch = 4*time.Millisecond, 150, 2*time.Second, 8
+			}), th: CPUThresholds()},
+		{name: "a recent mean over too few runs is not read",
+			stats: with(busy, func(s *Stats) {
+				s.ComputeMean, s.RecentComputeMean, s.RecentBatches, s.RecentWindow, s.RecentAvgBatch = 1500*time.Microsecond, 9*time.Millisecond, 5, 2*time.Second, 4
+			}), th: CPUThresholds()},
+		{name: "a recent mean back to normal clears the window's",
+			stats: with(busy, func(s *Stats) {
+				s.ComputeMean, s.RecentComputeMean, s.RecentBatches, s.RecentWindow, s.RecentAvgBatch = 3200*time.Microsecond, 1100*time.Microsecond, 150, 2*time.Second, 4
+			}), th: CPUThresholds()},
+		{name: "a mean within 3× the median is not",
+			stats: with(busy, func(s *Stats) { s.ComputeP99 = 3640 * time.Microsecond; s.ComputeMean = 2800 * time.Microsecond }), th: CPUThresholds()},
+		{name: "a tripled mean while almost idle is not",
+			stats: with(busy, func(s *Stats) { s.ComputeMean = 5 * time.Millisecond; s.InferencesPerSecond = 100 }), th: CPUThresholds()},
 		{name: "cpu thresholds ignore an almost idle replica",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5850 * time.Microsecond; s.InferencesPerSecond = 100 }), th: CPUThresholds()},
 		// At max batch 8 one replica drains 4000 samples a second; U 0.8 → 3200.

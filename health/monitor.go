@@ -30,6 +30,12 @@ type Stats struct {
 	LatencyP99 time.Duration `json:"latency_p99"`
 	ComputeP50 time.Duration `json:"compute_p50"`
 	ComputeP99 time.Duration `json:"compute_p99"`
+	// ComputeMean is the mean ONNX Runtime run with the slowest
+	// MeanTrim of runs left out: what the replica's capacity follows (a
+	// neighbour that preempts half the runs by a time slice may leave
+	// the p99 near a noisy profile's while the mean, and the throughput,
+	// fall to a third), and what one stalled run does not move.
+	ComputeMean time.Duration `json:"compute_mean"`
 
 	// RecentArrivals counts the requests that arrived (admitted or
 	// refused) in the last RecentWindow — the current bucket and the one
@@ -37,6 +43,14 @@ type Stats struct {
 	// while the rates above move over the whole window.
 	RecentArrivals int64         `json:"recent_arrivals"`
 	RecentWindow   time.Duration `json:"recent_window"`
+	// RecentBatches and RecentComputeMean are the runs (warm-up runs
+	// excluded) and their ComputeMean over RecentWindow, so that a
+	// neighbour shows within seconds rather than once it fills the window;
+	// RecentAvgBatch is AvgBatch over RecentWindow, the batch that mean
+	// is judged at (a rising load batches more than the window's average).
+	RecentBatches     int64         `json:"recent_batches"`
+	RecentComputeMean time.Duration `json:"recent_compute_mean"`
+	RecentAvgBatch    float64       `json:"recent_avg_batch"`
 
 	// Slowness is how many times slower than its profile the replica has
 	// run lately: observed compute ÷ profiled median, smoothed over about
@@ -48,6 +62,10 @@ type Stats struct {
 	Queued    int `json:"queued"`     // samples waiting now
 	Executing int `json:"executing"`  // samples running now
 	MaxQueued int `json:"max_queued"` // most samples waiting at once in the window
+
+	// Asked is what the window's requests asked of the replica
+	// (Monitor.Asked).
+	Asked Asked `json:"asked"`
 }
 
 // Outstanding is the work received and not finished, in samples (INFaaS's
@@ -78,6 +96,7 @@ type bucket struct {
 	samples, batches, batchSamples                int64
 	maxBatch, maxQueued                           int
 	latency, compute                              histogram
+	asked                                         Asked
 }
 
 // NewMonitor returns a monitor over a sliding window of window, rounded up
@@ -98,19 +117,24 @@ func (m *Monitor) slot(t time.Time) *bucket {
 	return b
 }
 
-// Admitted records a request admitted to a queue now holding queued samples.
-func (m *Monitor) Admitted(queued int) {
+// Admitted records a request that asked a admitted to a queue now holding
+// queued samples.
+func (m *Monitor) Admitted(queued int, a Asked) {
 	m.mu.Lock()
 	b := m.slot(m.now())
 	b.arrivals++
 	b.maxQueued = max(b.maxQueued, queued)
+	b.asked = b.asked.Merge(a)
 	m.mu.Unlock()
 }
 
-// Refused records a request refused by admission control.
-func (m *Monitor) Refused() {
+// Refused records a request that asked a refused by admission control (or
+// shed from the queue: Asked{}, its asking was recorded on admission).
+func (m *Monitor) Refused(a Asked) {
 	m.mu.Lock()
-	m.slot(m.now()).refused++
+	b := m.slot(m.now())
+	b.refused++
+	b.asked = b.asked.Merge(a)
 	m.mu.Unlock()
 }
 
@@ -154,6 +178,8 @@ func (m *Monitor) Snapshot(queued, executing int) Stats {
 	var s Stats
 	var lat, comp histogram
 	var samples, batchSamples int64
+	var recent histogram
+	var recentBatches, recentBatchSamples int64
 	for i := range m.ring {
 		b := &m.ring[i]
 		if b.index < oldest || b.index > cur {
@@ -163,6 +189,9 @@ func (m *Monitor) Snapshot(queued, executing int) Stats {
 		s.Refused += b.refused
 		if b.index >= cur-1 {
 			s.RecentArrivals += b.arrivals + b.refused
+			recent.merge(&b.compute)
+			recentBatches += b.batches
+			recentBatchSamples += b.batchSamples
 		}
 		s.Dropped += b.dropped
 		s.Completed += b.completed
@@ -174,6 +203,7 @@ func (m *Monitor) Snapshot(queued, executing int) Stats {
 		s.MaxQueued = max(s.MaxQueued, b.maxQueued)
 		lat.merge(&b.latency)
 		comp.merge(&b.compute)
+		s.Asked = s.Asked.Merge(b.asked)
 	}
 	// The window: the full buckets behind the current one plus the elapsed
 	// part of the current one, no longer than the replica has existed and
@@ -191,16 +221,24 @@ func (m *Monitor) Snapshot(queued, executing int) Stats {
 	}
 	s.LatencyP50, s.LatencyP99 = lat.quantile(0.50), lat.quantile(0.99)
 	s.ComputeP50, s.ComputeP99 = comp.quantile(0.50), comp.quantile(0.99)
+	s.ComputeMean = comp.trimmedMean(MeanTrim)
+	s.RecentBatches, s.RecentComputeMean = int64(recent.total), recent.trimmedMean(MeanTrim)
+	if recentBatches > 0 {
+		s.RecentAvgBatch = float64(recentBatchSamples) / float64(recentBatches)
+	}
 	s.Queued, s.Executing = queued, executing
 	s.MaxQueued = max(s.MaxQueued, queued)
 	return s
 }
 
 // histogram counts durations in logarithmic bins 4% wide from 1 µs to
-// about 100 s, so quantiles are within 4% and merging is a sum.
+// about 100 s, so quantiles are within 4% and merging is a sum. lo and hi
+// bound the bins in use (when total > 0): a replica's runs fill a few
+// dozen of the 480, and merges and scans read only those.
 type histogram struct {
 	counts [histBins]uint32
 	total  uint64
+	lo, hi int
 }
 
 const (
@@ -225,7 +263,12 @@ func histUpper(i int) time.Duration {
 }
 
 func (h *histogram) add(d time.Duration) {
-	h.counts[histBin(d)]++
+	i := histBin(d)
+	if h.total == 0 {
+		h.lo, h.hi = i, i
+	}
+	h.lo, h.hi = min(h.lo, i), max(h.hi, i)
+	h.counts[i]++
 	h.total++
 }
 
@@ -233,10 +276,37 @@ func (h *histogram) merge(o *histogram) {
 	if o.total == 0 {
 		return
 	}
-	for i, c := range o.counts {
-		h.counts[i] += c
+	if h.total == 0 {
+		h.lo, h.hi = o.lo, o.hi
+	}
+	h.lo, h.hi = min(h.lo, o.lo), max(h.hi, o.hi)
+	for i := o.lo; i <= o.hi; i++ {
+		h.counts[i] += o.counts[i]
 	}
 	h.total += o.total
+}
+
+// MeanTrim is the fraction of the slowest runs ComputeMean leaves out.
+const MeanTrim = 0.05
+
+// trimmedMean is the mean of the values with the largest fraction trim
+// of them left out, each counted at its bin's geometric centre (within 2%);
+// 0 when empty.
+func (h *histogram) trimmedMean(trim float64) time.Duration {
+	if h.total == 0 {
+		return 0
+	}
+	keep := max(uint64(math.Ceil((1-trim)*float64(h.total))), 1)
+	var n uint64
+	var sum float64
+	for i := h.lo; i <= h.hi; i++ {
+		take := min(uint64(h.counts[i]), keep-n)
+		sum += float64(take) * float64(histUpper(i)) / math.Sqrt(histGrowth)
+		if n += take; n >= keep {
+			break
+		}
+	}
+	return time.Duration(sum / float64(n))
 }
 
 // quantile returns the upper edge of the bin holding quantile q (0 when
@@ -248,11 +318,10 @@ func (h *histogram) quantile(q float64) time.Duration {
 	rank := uint64(math.Ceil(q * float64(h.total)))
 	rank = max(rank, 1)
 	var seen uint64
-	for i, c := range h.counts {
-		seen += uint64(c)
-		if seen >= rank {
+	for i := h.lo; i <= h.hi; i++ {
+		if seen += uint64(h.counts[i]); seen >= rank {
 			return histUpper(i)
 		}
 	}
-	return histUpper(histBins - 1)
+	return histUpper(h.hi)
 }

@@ -15,15 +15,20 @@ func TestMonitorWindow(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
 	m := NewMonitor(clk.now, 10*time.Second, time.Second)
 
-	// 10 s of steady load: 100 requests a second in batches of 4.
-	for range 10 {
+	// 10 s of steady load: 100 requests a second in batches of 4; the
+	// first second's runs (which leave the window) take 20 ms, the rest 2.
+	for sec := range 10 {
+		compute := 2 * time.Millisecond
+		if sec == 0 {
+			compute = 20 * time.Millisecond
+		}
 		for range 25 {
 			for range 4 {
-				m.Admitted(3)
+				m.Admitted(3, Asked{})
 			}
-			m.Batch(4, 2*time.Millisecond, []time.Duration{3 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond, 9 * time.Millisecond}, false)
+			m.Batch(4, compute, []time.Duration{3 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond, 9 * time.Millisecond}, false)
 		}
-		m.Refused()
+		m.Refused(Asked{})
 		clk.advance(time.Second)
 	}
 	// Now is the start of second 10: the window is the 9 full buckets of
@@ -38,6 +43,12 @@ func TestMonitorWindow(t *testing.T) {
 	near := func(got, want time.Duration) bool { return math.Abs(float64(got-want)) <= 0.05*float64(want) }
 	if !near(s.LatencyP50, 3*time.Millisecond) || !near(s.LatencyP99, 9*time.Millisecond) || !near(s.ComputeP99, 2*time.Millisecond) {
 		t.Errorf("latency p50 %v p99 %v compute p99 %v", s.LatencyP50, s.LatencyP99, s.ComputeP99)
+	}
+	if !near(s.ComputeMean, 2*time.Millisecond) {
+		t.Errorf("compute mean %v, want 2ms: the window's runs alone", s.ComputeMean)
+	}
+	if s.RecentBatches != 25 || !near(s.RecentComputeMean, 2*time.Millisecond) || s.RecentAvgBatch != 4 {
+		t.Errorf("recent: %d batches of %.1f, mean %v; want second 9's 25 of 4 at 2ms", s.RecentBatches, s.RecentAvgBatch, s.RecentComputeMean)
 	}
 	if s.Queued != 5 || s.Executing != 4 || s.Outstanding() != 9 || s.MaxQueued != 5 {
 		t.Errorf("queue: %+v", s)
@@ -111,15 +122,15 @@ func TestMonitorRecent(t *testing.T) {
 	m := NewMonitor(clk.now, 10*time.Second, time.Second)
 	for range 9 { // 9 s at 10/s
 		for range 10 {
-			m.Admitted(0)
+			m.Admitted(0, Asked{})
 		}
 		clk.advance(time.Second)
 	}
 	for range 150 { // then 200/s: 150 admitted, 50 refused in half a second
-		m.Admitted(0)
+		m.Admitted(0, Asked{})
 	}
 	for range 50 {
-		m.Refused()
+		m.Refused(Asked{})
 	}
 	clk.advance(500 * time.Millisecond)
 	s := m.Snapshot(0, 0)
@@ -150,5 +161,79 @@ func TestMonitorWarmup(t *testing.T) {
 	}
 	if s.ComputeP99 > 2*time.Millisecond {
 		t.Errorf("compute p99 %v: the warm-up batches' 50 ms leaked into the window", s.ComputeP99)
+	}
+	if d := s.ComputeMean - time.Millisecond; d < -20*time.Microsecond || d > 20*time.Microsecond {
+		t.Errorf("compute mean %v, want 1ms: the warm-up batches' 50 ms leaked into it", s.ComputeMean)
+	}
+}
+
+// TestComputeMean: the mean follows a neighbour that preempts every other
+// run, and leaves out a single stalled run.
+func TestComputeMean(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	m := NewMonitor(clk.now, 10*time.Second, time.Second)
+	for range WarmupBatches {
+		m.Batch(1, time.Millisecond, []time.Duration{time.Millisecond}, false)
+	}
+	for i := range 40 {
+		d := time.Millisecond
+		if i == 7 {
+			d = time.Second // a host stall in one run
+		}
+		m.Batch(1, d, []time.Duration{d}, false)
+	}
+	if s := m.Snapshot(0, 0); s.ComputeMean < 950*time.Microsecond || s.ComputeMean > 1050*time.Microsecond {
+		t.Errorf("mean %v with one stalled run among 40 at 1 ms: the stall moved it", s.ComputeMean)
+	}
+	// Two seconds later, every other run loses a 6 ms slice.
+	clk.advance(2 * time.Second)
+	for i := range 40 {
+		d := time.Millisecond
+		if i%2 == 1 {
+			d = 7 * time.Millisecond
+		}
+		m.Batch(1, d, []time.Duration{d}, false)
+	}
+	s := m.Snapshot(0, 0)
+	if s.RecentBatches != 40 || s.RecentComputeMean < 3400*time.Microsecond || s.RecentComputeMean > 4100*time.Microsecond {
+		t.Errorf("recent: %d runs, mean %v; want the 40 preempted ones, about 3.7 ms (the two slowest left out)", s.RecentBatches, s.RecentComputeMean)
+	}
+	if s.ComputeMean > 3*time.Millisecond {
+		t.Errorf("window mean %v: the window also holds the 40 earlier 1 ms runs", s.ComputeMean)
+	}
+}
+
+// TestHistogramRange: merges and scans read only the bins in use, and
+// give what a scan of every bin would.
+func TestHistogramRange(t *testing.T) {
+	var a, b, m histogram
+	for _, d := range []time.Duration{2 * time.Millisecond, 3 * time.Millisecond} {
+		a.add(d)
+	}
+	for _, d := range []time.Duration{500 * time.Microsecond, 40 * time.Millisecond, 40 * time.Millisecond} {
+		b.add(d)
+	}
+	m.merge(&histogram{}) // an empty one changes nothing
+	m.merge(&a)
+	m.merge(&b)
+	if m.total != 5 || m.lo != histBin(500*time.Microsecond) || m.hi != histBin(40*time.Millisecond) {
+		t.Fatalf("total %d, bins %d–%d", m.total, m.lo, m.hi)
+	}
+	near := func(got, want time.Duration) bool { return math.Abs(float64(got-want)) <= 0.04*float64(want) }
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0, 500 * time.Microsecond}, {0.2, 500 * time.Microsecond}, {0.5, 3 * time.Millisecond}, {1, 40 * time.Millisecond}} {
+		if got := m.quantile(c.q); !near(got, c.want) {
+			t.Errorf("quantile %.1f: %v, want about %v", c.q, got, c.want)
+		}
+	}
+	// The slowest 5 % of five values is none of them: all five count.
+	if got, want := m.trimmedMean(0.05), (500*time.Microsecond+5*time.Millisecond+80*time.Millisecond)/5; !near(got, want) {
+		t.Errorf("mean %v, want about %v", got, want)
+	}
+	// Trimming 40 % leaves the three fastest.
+	if got, want := m.trimmedMean(0.4), (500*time.Microsecond+5*time.Millisecond)/3; !near(got, want) {
+		t.Errorf("mean of the fastest three %v, want about %v", got, want)
 	}
 }

@@ -46,6 +46,9 @@ const (
 //	use_case_archs:<id>    set     names of the ready architectures of a use case
 //	blob_lock              string  the blob lock's holder token, with a PX expiry
 //	identity               string  the store's identity (SETNX on first use)
+//	unplaced               hash    hardware class → loads no worker had room for,
+//	                               pooled for the controller that adds workers
+//	                               (UnplacedLog; expires a minute after the last add)
 //	changes                channel PUBLISHed inside each transaction that commits,
 //	                               aborts or deletes a registration or sets a profile
 //

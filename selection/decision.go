@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/infaas/infaas/health"
 )
 
 // Request is one query's requirements as selection sees them. The caller
@@ -25,6 +27,14 @@ type Request struct {
 	// Strict refuses the request rather than serve it with an estimate
 	// that misses its requirements.
 	Strict bool
+}
+
+// Asked is what the request asks of the variant that serves it — its
+// latency target, its accuracy floor, whether it named the variant — as
+// the model autoscaler must keep meeting it (autoscale.TrafficLog, and the
+// workers' reports of every controller's traffic).
+func (r *Request) Asked() health.Asked {
+	return health.Asked{LatencyMs: max(r.LatencyMs, 0), MinAccuracy: max(r.MinAccuracy, 0), Pinned: r.Kind == KindVariant}
 }
 
 // Action is what the controller must do with a request.

@@ -40,6 +40,10 @@ type Request struct {
 	Batch int
 	// Deadline is when the answer should be back; zero means none.
 	Deadline time.Time
+	// Asked is what the request asked for (its latency target, accuracy
+	// floor, whether it named the variant); the replica's stats report
+	// it so that the scaling controller sees every controller's traffic.
+	Asked health.Asked
 }
 
 // Response is one request's share of an executed batch.
@@ -223,7 +227,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	now := r.now()
 	if err := batching.Admit(now, req.Batch, req.Deadline, r.queued, r.executing, r.bound, r.costNow()); err != nil {
 		r.mu.Unlock()
-		r.mon.Refused()
+		r.mon.Refused(req.Asked)
 		return Response{}, err
 	}
 	p := &pending{ctx: ctx, req: req, key: key, arrived: now, done: make(chan result, 1)}
@@ -241,7 +245,7 @@ func (r *replica) infer(ctx context.Context, req Request) (Response, error) {
 	r.queued += req.Batch
 	depth := r.queued
 	r.mu.Unlock()
-	r.mon.Admitted(depth)
+	r.mon.Admitted(depth, req.Asked)
 	r.signal()
 
 	select {
@@ -287,7 +291,7 @@ func (r *replica) runInline(p *pending) (Response, error) {
 	sess := r.sess
 	r.runMu.Lock()
 	r.mu.Unlock()
-	r.mon.Admitted(0)
+	r.mon.Admitted(0, p.req.Asked)
 	r.run(sess, []*pending{p}, p.req.Batch, &r.inlineSc)
 	r.runMu.Unlock()
 	r.mu.Lock()
@@ -396,7 +400,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 			// Shed a request that can no longer make its deadline (the
 			// replica ran slower than its profile): answering it late
 			// helps nobody, refusing it lets the client retry elsewhere.
-			if !p.req.Deadline.IsZero() && now.After(p.req.Deadline) {
+			if batching.Expired(now, batching.Queued{Deadline: p.req.Deadline}) {
 				shed++
 				p.done <- result{err: fmt.Errorf("%w: its deadline passed %s ago while it was queued",
 					ErrOverloaded, ms(now.Sub(p.req.Deadline)))}
@@ -413,7 +417,7 @@ func (r *replica) loop(stop <-chan struct{}, maxDelay time.Duration) bool {
 			r.mon.Dropped()
 		}
 		for range shed {
-			r.mon.Refused()
+			r.mon.Refused(health.Asked{})
 		}
 		if len(batch) > 0 {
 			r.run(r.sess, batch, samples, &sc)

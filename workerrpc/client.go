@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/inference"
 	"github.com/infaas/infaas/worker"
 	"github.com/infaas/infaas/workerrpc/workerpb"
@@ -130,6 +131,9 @@ func (c *Client) Infer(ctx context.Context, id string, req worker.Request) (work
 		// the worker's clock is not ours. A spent budget still travels
 		// (1 ns), so the worker sheds it instead of serving it late.
 		in.BudgetNs = max(time.Until(req.Deadline).Nanoseconds(), 1)
+	}
+	if a := req.Asked; a != (health.Asked{}) {
+		in.Asked = &workerpb.Asked{LatencyMs: a.LatencyMs, MinAccuracy: a.MinAccuracy, Pinned: a.Pinned}
 	}
 	out, err := c.rpc.Infer(ctx, in)
 	if err != nil {

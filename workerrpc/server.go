@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/infaas/infaas/catalog"
+	"github.com/infaas/infaas/health"
 	"github.com/infaas/infaas/worker"
 	"github.com/infaas/infaas/workerrpc/workerpb"
 )
@@ -74,6 +75,9 @@ func (s *Server) Infer(ctx context.Context, req *workerpb.InferRequest) (*worker
 	wr := worker.Request{Inputs: fromWire(req.GetInputs()), Batch: int(req.GetBatch())}
 	if b := req.GetBudgetNs(); b > 0 {
 		wr.Deadline = time.Now().Add(time.Duration(b))
+	}
+	if a := req.GetAsked(); a != nil {
+		wr.Asked = health.Asked{LatencyMs: a.GetLatencyMs(), MinAccuracy: a.GetMinAccuracy(), Pinned: a.GetPinned()}
 	}
 	resp, err := s.w.Infer(ctx, req.GetReplicaId(), wr)
 	if err != nil {

@@ -564,7 +564,11 @@ type InferRequest struct {
 	// budget_ns is how long the request may still take, counted from when
 	// the controller sent it; the worker's deadline is its arrival plus
 	// this. 0 means none.
-	BudgetNs      int64 `protobuf:"varint,5,opt,name=budget_ns,json=budgetNs,proto3" json:"budget_ns,omitempty"`
+	BudgetNs int64 `protobuf:"varint,5,opt,name=budget_ns,json=budgetNs,proto3" json:"budget_ns,omitempty"`
+	// what the request asked for; the worker reports it in the replica's
+	// state, so the controller that scales sees what every controller's
+	// traffic asked (health.Asked). Absent: nothing stated.
+	Asked         *Asked `protobuf:"bytes,7,opt,name=asked,proto3" json:"asked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -627,6 +631,73 @@ func (x *InferRequest) GetBudgetNs() int64 {
 	return 0
 }
 
+func (x *InferRequest) GetAsked() *Asked {
+	if x != nil {
+		return x.Asked
+	}
+	return nil
+}
+
+type Asked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LatencyMs     float64                `protobuf:"fixed64,1,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`       // its latency target; 0: none
+	MinAccuracy   float64                `protobuf:"fixed64,2,opt,name=min_accuracy,json=minAccuracy,proto3" json:"min_accuracy,omitempty"` // its accuracy floor
+	Pinned        bool                   `protobuf:"varint,3,opt,name=pinned,proto3" json:"pinned,omitempty"`                               // it named the variant itself
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Asked) Reset() {
+	*x = Asked{}
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Asked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Asked) ProtoMessage() {}
+
+func (x *Asked) ProtoReflect() protoreflect.Message {
+	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Asked.ProtoReflect.Descriptor instead.
+func (*Asked) Descriptor() ([]byte, []int) {
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Asked) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *Asked) GetMinAccuracy() float64 {
+	if x != nil {
+		return x.MinAccuracy
+	}
+	return 0
+}
+
+func (x *Asked) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
 type InferResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Outputs       []*Tensor              `protobuf:"bytes,9,rep,name=outputs,proto3" json:"outputs,omitempty"`                       // in the contract's order
@@ -641,7 +712,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +724,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[11]
+	mi := &file_workerrpc_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +737,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{11}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InferResponse) GetOutputs() []*Tensor {
@@ -719,7 +790,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_workerrpc_worker_proto_msgTypes[12]
+	mi := &file_workerrpc_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +802,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[12]
+	mi := &file_workerrpc_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +815,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{12}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{13}
 }
 
 type StateResponse struct {
@@ -756,7 +827,7 @@ type StateResponse struct {
 
 func (x *StateResponse) Reset() {
 	*x = StateResponse{}
-	mi := &file_workerrpc_worker_proto_msgTypes[13]
+	mi := &file_workerrpc_worker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +839,7 @@ func (x *StateResponse) String() string {
 func (*StateResponse) ProtoMessage() {}
 
 func (x *StateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workerrpc_worker_proto_msgTypes[13]
+	mi := &file_workerrpc_worker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +852,7 @@ func (x *StateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateResponse.ProtoReflect.Descriptor instead.
 func (*StateResponse) Descriptor() ([]byte, []int) {
-	return file_workerrpc_worker_proto_rawDescGZIP(), []int{13}
+	return file_workerrpc_worker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StateResponse) GetStatusJson() []byte {
@@ -828,13 +899,19 @@ const file_workerrpc_worker_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bdatatype\x18\x02 \x01(\tR\bdatatype\x12\x14\n" +
 	"\x05shape\x18\x03 \x03(\x03R\x05shape\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"\x9e\x01\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xcd\x01\n" +
 	"\fInferRequest\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x120\n" +
 	"\x06inputs\x18\x06 \x03(\v2\x18.infaas.worker.v1.TensorR\x06inputs\x12\x14\n" +
 	"\x05batch\x18\x03 \x01(\x05R\x05batch\x12\x1b\n" +
-	"\tbudget_ns\x18\x05 \x01(\x03R\bbudgetNsJ\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"\xe2\x01\n" +
+	"\tbudget_ns\x18\x05 \x01(\x03R\bbudgetNs\x12-\n" +
+	"\x05asked\x18\a \x01(\v2\x17.infaas.worker.v1.AskedR\x05askedJ\x04\b\x02\x10\x03J\x04\b\x04\x10\x05\"a\n" +
+	"\x05Asked\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x01 \x01(\x01R\tlatencyMs\x12!\n" +
+	"\fmin_accuracy\x18\x02 \x01(\x01R\vminAccuracy\x12\x16\n" +
+	"\x06pinned\x18\x03 \x01(\bR\x06pinned\"\xe2\x01\n" +
 	"\rInferResponse\x122\n" +
 	"\aoutputs\x18\t \x03(\v2\x18.infaas.worker.v1.TensorR\aoutputs\x12\x19\n" +
 	"\bqueue_ns\x18\x04 \x01(\x03R\aqueueNs\x12\x1d\n" +
@@ -869,7 +946,7 @@ func file_workerrpc_worker_proto_rawDescGZIP() []byte {
 	return file_workerrpc_worker_proto_rawDescData
 }
 
-var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_workerrpc_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_workerrpc_worker_proto_goTypes = []any{
 	(*WorkerReport)(nil),    // 0: infaas.worker.v1.WorkerReport
 	(*Hello)(nil),           // 1: infaas.worker.v1.Hello
@@ -882,31 +959,33 @@ var file_workerrpc_worker_proto_goTypes = []any{
 	(*UnloadResponse)(nil),  // 8: infaas.worker.v1.UnloadResponse
 	(*Tensor)(nil),          // 9: infaas.worker.v1.Tensor
 	(*InferRequest)(nil),    // 10: infaas.worker.v1.InferRequest
-	(*InferResponse)(nil),   // 11: infaas.worker.v1.InferResponse
-	(*StateRequest)(nil),    // 12: infaas.worker.v1.StateRequest
-	(*StateResponse)(nil),   // 13: infaas.worker.v1.StateResponse
+	(*Asked)(nil),           // 11: infaas.worker.v1.Asked
+	(*InferResponse)(nil),   // 12: infaas.worker.v1.InferResponse
+	(*StateRequest)(nil),    // 13: infaas.worker.v1.StateRequest
+	(*StateResponse)(nil),   // 14: infaas.worker.v1.StateResponse
 }
 var file_workerrpc_worker_proto_depIdxs = []int32{
 	1,  // 0: infaas.worker.v1.WorkerReport.hello:type_name -> infaas.worker.v1.Hello
 	9,  // 1: infaas.worker.v1.InferRequest.inputs:type_name -> infaas.worker.v1.Tensor
-	9,  // 2: infaas.worker.v1.InferResponse.outputs:type_name -> infaas.worker.v1.Tensor
-	5,  // 3: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
-	7,  // 4: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
-	10, // 5: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
-	12, // 6: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
-	3,  // 7: infaas.worker.v1.Worker.Profile:input_type -> infaas.worker.v1.ProfileRequest
-	0,  // 8: infaas.worker.v1.Registry.Join:input_type -> infaas.worker.v1.WorkerReport
-	6,  // 9: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
-	8,  // 10: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
-	11, // 11: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
-	13, // 12: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
-	4,  // 13: infaas.worker.v1.Worker.Profile:output_type -> infaas.worker.v1.ProfileResponse
-	2,  // 14: infaas.worker.v1.Registry.Join:output_type -> infaas.worker.v1.JoinReply
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	11, // 2: infaas.worker.v1.InferRequest.asked:type_name -> infaas.worker.v1.Asked
+	9,  // 3: infaas.worker.v1.InferResponse.outputs:type_name -> infaas.worker.v1.Tensor
+	5,  // 4: infaas.worker.v1.Worker.Load:input_type -> infaas.worker.v1.LoadRequest
+	7,  // 5: infaas.worker.v1.Worker.Unload:input_type -> infaas.worker.v1.UnloadRequest
+	10, // 6: infaas.worker.v1.Worker.Infer:input_type -> infaas.worker.v1.InferRequest
+	13, // 7: infaas.worker.v1.Worker.State:input_type -> infaas.worker.v1.StateRequest
+	3,  // 8: infaas.worker.v1.Worker.Profile:input_type -> infaas.worker.v1.ProfileRequest
+	0,  // 9: infaas.worker.v1.Registry.Join:input_type -> infaas.worker.v1.WorkerReport
+	6,  // 10: infaas.worker.v1.Worker.Load:output_type -> infaas.worker.v1.LoadResponse
+	8,  // 11: infaas.worker.v1.Worker.Unload:output_type -> infaas.worker.v1.UnloadResponse
+	12, // 12: infaas.worker.v1.Worker.Infer:output_type -> infaas.worker.v1.InferResponse
+	14, // 13: infaas.worker.v1.Worker.State:output_type -> infaas.worker.v1.StateResponse
+	4,  // 14: infaas.worker.v1.Worker.Profile:output_type -> infaas.worker.v1.ProfileResponse
+	2,  // 15: infaas.worker.v1.Registry.Join:output_type -> infaas.worker.v1.JoinReply
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_workerrpc_worker_proto_init() }
@@ -920,7 +999,7 @@ func file_workerrpc_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workerrpc_worker_proto_rawDesc), len(file_workerrpc_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
