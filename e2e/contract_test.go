@@ -409,17 +409,24 @@ func TestAnyModel(t *testing.T) {
 		// dynamic, over both transports: the shapes given, the
 		// profiler's default, and two inputs that disagree (the server
 		// refuses every request, and says why).
+		// Models whose dimension 0 is not the batch take their
+		// tensors whole: the recurrent model (a scalar sample rate, its
+		// state's batch second) and the one without a batch dimension.
 		for _, tc := range []struct {
 			name   string
+			model  string
 			args   []string
 			failed bool
 		}{
-			{"given", []string{"--shape", "input_ids=6", "--shape", "attention_mask=6"}, false},
-			{"default over gRPC", []string{"--protocol", "grpc", "--grpc", s.grpc}, false},
-			{"disagreeing", []string{"--shape", "input_ids=6", "--shape", "attention_mask=7"}, true},
+			{"given", "text-attention", []string{"--shape", "input_ids=6", "--shape", "attention_mask=6"}, false},
+			{"default over gRPC", "text-attention", []string{"--protocol", "grpc", "--grpc", s.grpc}, false},
+			{"disagreeing", "text-attention", []string{"--shape", "input_ids=6", "--shape", "attention_mask=7"}, true},
+			{"scalar and state", "vad-recurrent", nil, false},
+			{"scalar and state over gRPC", "vad-recurrent", []string{"--protocol", "grpc", "--grpc", s.grpc}, false},
+			{"no batch dimension", "image-no-batch", []string{"--shape", "image=3,9,11"}, false},
 		} {
 			out := filepath.Join(t.TempDir(), "summary.json")
-			args := append([]string{"loadgen", "--server", s.addr, "--model", "text-attention", "--schedule", "constant:20:1s",
+			args := append([]string{"loadgen", "--server", s.addr, "--model", tc.model, "--schedule", "constant:20:1s",
 				"--quiet", "--json", out}, tc.args...)
 			msg, err := exec.Command(infaasBinary(t), args...).CombinedOutput()
 			if err != nil {
@@ -429,7 +436,10 @@ func TestAnyModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var sum struct{ Sent, Answered, Failed int }
+			var sum struct {
+				Sent, Answered, Failed, Timed int
+				ComputeMeanMs                 float64 `json:"compute_mean_ms"`
+			}
 			if err := json.Unmarshal(b, &sum); err != nil {
 				t.Fatal(err)
 			}
@@ -439,6 +449,11 @@ func TestAnyModel(t *testing.T) {
 			}
 			if sum.Sent == 0 || want != sum.Sent {
 				t.Errorf("%s: %+v, want every request %s\n%s", tc.name, sum, map[bool]string{true: "failed", false: "answered"}[tc.failed], msg)
+			}
+			// Every answer says, over either transport, where its time
+			// went in the worker.
+			if sum.Timed != sum.Answered || (sum.Answered > 0 && sum.ComputeMeanMs <= 0) {
+				t.Errorf("%s: %d of %d answers gave their timing, compute %.3f ms on average", tc.name, sum.Timed, sum.Answered, sum.ComputeMeanMs)
 			}
 		}
 	})
