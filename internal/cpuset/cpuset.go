@@ -81,7 +81,11 @@ func Allowed() ([]int, error) {
 // PinProcess restricts every thread of this process to cpus. Affinity is
 // per thread on Linux and a new thread inherits its creator's, so setting
 // it on every existing thread covers the threads created later too (the
-// Go runtime's and ONNX Runtime's). Call it early, before ONNX Runtime
+// Go runtime's and ONNX Runtime's), and a child process forked from any of
+// them. Threads are created while the pins are set, by threads not pinned
+// yet, so one pass over /proc/self/task can leave one out (a profiler
+// child forked from it then ran on every core): the passes repeat until one
+// finds every thread already pinned. Call it early, before ONNX Runtime
 // starts its thread pools.
 func PinProcess(cpus []int) error {
 	if len(cpus) == 0 {
@@ -91,18 +95,48 @@ func PinProcess(cpus []int) error {
 	for _, c := range cpus {
 		set.Set(c)
 	}
+	for range maxPinPasses {
+		changed, err := pinPass(&set)
+		if err != nil {
+			return fmt.Errorf("pin to CPUs %s: %w", Format(cpus), err)
+		}
+		if !changed {
+			return nil
+		}
+	}
+	return fmt.Errorf("pin to CPUs %s: threads still appearing unpinned after %d passes", Format(cpus), maxPinPasses)
+}
+
+// maxPinPasses bounds PinProcess's passes; two or three are usual.
+const maxPinPasses = 100
+
+// pinPass sets set on every thread of this process whose affinity differs
+// and says whether it found one. Once a pass finds none, every thread that
+// exists was pinned before the pass began, and so is every thread created
+// since: all of them were created by pinned threads.
+func pinPass(set *unix.CPUSet) (changed bool, err error) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return fmt.Errorf("pin: list threads: %w", err)
+		return false, fmt.Errorf("list threads: %w", err)
 	}
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
 		if err != nil {
 			continue
 		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pin to CPUs %s: %w", Format(cpus), err)
+		var cur unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &cur); err == unix.ESRCH {
+			continue // the thread exited
+		} else if err != nil {
+			return false, err
 		}
+		if cur == *set {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
+			return false, err
+		}
+		changed = true
 	}
-	return nil
+	return changed, nil
 }
