@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
 	"github.com/infaas/infaas/controller"
@@ -535,26 +533,30 @@ func TestServeWorkersDieWithIt(t *testing.T) {
 	}
 }
 
-// TestEmptiedRedisDeletesNoBlob: Redis loses everything under a running
-// server (here FLUSHALL, as a restart without persistence would), then
-// the server restarts. Its collector sees a store that is not the one the
-// model repository belongs to: no blob is deleted, and the log says why.
+// TestEmptiedRedisDeletesNoBlob: Redis (no persistence) crashes and comes
+// back empty under a running server, then the server restarts. Its
+// collector sees a store that is not the one the model repository belongs
+// to: no blob is deleted, and the log says why. The collection grace
+// period is off (--gc-grace 0), so that the store identity alone keeps
+// the blobs.
 func TestEmptiedRedisDeletesNoBlob(t *testing.T) {
-	redisAddr := testredis.Start(t)
+	redis := testredis.StartServer(t)
 	dir := t.TempDir()
-	s := startServer(t, dir, "--store", "redis://"+redisAddr+"/0")
+	args := []string{"--store", "redis://" + redis.Addr + "/0", "--gc-grace", "0"}
+	s := startServer(t, dir, args...)
 	s.registerZoo(t, "mnist-mlp-s")
 	before := listBlobs(t, dir)
 	if len(before) == 0 {
 		t.Fatal("no blobs after a registration")
 	}
-	rc := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rc.Close()
-	if err := rc.FlushAll(ctx(t)).Err(); err != nil {
-		t.Fatal(err)
-	}
+	redis.Restart(t)
+	// The running server reconnects and sees an empty catalogue.
+	waitFor(t, "the running server to see the emptied store", 10*time.Second, func() bool {
+		l, err := s.c.Models(ctx(t))
+		return err == nil && len(l.Architectures) == 0
+	})
 	s.stop()
-	s2 := startServer(t, dir, "--store", "redis://"+redisAddr+"/0")
+	s2 := startServer(t, dir, args...)
 	waitFor(t, "the collector's refusal in the log", 10*time.Second, func() bool {
 		return strings.Contains(s2.log.String(), "not collecting garbage: the model repository belongs to another metadata store")
 	})

@@ -234,7 +234,10 @@ func TestKilledMidRegistrationLeavesNothing(t *testing.T) {
 	}
 	s.kill()
 
-	s2 := startServer(t, dir)
+	// Without a collection grace period, recovery removes the interrupted
+	// registration's blobs at once (TestDeleteUnloadsAndCollects waits one
+	// out).
+	s2 := startServer(t, dir, "--gc-grace", "0")
 	l, err := s2.c.Models(c)
 	if err != nil {
 		t.Fatal(err)
@@ -284,11 +287,13 @@ func isStatus(err error, code int) bool {
 }
 
 // TestDeleteUnloadsAndCollects: deleting an architecture unloads its
-// replicas, removes the blobs only it referenced, and makes its name unknown
-// to queries — while another architecture keeps serving.
+// replicas, makes its name unknown to queries — while another architecture
+// keeps serving — and removes the blobs only it referenced once they have
+// been unreferenced for the collection grace period (not before).
 func TestDeleteUnloadsAndCollects(t *testing.T) {
 	dir := t.TempDir()
-	s := startServer(t, dir)
+	const grace = 3 * time.Second
+	s := startServer(t, dir, "--gc-grace", grace.String())
 	s.registerZoo(t, "mnist-mlp-s")
 	blobsOne := len(listBlobs(t, dir))
 	s.registerZoo(t, "mnist-mlp-m")
@@ -299,8 +304,13 @@ func TestDeleteUnloadsAndCollects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	blobsTwo := len(listBlobs(t, dir))
 	if err := s.c.Delete(c, "mnist-mlp-m"); err != nil {
 		t.Fatal(err)
+	}
+	deleted := time.Now()
+	if n := len(listBlobs(t, dir)); n != blobsTwo && time.Since(deleted) < grace {
+		t.Fatalf("%d blobs right after the delete, %d before it: deleted within the %s grace period", n, blobsTwo, grace)
 	}
 	if err := s.c.Delete(c, "mnist-mlp-m"); !isStatus(err, 404) {
 		t.Fatalf("deleting twice: %v, want 404", err)
@@ -308,6 +318,9 @@ func TestDeleteUnloadsAndCollects(t *testing.T) {
 	if _, err := s.c.Infer(c, "mnist-mlp-m", samples(set, 0, 1), nil); !isStatus(err, 404) {
 		t.Fatalf("query of a deleted architecture: %v, want 404", err)
 	}
+	waitFor(t, "the deleted architecture's blobs collected after the grace period", grace+10*time.Second, func() bool {
+		return len(listBlobs(t, dir)) == blobsOne
+	})
 	if n := len(listBlobs(t, dir)); n != blobsOne {
 		t.Fatalf("%d blobs after the delete, %d before the second registration", n, blobsOne)
 	}

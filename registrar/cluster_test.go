@@ -50,6 +50,7 @@ func (c cluster) controller(t *testing.T, owner string, prof *profiler.Profiler)
 	t.Cleanup(func() { repo.Close() })
 	cfg := registrar.DefaultConfig()
 	cfg.Owner = owner
+	cfg.GCGrace = 0 // these tests check which blobs go, not when (gc_test.go)
 	return registrar.New(cfg, store, repo, prof, quiet), store, repo
 }
 

@@ -54,6 +54,14 @@ type Config struct {
 	// RenewEvery is how often a registration in progress renews its lease.
 	// Zero, or not less than LeaseTTL, means a third of LeaseTTL.
 	RenewEvery time.Duration
+	// GCGrace is how long a blob must have been seen unreferenced before
+	// the collector deletes it: the time an operator has to notice that
+	// the metadata store lost records it held (a stale snapshot restored,
+	// a failover to a lagging replica — same store, so the identity check
+	// passes) and put them back before their model files go. The clock
+	// starts when this process first finds the blob unreferenced and
+	// starts again with the process. Zero deletes at once.
+	GCGrace time.Duration
 }
 
 // Lease defaults: a registration is renewed every 10 s and given up by
@@ -63,11 +71,15 @@ const (
 	DefaultRenewEvery = 10 * time.Second
 )
 
+// DefaultGCGrace is DefaultConfig's GCGrace.
+const DefaultGCGrace = 10 * time.Minute
+
 // DefaultConfig: 256 MiB models, this machine's CPU, two registrations at
-// once, a per-process owner ID, 30 s leases renewed every 10 s.
+// once, a per-process owner ID, 30 s leases renewed every 10 s, blobs
+// deleted 10 minutes after they were found unreferenced.
 func DefaultConfig() Config {
 	return Config{MaxModelBytes: 256 << 20, Hardware: catalog.LocalCPU(), Concurrency: 2,
-		LeaseTTL: DefaultLeaseTTL, RenewEvery: DefaultRenewEvery}
+		LeaseTTL: DefaultLeaseTTL, RenewEvery: DefaultRenewEvery, GCGrace: DefaultGCGrace}
 }
 
 // DefaultMaxFidelityLoss is Config.MaxFidelityLoss's default, in
@@ -168,6 +180,9 @@ type Registrar struct {
 	queue chan *job
 	mu    sync.Mutex
 	jobs  map[string]*job
+	// unreferenced: blob digest → when the collector first found no
+	// record referencing it (Config.GCGrace); guarded by mu.
+	unreferenced map[string]time.Time
 
 	// OnDelete, when set, runs after an architecture is deleted, so that
 	// whoever serves queries forgets it and unloads its replicas.
@@ -199,6 +214,8 @@ func New(cfg Config, store metadata.Store, repo *repository.Repository, prof *pr
 		cfg: cfg, store: store, repo: repo, prof: prof, log: log, now: time.Now,
 		queue: make(chan *job, 64),
 		jobs:  map[string]*job{},
+
+		unreferenced: map[string]time.Time{},
 	}
 	r.renewTicks = func() (<-chan time.Time, func()) {
 		t := time.NewTicker(r.cfg.RenewEvery)
@@ -271,11 +288,12 @@ func (r *Registrar) running(name string) bool {
 	return ok && !j.finished()
 }
 
-// collectGarbage deletes blobs that no record references, holding the
-// store's blob lock from reading the references until the last delete, so
-// that no registration (of any process) can reference a blob in between:
-// registrations reference each blob before writing it, and those writes
-// wait for the lock.
+// collectGarbage deletes blobs that no record references and that have
+// gone unreferenced for Config.GCGrace, holding the store's blob lock from
+// reading the references until the last delete, so that no registration
+// (of any process) can reference a blob in between: registrations
+// reference each blob before writing it, and those writes wait for the
+// lock. It returns how many it deleted.
 func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 	held, release, err := r.store.LockBlobs(ctx)
 	if err != nil {
@@ -293,20 +311,88 @@ func (r *Registrar) collectGarbage(ctx context.Context) (int, error) {
 	if ok, err := r.sameStore(held, refs, all); err != nil || !ok {
 		return 0, err
 	}
+	garbage, waiting, next := r.graced(refs, all)
+	if waiting > 0 {
+		r.log.Info("unreferenced blobs kept for the collection grace period", "count", waiting,
+			"grace", r.cfg.GCGrace, "next_deletable_at", next.Format(time.RFC3339))
+	}
 	n := 0
-	for _, d := range all {
-		if _, ok := refs[d]; ok {
-			continue
-		}
+	for _, d := range garbage {
 		if held.Err() != nil {
 			return n, fmt.Errorf("collect garbage: %w", context.Cause(held))
 		}
 		if err := r.repo.Delete(held, d); err != nil {
 			return n, err
 		}
+		r.mu.Lock()
+		delete(r.unreferenced, d)
+		r.mu.Unlock()
 		n++
 	}
 	return n, nil
+}
+
+// graced splits the blobs no record references into those unreferenced
+// for the grace period (garbage) and those still within it (how many, and
+// when the first of them is due). A blob referenced again, or gone, is
+// forgotten: its clock starts afresh if it turns unreferenced later.
+func (r *Registrar) graced(refs map[string]struct{}, all []string) (garbage []string, waiting int, next time.Time) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	listed := make(map[string]struct{}, len(all))
+	for _, d := range all {
+		listed[d] = struct{}{}
+		if _, ok := refs[d]; ok {
+			delete(r.unreferenced, d)
+			continue
+		}
+		since, ok := r.unreferenced[d]
+		if !ok {
+			since = now
+			r.unreferenced[d] = now
+		}
+		due := since.Add(r.cfg.GCGrace)
+		if !now.Before(due) {
+			garbage = append(garbage, d)
+			continue
+		}
+		if waiting == 0 || due.Before(next) {
+			next = due
+		}
+		waiting++
+	}
+	for d := range r.unreferenced {
+		if _, ok := listed[d]; !ok {
+			delete(r.unreferenced, d)
+		}
+	}
+	return garbage, waiting, next
+}
+
+// sweepEvery is how often Run looks for expired leases and blobs whose
+// grace period ended: every LeaseTTL, or every half grace period when
+// that is shorter (at least every 100 ms), so a blob goes within half a
+// grace period of its due time.
+func (r *Registrar) sweepEvery() time.Duration {
+	if g := r.cfg.GCGrace / 2; g > 0 && g < r.cfg.LeaseTTL {
+		return max(g, 100*time.Millisecond)
+	}
+	return r.cfg.LeaseTTL
+}
+
+// collectionDue says whether a blob's grace period has ended, so that the
+// periodic sweep collects it without waiting for the next deletion.
+func (r *Registrar) collectionDue() bool {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, since := range r.unreferenced {
+		if !now.Before(since.Add(r.cfg.GCGrace)) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameStore decides whether the collector may trust the metadata store
@@ -349,7 +435,8 @@ func (r *Registrar) sameStore(ctx context.Context, refs map[string]struct{}, blo
 
 // Run recovers from interrupted registrations, then works the queue until
 // ctx ends, removing registrations whose leases expire (their owners died)
-// every LeaseTTL.
+// every LeaseTTL, and the blobs of such registrations and others no record
+// references once their grace period ends (sweepEvery).
 func (r *Registrar) Run(ctx context.Context) error {
 	if err := r.Recover(ctx); err != nil {
 		return err
@@ -368,7 +455,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() {
-		t := time.NewTicker(r.cfg.LeaseTTL)
+		t := time.NewTicker(r.sweepEvery())
 		defer t.Stop()
 		for {
 			select {
@@ -380,7 +467,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if err != nil {
 				r.log.Warn("removing expired registrations", "err", err)
 			}
-			if n == 0 {
+			if n == 0 && !r.collectionDue() {
 				continue
 			}
 			if _, err := r.collectGarbage(ctx); err != nil {

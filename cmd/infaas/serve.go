@@ -61,6 +61,9 @@ type serveConfig struct {
 	Store      string // "bolt" (in Data) or a redis:// URL
 	Repository string // bucket URL; default Data/models
 	MaxUpload  int64
+	// GCGrace is how long a model file stays after no record references
+	// it (registrar.Config.GCGrace).
+	GCGrace time.Duration
 	// MaxBodyMemory bounds the request bodies held at once (api.BodyBudget).
 	MaxBodyMemory int64
 	FileRoots     []string
@@ -118,6 +121,7 @@ func defaultServeConfig() serveConfig {
 		WorkerMem:       0,
 		Store:           "bolt",
 		MaxUpload:       256 << 20,
+		GCGrace:         registrar.DefaultGCGrace,
 		MaxBodyMemory:   512 << 20,
 		HTTPReadTimeout: 5 * time.Minute,
 		LogLevel:        "info",
@@ -192,6 +196,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "metadata store: bolt (embedded, in --data) or a redis://host:port/db `URL`")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (file://, s3://, gs://, azblob://; default DATA/models)")
 	fs.Int64Var(&c.MaxUpload, "max-upload", c.MaxUpload, "largest registration upload in `bytes`")
+	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "how long a model file stays in the repository after no registration references it (deleted models, failed registrations) before it is deleted; the time to notice a metadata store that lost records and restore it (0: at once)")
 	fs.Int64Var(&c.MaxBodyMemory, "max-body-memory", c.MaxBodyMemory, "`bytes` all request bodies (HTTP, and gRPC inference requests) being read and served may hold at once; over it 503 with Retry-After (gRPC: Unavailable) (at least --max-upload and the 64 MiB inference limit)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP client may take to send one whole request (an upload included)")
 	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
@@ -207,7 +212,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTP and gRPC over TLS with this PEM certificate `file` (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "require API keys: a JSON `file` {\"keys\": [{\"key\", \"tenant\", \"role\": admin|user}]}")
-	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let the HTTP and gRPC ports listen beyond loopback without --auth")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let the HTTP and gRPC ports listen beyond loopback without --auth, and the --cluster port without a cluster token")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "with --auth: each tenant's `requests` per second (bursts of twice that, at least 1); over it 429 with Retry-After; 0: no limit")
 }
 
@@ -233,6 +238,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return errors.New("--max-upload must be positive")
+	}
+	if c.GCGrace < 0 {
+		return errors.New("--gc-grace must not be negative")
 	}
 	if c.MaxBodyMemory < max(c.MaxUpload, maxInferBody) {
 		return fmt.Errorf("--max-body-memory %d is below --max-upload (%d) or the inference body limit (%d): the largest allowed body could never be read", c.MaxBodyMemory, c.MaxUpload, maxInferBody)
@@ -373,8 +381,8 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		_, _ = rand.Read(b)
 		token = hex.EncodeToString(b)
 	}
-	if token == "" && !isLoopback(cfg.Cluster) {
-		log.Warn("the worker plane is open: no cluster token on a non-loopback address; set --token-file or $"+workerrpc.TokenEnv, "cluster", cfg.Cluster)
+	if err := checkPlane("--cluster", cfg.Cluster, token, cfg.Insecure, log); err != nil {
+		return err
 	}
 
 	exe, err := os.Executable()
@@ -392,6 +400,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 	rcfg := registrar.DefaultConfig()
 	rcfg.MaxModelBytes = cfg.MaxUpload
 	rcfg.FileRoots = cfg.FileRoots
+	rcfg.GCGrace = cfg.GCGrace
 	rcfg.Hardware = refClass
 	reg := registrar.New(rcfg, store, repo, prof, log.With("component", "registrar"))
 
@@ -639,6 +648,21 @@ func (l *listeners) closeAll() {
 	for _, ln := range l.ls {
 		ln.Close()
 	}
+}
+
+// checkPlane refuses a worker-plane address (flag) beyond loopback without
+// a cluster token: whoever reaches it could load, unload and run models on
+// the workers, or join as a worker. With insecure it only warns.
+func checkPlane(flag, addr, token string, insecure bool, log *slog.Logger) error {
+	if token != "" || isLoopback(addr) {
+		return nil
+	}
+	if !insecure {
+		return fmt.Errorf("%s %s listens beyond this machine without a cluster token: set --token-file FILE or $%s (the same token on every controller and worker), or pass --insecure to accept an open worker plane",
+			flag, addr, workerrpc.TokenEnv)
+	}
+	log.Warn("the worker plane is open: no cluster token on a non-loopback address (--insecure)", "address", addr)
+	return nil
 }
 
 func isLoopback(addr string) bool {

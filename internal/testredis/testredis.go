@@ -37,6 +37,24 @@ func Start(t testing.TB) (addr string) {
 // tests that pause it (SIGSTOP) to play an unreachable Redis.
 func StartProcess(t testing.TB) (addr string, pid int) {
 	t.Helper()
+	s := StartServer(t)
+	return s.Addr, s.PID()
+}
+
+// Server is a redis-server a test started, which it may restart.
+type Server struct {
+	// Addr is where it listens ("127.0.0.1:port"), the same across
+	// restarts.
+	Addr string
+
+	bin, dir string
+	mu       sync.Mutex
+	cur      *server
+}
+
+// StartServer is Start that returns the server, for tests that restart it.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not on PATH; install it to run these tests "+
@@ -45,15 +63,51 @@ func StartProcess(t testing.TB) (addr string, pid int) {
 	dir := t.TempDir() // removed after the server stops: cleanups run last-in first-out
 	var errs []error
 	for range startAttempts {
-		srv, err := start(bin, dir)
+		port, err := freePort()
 		if err == nil {
-			t.Cleanup(srv.stop)
-			return srv.addr, srv.pid
+			var srv *server
+			if srv, err = start(bin, dir, port); err == nil {
+				s := &Server{Addr: srv.addr, bin: bin, dir: dir, cur: srv}
+				t.Cleanup(func() {
+					s.mu.Lock()
+					defer s.mu.Unlock()
+					s.cur.stop()
+				})
+				return s
+			}
 		}
 		errs = append(errs, err)
 	}
 	t.Fatalf("start redis-server (%d attempts): %v", startAttempts, errors.Join(errs...))
-	return "", 0
+	return nil
+}
+
+// PID is the running server's process ID.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.pid
+}
+
+// Restart kills the server and starts another on the same port with
+// nothing in it, as a Redis without persistence comes back from a crash.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur.stop()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	var errs []error
+	for range startAttempts {
+		srv, err := start(s.bin, s.dir, port)
+		if err == nil {
+			s.cur = srv
+			return
+		}
+		errs = append(errs, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("restart redis-server on %s (%d attempts): %v", s.Addr, startAttempts, errors.Join(errs...))
 }
 
 type server struct {
@@ -70,11 +124,7 @@ func (s *server) stop() {
 	<-s.exited
 }
 
-func start(bin, dir string) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+func start(bin, dir, port string) (*server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin,
 		"--port", port,

@@ -14,7 +14,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func ping(addr string) (string, error) {
+func ping(addr string) (string, error) { return command(addr, "PING") }
+
+// command sends one inline command and returns the first line of the reply.
+func command(addr, cmd string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
@@ -23,7 +26,7 @@ func ping(addr string) (string, error) {
 	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		return "", err
 	}
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+	if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
 		return "", err
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
@@ -53,4 +56,21 @@ func TestStart(t *testing.T) {
 			t.Fatalf("two servers share address %s", a)
 		}
 	})
+}
+
+// TestRestart: a restarted server answers on the same address with
+// nothing in it, and a new process ID.
+func TestRestart(t *testing.T) {
+	s := testredis.StartServer(t)
+	if got, err := command(s.Addr, "SET k v"); err != nil || got != "+OK" {
+		t.Fatalf("SET = %q, %v", got, err)
+	}
+	pid := s.PID()
+	s.Restart(t)
+	if s.PID() == pid {
+		t.Fatalf("the restarted server has the old process ID %d", pid)
+	}
+	if got, err := command(s.Addr, "EXISTS k"); err != nil || got != ":0" {
+		t.Fatalf("EXISTS k after the restart = %q, %v; want :0", got, err)
+	}
 }
