@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +22,9 @@ import (
 
 	pb "github.com/infaas/infaas/api/inferencepb"
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/internal/testredis"
 	"github.com/infaas/infaas/internal/zootest"
+	"github.com/infaas/infaas/workerrpc/workerpb"
 )
 
 // TestAPIKeys: with --auth, a request without a known key is 401
@@ -74,6 +79,46 @@ func TestAPIKeys(t *testing.T) {
 	out, err := exec.Command(infaasBinary(t), "serve", "--data", t.TempDir(), "--http", "0.0.0.0:0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "without API keys") {
 		t.Errorf("a public address without --auth: %v\n%s", err, out)
+	}
+
+	// --rate-limit: a tenant over its token bucket gets 429 with
+	// Retry-After and no work done; after that wait it is served again,
+	// and another tenant was never limited.
+	r := startServer(t, t.TempDir(), "--auth", keys, "--rate-limit", "1")
+	list := func(key string) (int, string) {
+		req, err := http.NewRequestWithContext(c, http.MethodGet, "http://"+r.addr+"/v1/models", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	limited, retry := 0, ""
+	for range 10 {
+		if code, after := list(user); code == http.StatusTooManyRequests {
+			limited, retry = limited+1, after
+		} else if code != http.StatusOK {
+			t.Fatalf("rate-limited server, user key: HTTP %d", code)
+		}
+	}
+	if limited == 0 || retry == "" {
+		t.Fatalf("10 requests at once against 1/s (bursts of 2): %d answered 429, Retry-After %q", limited, retry)
+	}
+	if code, _ := list(admin); code != http.StatusOK {
+		t.Errorf("the other tenant while team-a is limited: HTTP %d", code)
+	}
+	wait, err := strconv.Atoi(retry)
+	if err != nil || wait < 1 {
+		t.Fatalf("Retry-After %q: want whole seconds", retry)
+	}
+	time.Sleep(time.Duration(wait) * time.Second)
+	if code, _ := list(user); code != http.StatusOK {
+		t.Errorf("after waiting Retry-After (%ds): HTTP %d", wait, code)
 	}
 }
 
@@ -138,4 +183,113 @@ func TestTenants(t *testing.T) {
 	if err := ca.Delete(c, "a-declared"); err != nil {
 		t.Errorf("owner deleting: %v", err)
 	}
+}
+
+// TestWorkerPlaneIsPrivate: the worker service (load, unload, infer,
+// state) is not on the public gRPC port; the worker plane — the
+// controller's registry and each worker's own service — refuses a call
+// without the cluster token or with a wrong one, and the server serves
+// throughout. Without a token, serve refuses a cluster address beyond
+// loopback (and a worker such a listen address) unless --insecure, which
+// also lets the public ports listen beyond loopback without --auth.
+func TestWorkerPlaneIsPrivate(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.registerZoo(t, "mnist-mlp-s")
+	c := ctx(t)
+	ws, err := s.c.Workers(c)
+	if err != nil || len(ws) == 0 || ws[0].Address == "" {
+		t.Fatalf("workers: %+v, %v", ws, err)
+	}
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	wrong := metadata.AppendToOutgoingContext(c, "authorization", "Bearer not-the-cluster-token")
+	for _, tc := range []struct {
+		what, addr string
+		ctx        context.Context
+		want       codes.Code
+	}{
+		{"the worker service on the public gRPC port", s.grpc, c, codes.Unimplemented},
+		{"a worker without the token", ws[0].Address, c, codes.Unauthenticated},
+		{"a worker with a wrong token", ws[0].Address, wrong, codes.Unauthenticated},
+	} {
+		_, err := workerpb.NewWorkerClient(dial(tc.addr)).Unload(tc.ctx, &workerpb.UnloadRequest{})
+		if status.Code(err) != tc.want {
+			t.Errorf("%s: Unload answered %v, want %s", tc.what, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		what, addr string
+		ctx        context.Context
+		want       codes.Code
+	}{
+		{"the registry on the public gRPC port", s.grpc, c, codes.Unimplemented},
+		{"the registry without the token", s.cluster, c, codes.Unauthenticated},
+		{"the registry with a wrong token", s.cluster, wrong, codes.Unauthenticated},
+	} {
+		stream, err := workerpb.NewRegistryClient(dial(tc.addr)).Join(tc.ctx)
+		if err == nil {
+			_ = stream.Send(&workerpb.WorkerReport{Hello: &workerpb.Hello{WorkerId: "intruder", Address: "127.0.0.1:1"}})
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != tc.want {
+			t.Errorf("%s: Join answered %v, want %s", tc.what, err, tc.want)
+		}
+	}
+	if _, err := s.c.Infer(c, "mnist-mlp-s", samples(mnist(t), 0, 1), nil); err != nil {
+		t.Fatalf("a query after the refused calls: %v", err)
+	}
+	if after, err := s.c.Workers(c); err != nil || len(after) != len(ws) {
+		t.Fatalf("workers after the refused calls: %+v, %v; want %d", after, err, len(ws))
+	}
+
+	open := func(args ...string) (string, error) {
+		cmd := exec.Command(infaasBinary(t), args...)
+		cmd.Env = append(os.Environ(), "INFAAS_CLUSTER_TOKEN=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := open("serve", "--data", t.TempDir(), "--workers", "", "--cluster", "0.0.0.0:0"); err == nil || !strings.Contains(out, "without a cluster token") {
+		t.Errorf("serve with an open worker plane beyond loopback: %v\n%s", err, out)
+	}
+	if out, err := open("worker", "--controller", "127.0.0.1:1", "--repository", t.TempDir(), "--listen", "0.0.0.0:0"); err == nil || !strings.Contains(out, "without a cluster token") {
+		t.Errorf("worker listening beyond loopback without a token: %v\n%s", err, out)
+	}
+	// --insecure accepts both: a controller with no workers and no token
+	// starts, listens beyond loopback, and says what is open.
+	httpAddr := freeAddr(t)
+	cmd := exec.Command(infaasBinary(t), "controller", "--data", t.TempDir(), "--store", "redis://"+testredis.Start(t)+"/0",
+		"--insecure", "--http", httpAddr, "--grpc", "0.0.0.0:"+port(t, freeAddr(t)), "--cluster", "0.0.0.0:"+port(t, freeAddr(t)), "--metrics", "")
+	cmd.Env = append(os.Environ(), "INFAAS_CLUSTER_TOKEN=")
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitFor(t, "the --insecure controller live", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/v2/health/live")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(log.String(), "the worker plane is open") {
+		t.Errorf("a controller with an open worker plane (--insecure) logged no warning:\n%s", log)
+	}
+}
+
+func port(t testing.TB, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -69,6 +69,7 @@ type server struct {
 	addr    string
 	grpc    string
 	metrics string
+	cluster string // the private worker plane
 	log     *syncBuffer
 	done    chan struct{}
 	c       *client.Client
@@ -113,16 +114,16 @@ func startServer(t testing.TB, dir string, args ...string) *server {
 // of one that exited before it was ready.
 func tryServer(t testing.TB, dir string, args ...string) (*server, string) {
 	t.Helper()
-	addr, gaddr, maddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	addr, gaddr, maddr, caddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	cmd := exec.Command(infaasBinary(t), append([]string{"serve", "--data", dir, "--http", addr, "--grpc", gaddr, "--metrics", maddr,
-		"--cluster", freeAddr(t), "--profile-time", "40ms"}, args...)...)
+		"--cluster", caddr, "--profile-time", "40ms"}, args...)...)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, addr: addr, grpc: gaddr, metrics: maddr, log: log, done: make(chan struct{}), c: client.New(addr)}
+	s := &server{t: t, cmd: cmd, addr: addr, grpc: gaddr, metrics: maddr, cluster: caddr, log: log, done: make(chan struct{}), c: client.New(addr)}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.kill)
 	deadline := time.Now().Add(30 * time.Second)

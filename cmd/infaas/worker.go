@@ -47,8 +47,10 @@ type workerConfig struct {
 	Memory            int64
 	Repository        string
 	TokenFile         string
-	LogLevel          string
-	Profile           profiler.Config
+	// Insecure lets --listen be beyond loopback without a cluster token.
+	Insecure bool
+	LogLevel string
+	Profile  profiler.Config
 }
 
 func defaultWorkerConfig() workerConfig {
@@ -87,6 +89,7 @@ func (c *workerConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Memory, "memory", c.Memory, "memory in `bytes` replicas may fill (default: the class's, less where the container's memory limit leaves less)")
 	fs.StringVar(&c.Repository, "repository", c.Repository, "model repository bucket `URL` (the controller's; required)")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the cluster token (default: $"+workerrpc.TokenEnv+")")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let --listen be beyond loopback without a cluster token")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.Profile.PerBatch, "profile-time", c.Profile.PerBatch, "time spent measuring each batch size when profiling a variant here")
 }
@@ -162,6 +165,9 @@ func runWorkerProcess(ctx context.Context, cfg workerConfig) error {
 	}
 	token, err := clusterToken(cfg.TokenFile)
 	if err != nil {
+		return err
+	}
+	if err := checkPlane("--listen", cfg.Listen, token, cfg.Insecure, log); err != nil {
 		return err
 	}
 	if err := executor.Init(); err != nil {
