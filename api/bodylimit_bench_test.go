@@ -165,6 +165,11 @@ func BenchmarkSlowClients(b *testing.B) {
 	b.ReportMetric(float64(read)/mib/clients, "read-MiB/client")
 	b.ReportMetric(float64(after)/mib, "after-heap-MiB")
 	b.ReportMetric(float64(retained)/mib, "after-retained-MiB")
+	// The hardening target: 20 slow clients never make the server hold
+	// 1 GiB (sized from Content-Length it would hold 1280 MiB).
+	if peak >= 1<<30 {
+		b.Fatalf("%d slow clients announcing %d MiB each took the heap to %.0f MiB: bodies are sized from what is announced, not what arrives", clients, announced>>20, float64(peak)/mib)
+	}
 }
 
 // zeros is an endless body that allocates nothing.

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/infaas/infaas/catalog"
 	"github.com/infaas/infaas/client"
@@ -47,6 +49,18 @@ func TestRegistrationBadInput(t *testing.T) {
 	}
 	m.Graph.Node[len(m.Graph.Node)-1].OpType = "NoSuchOperator"
 	broken, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A weight whose dimensions disagree with its data (this crashed the
+	// int8 rewrite once: makeslice out of range; registrar.TestContain).
+	// ONNX Runtime, in a child process, refuses it first here.
+	lm, err := onnx.Parse(mlpS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm.Graph.Initializer[0].Dims = []int64{1 << 40, 1 << 20}
+	lying, err := onnx.Marshal(lm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +100,7 @@ func TestRegistrationBadInput(t *testing.T) {
 		{"not onnx", ok(client.Registration{Name: "a1", ModelPath: write("notonnx.onnx", []byte("this is not a model, just text\n"))}), 400, "not an ONNX model"},
 		{"empty file", ok(client.Registration{Name: "a2", ModelPath: write("empty.onnx", nil)}), 400, "no model file"},
 		{"onnx runtime rejects", ok(client.Registration{Name: "a3", ModelPath: write("broken.onnx", broken)}), 422, "ONNX Runtime cannot load it"},
+		{"a weight whose dims lie", ok(client.Registration{Name: "a15", ModelPath: write("lying.onnx", lying)}), 422, "ONNX Runtime cannot load it"},
 		{"duplicate name, other content", ok(client.Registration{Name: "mnist-mlp-s", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 409, "registered with different content"},
 		{"path in name", ok(client.Registration{Name: "../../etc/passwd", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
 		{"dot in name", ok(client.Registration{Name: "a.b", ModelPath: zootest.Path(t, "models/mnist-mlp-m.onnx")}), 400, "must be 1–63 letters"},
@@ -129,6 +144,46 @@ func TestRegistrationBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Sources without end: /dev/zero is refused before a byte is read (not
+	// a regular file), and so is an 8 GiB (sparse) file (its size is over
+	// --max-upload; what announces no size is read through a limit,
+	// repository.TestFetch). Neither
+	// grows the server by 100 MB; both answer at once (the duration is
+	// logged: timings belong to benchmarks).
+	sparse := filepath.Join(tmp, "huge.onnx")
+	if err := os.WriteFile(sparse, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(sparse, 8<<30); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []struct {
+		url    string
+		status int
+		msg    string
+	}{
+		{"file:///dev/zero", 400, "not a regular file"},
+		{"file://" + sparse, 413, "the limit is 3000000"},
+	} {
+		blobs := len(listBlobs(t, dir))
+		before := residentBytes(t, s.cmd.Process.Pid)
+		start := time.Now()
+		_, err := s.c.Register(c, ok(client.Registration{Name: "endless", ModelURL: src.url}))
+		took := time.Since(start)
+		grew := residentBytes(t, s.cmd.Process.Pid) - before
+		var e *client.Error
+		if !asError(err, &e) || e.Status != src.status || !strings.Contains(e.Message, src.msg) {
+			t.Fatalf("%s: %v; want HTTP %d containing %q", src.url, err, src.status, src.msg)
+		}
+		t.Logf("%s: HTTP %d after %s, resident memory %+.1f MB", src.url, e.Status, took.Round(time.Millisecond), float64(grew)/1e6)
+		if grew > 100e6 {
+			t.Fatalf("%s grew the server's resident memory by %.0f MB", src.url, float64(grew)/1e6)
+		}
+		if n := len(listBlobs(t, dir)); n != blobs {
+			t.Fatalf("%s changed the blob count from %d to %d", src.url, blobs, n)
+		}
+	}
+
 	a, err := s.c.Architecture(c, "a13")
 	if err != nil || a.AccuracySource != "declared" || a.Accuracy != 90 {
 		t.Fatalf("declared accuracy: %+v, %v", a, err)
@@ -246,4 +301,24 @@ func asError(err error, target **client.Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+// residentBytes is a process's resident memory (VmRSS).
+func residentBytes(t testing.TB, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS %q: %v", rest, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
 }

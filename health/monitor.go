@@ -128,7 +128,7 @@ func (m *Monitor) Admitted(queued int, a Asked) {
 	m.mu.Unlock()
 }
 
-// Refused records a request that asked a refused by admission control (or
+// Refused records a request refused by admission control (or
 // shed from the queue: Asked{}, its asking was recorded on admission).
 func (m *Monitor) Refused(a Asked) {
 	m.mu.Lock()

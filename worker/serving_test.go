@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -400,5 +401,36 @@ func TestCancelledWhileQueuedIsDropped(t *testing.T) {
 	}
 	if s := replicaStats(t, w, id); s.Batches != 1 || s.Completed != 1 {
 		t.Errorf("the dropped request ran: %d batches, %d completed", s.Batches, s.Completed)
+	}
+}
+
+// TestExpiredWhileQueuedIsShed: a request whose deadline passes while it
+// waits in the queue is refused with ErrOverloaded (the client may retry
+// elsewhere at once) and counted as refused — never run and answered late.
+func TestExpiredWhileQueuedIsShed(t *testing.T) {
+	z := newZoo(t)
+	v, arch := z.variant(t, "mnist-mlp-m", 4, 1.0/255)
+	w := newWorker(t, z, nil)
+	id := load(t, w, v, arch)
+
+	deadline := time.Now().Add(300 * time.Millisecond)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: deadline})
+		errc <- err
+	}()
+	waitFor(t, "the request to queue", func() bool { return replicaStats(t, w, id).Queued == 1 })
+	time.Sleep(time.Until(deadline) + 10*time.Millisecond)
+	run(t, w) // the worker starts serving only now
+	err := <-errc
+	if !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), "deadline passed") {
+		t.Fatalf("a request whose deadline passed in the queue: %v, want ErrOverloaded saying its deadline passed", err)
+	}
+	s := replicaStats(t, w, id)
+	if s.Refused != 1 || s.Batches != 0 || s.Completed != 0 {
+		t.Fatalf("after shedding: refused %d, batches %d, completed %d; want 1, 0, 0", s.Refused, s.Batches, s.Completed)
+	}
+	if _, err := w.Infer(context.Background(), id, Request{Inputs: pixels(z.raw(0, 1)), Batch: 1, Deadline: time.Now().Add(10 * time.Second)}); err != nil {
+		t.Fatalf("a request with time to spare after the shed one: %v", err)
 	}
 }
