@@ -209,6 +209,32 @@ func TestKubernetes(t *testing.T) {
 	}
 	kubectl("apply", "-k", filepath.Join(root, "deploy/overlays/kwok"))
 
+	// The controller's ServiceAccount may follow pods and scale its own
+	// worker Deployment, and nothing more: no pod deletion, no other
+	// Deployment, no change to the worker Deployment itself, no Secrets.
+	sa := "system:serviceaccount:" + kubeNS + ":infaas-controller"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "pods"}, "yes"},
+		{[]string{"patch", "pods"}, "yes"}, // the pod-deletion-cost annotation
+		{[]string{"update", "deployments.apps/infaas-worker-cpu-2", "--subresource=scale"}, "yes"},
+		{[]string{"update", "leases.coordination.k8s.io/infaas-autoscaler"}, "yes"},
+		{[]string{"delete", "pods"}, "no"},
+		{[]string{"create", "pods"}, "no"},
+		{[]string{"update", "deployments.apps/infaas-controller", "--subresource=scale"}, "no"},
+		{[]string{"update", "deployments.apps/infaas-worker-cpu-2"}, "no"},
+		{[]string{"get", "secrets"}, "no"},
+		{[]string{"update", "leases.coordination.k8s.io/another-lease"}, "no"},
+	} {
+		out, _ := cl.Kubectl(c, append([]string{"auth", "can-i", "--as", sa, "-n", kubeNS}, tc.args...)...)
+		lines := strings.Fields(string(out))
+		if len(lines) == 0 || lines[0] != tc.want {
+			t.Errorf("can the controller %s? %q, want %s", strings.Join(tc.args, " "), out, tc.want)
+		}
+	}
+
 	rc, err := clientcmd.BuildConfigFromFlags("", cl.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
