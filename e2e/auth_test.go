@@ -22,6 +22,7 @@ import (
 
 	pb "github.com/infaas/infaas/api/inferencepb"
 	"github.com/infaas/infaas/client"
+	"github.com/infaas/infaas/events"
 	"github.com/infaas/infaas/internal/testredis"
 	"github.com/infaas/infaas/internal/zootest"
 	"github.com/infaas/infaas/workerrpc/workerpb"
@@ -292,4 +293,49 @@ func port(t testing.TB, addr string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestWriteTimeout: with --http-write-timeout, requests are served as
+// before and the event stream outlives the timeout (it clears its own
+// deadline): an event written long after the timeout still arrives. A
+// write timeout below the read timeout is refused at start.
+func TestWriteTimeout(t *testing.T) {
+	const write = 2 * time.Second
+	s := startServer(t, t.TempDir(), "--http-read-timeout", "1s", "--http-write-timeout", write.String(),
+		"--autoscale", "--idle-unload", "1s", "--scale-cooldown", "1s")
+	s.registerZoo(t, "mnist-mlp-s")
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	start := time.Now()
+	late := make(chan events.Event, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.c.Follow(c, 0, client.EventFilter{}, func(e events.Event) error {
+			if time.Since(start) > 2*write {
+				late <- e
+			}
+			return nil
+		})
+	}()
+	time.Sleep(2 * write)
+	// The query loads a replica; a second idle, the autoscaler unloads
+	// it: events written after the stream's write timeout has long passed.
+	if _, err := s.c.Infer(ctx(t), "mnist-mlp-s", samples(mnist(t), 0, 1), nil); err != nil {
+		t.Fatalf("a query with a write timeout: %v", err)
+	}
+	select {
+	case e := <-late:
+		t.Logf("event %d (%s %s) arrived %s after the stream opened", e.Seq, e.Source, e.Action, time.Since(start).Round(time.Millisecond))
+	case err := <-done:
+		t.Fatalf("the event stream ended after %s (write timeout %s): %v", time.Since(start).Round(time.Millisecond), write, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no event arrived on the stream in the 30 s after the query")
+	}
+	cancel()
+	<-done
+
+	out, err := exec.Command(infaasBinary(t), "serve", "--data", t.TempDir(), "--http-read-timeout", "5m", "--http-write-timeout", "1m").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--http-write-timeout 1m0s is below --http-read-timeout") {
+		t.Errorf("a write timeout below the read timeout: %v\n%s", err, out)
+	}
 }

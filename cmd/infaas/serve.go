@@ -78,7 +78,10 @@ type serveConfig struct {
 	RateLimit float64
 	// HTTPReadTimeout bounds reading one whole HTTP request.
 	HTTPReadTimeout time.Duration
-	LogLevel        string
+	// HTTPWriteTimeout bounds one request from its headers to the end of
+	// its answer (net/http's WriteTimeout; the event stream is exempt).
+	HTTPWriteTimeout time.Duration
+	LogLevel         string
 	// ProfileCache is where measured profiles are kept for reuse ("":
 	// DATA/profiles; "off": measure every registration afresh).
 	ProfileCache string
@@ -113,19 +116,20 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Data:            "infaas-data",
-		HTTPAddr:        "127.0.0.1:8000",
-		GRPCAddr:        "127.0.0.1:8001",
-		Metrics:         "127.0.0.1:8002",
-		Policy:          "infaas",
-		WorkerMem:       0,
-		Store:           "bolt",
-		MaxUpload:       256 << 20,
-		GCGrace:         registrar.DefaultGCGrace,
-		MaxBodyMemory:   512 << 20,
-		HTTPReadTimeout: 5 * time.Minute,
-		LogLevel:        "info",
-		Profile:         profiler.DefaultConfig(),
+		Data:             "infaas-data",
+		HTTPAddr:         "127.0.0.1:8000",
+		GRPCAddr:         "127.0.0.1:8001",
+		Metrics:          "127.0.0.1:8002",
+		Policy:           "infaas",
+		WorkerMem:        0,
+		Store:            "bolt",
+		MaxUpload:        256 << 20,
+		GCGrace:          registrar.DefaultGCGrace,
+		MaxBodyMemory:    512 << 20,
+		HTTPReadTimeout:  5 * time.Minute,
+		HTTPWriteTimeout: 10 * time.Minute,
+		LogLevel:         "info",
+		Profile:          profiler.DefaultConfig(),
 
 		Cluster:          "127.0.0.1:8003",
 		Class:            catalog.LocalCPU().Name,
@@ -199,6 +203,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "how long a model file stays in the repository after no registration references it (deleted models, failed registrations) before it is deleted; the time to notice a metadata store that lost records and restore it (0: at once)")
 	fs.Int64Var(&c.MaxBodyMemory, "max-body-memory", c.MaxBodyMemory, "`bytes` all request bodies (HTTP, and gRPC inference requests) being read and served may hold at once; over it 503 with Retry-After (gRPC: Unavailable) (at least --max-upload and the 64 MiB inference limit)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest an HTTP client may take to send one whole request (an upload included)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest one HTTP request may take from its headers to the end of its answer, reading its body included (at least --http-read-timeout); bounds a client that does not read its answer. GET /v1/events?follow=true is exempt")
 	fs.Func("allow-file-root", "let registrations name model files by file:// URL under this `directory` (repeatable; default: none, upload the file instead)", func(v string) error {
 		if !filepath.IsAbs(v) {
 			return fmt.Errorf("--allow-file-root %q: give an absolute directory", v)
@@ -235,6 +240,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.HTTPReadTimeout <= 0 {
 		return errors.New("--http-read-timeout must be positive")
+	}
+	if c.HTTPWriteTimeout < c.HTTPReadTimeout {
+		return fmt.Errorf("--http-write-timeout %s is below --http-read-timeout %s: its clock starts with the request's headers, so it must cover reading the body too", c.HTTPWriteTimeout, c.HTTPReadTimeout)
 	}
 	if c.MaxUpload <= 0 {
 		return errors.New("--max-upload must be positive")
@@ -533,13 +541,14 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 
 	// Timeouts bound what a slow client can hold: its headers 10 s, its
 	// whole request (a registration upload included) --http-read-timeout,
-	// an idle keep-alive connection 2 minutes. No write timeout: answers
-	// stream (GET /v1/events?follow=true) and a cold start may take long.
+	// the request and its answer --http-write-timeout (a client that does
+	// not read its answer; the event stream clears its own deadline), an
+	// idle keep-alive connection 2 minutes.
 	var handler http.Handler = mux
 	if keys != nil {
 		handler = keys.HTTP(mux)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: 2 * time.Minute,
 		TLSConfig: tlsCfg}
 	servers := []*http.Server{srv}
 	httpLns := []net.Listener{ln}
@@ -550,7 +559,7 @@ func serve(ctx context.Context, cfg serveConfig, ready chan<- serverAddrs) error
 		}
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute})
+		servers = append(servers, &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute})
 		httpLns = append(httpLns, mln)
 	}
 
