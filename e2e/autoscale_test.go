@@ -485,3 +485,55 @@ func TestInterferenceMitigation(t *testing.T) {
 		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Statuses)
 	}
 }
+
+// TestStrictUnderOverload: strict requests at three times what the one
+// replica serves. Every answer met its target by the server's clock (a
+// late one is withheld, a queued one whose deadline passed is shed), the
+// rest are refused as overload, none fails otherwise, and the server
+// counts no unmet requirement: under overload, strict never means a late
+// 200.
+func TestStrictUnderOverload(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--workers", "cpu-1", "--class", "cpu-1")
+	capacity, p99 := registerConvNet(t, s, "convnet")
+	target := math.Round(max(20, 4*p99))
+	sum, _ := runLoad(t, s, fmt.Sprintf("constant:%.0f:4s", 3*capacity),
+		loadgen.RequirementSet{Weight: 1, Model: "convnet", LatencyMs: target, Strict: true}, nil)
+	t.Logf("strict at %.0f ms, %.0f q/s against ~%.0f/s: sent %d, answered %d, refused %d, failed %d; client-side p99 %.1f ms",
+		target, 3*capacity, capacity, sum.Sent, sum.Answered, sum.Refused, sum.Failed, sum.P99Ms)
+	if sum.Answered == 0 || sum.Refused == 0 {
+		t.Fatalf("answered %d, refused %d: the load did not overload the replica, or nothing was served", sum.Answered, sum.Refused)
+	}
+	if sum.Failed != 0 {
+		t.Errorf("%d strict requests failed other than as overload", sum.Failed)
+	}
+	if unmet := metricSum(t, s, "infaas_requirements_unmet_total"); unmet != 0 {
+		t.Errorf("the server answered %.0f requests that missed their requirements", unmet)
+	}
+	if ok := metricSum(t, s, "infaas_inference_request_success"); ok < float64(sum.Answered) {
+		t.Errorf("the server counts %.0f successes, the client %d answers", ok, sum.Answered)
+	}
+}
+
+// metricSum is the sum of every series of the counter name.
+func metricSum(t *testing.T, s *server, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += v
+	}
+	return total
+}
