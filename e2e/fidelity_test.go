@@ -42,9 +42,11 @@ import (
 // here), per query and per second, from that light load and a second,
 // heavier one after the schedule; and on the same two loads, how much
 // longer the workers' batches take than their profiles say, over what the
-// simulator's own batches take there (sim.Config.ComputeScale). The
-// simulation starts from the replicas the live server has loaded then, and
-// its prediction is the mean over 20 seeds (one live run is one draw).
+// simulator's own batches take there (sim.Config.ComputeScale), and the
+// shape of those batches' times, which the simulated batches are drawn
+// from (sim.Config.ServiceShape). The simulation starts from the replicas
+// the live server has loaded then, and its prediction is the mean over
+// 20 seeds (one live run is one draw).
 func TestSimulatorFidelity(t *testing.T) {
 	// One short live run is one draw of a noisy host: a stall (the VM
 	// descheduled, a neighbour's burst) makes dozens of late answers in
@@ -103,36 +105,105 @@ func TestSimulatorFidelity(t *testing.T) {
 // the late answers come from queueing while the autoscaler adds a replica
 // than from the host's noise. (A peak at 1.4× exceeded what two replicas
 // serve beside the server and the load generator on two cores: it
-// measured admission on a saturated host, not the autoscaler.) It reports
-// the live, simulated and replayed throughput, p99 and violation rate and
-// how far apart each is from the live one (docs/BENCHMARKS.md keeps the
-// figures).
+// measured admission on a saturated host, not the autoscaler.)
 //
-//	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -v ./e2e
+// It runs the schedule live fidelityLiveRuns times, each on a fresh
+// server and predicted from its own calibration, and compares each run
+// and all of them pooled: one live run is one draw, and its violation
+// rate moves more from run to run than the simulator misses by — three
+// back-to-back runs of this benchmark answered 1.39, 1.16 and 2.18 %
+// late (docs/BENCHMARKS.md, sixth session of 2026-12-06). The pooled
+// figures set the verdict: the live mean throughput, the mean of the
+// runs' p99s, and late answers over all answered (the prediction's
+// rates weighted by each run's answers). It reports the pooled live,
+// simulated and replayed figures, how far apart each is from the live
+// one, and the live runs' own spread (docs/BENCHMARKS.md keeps them).
+//
+//	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -timeout 30m -v ./e2e
 func BenchmarkSimulatorFidelity(b *testing.B) {
 	for range b.N {
-		live, replay, seeds, _ := fidelityRun(b, 30*time.Second, func(capacity float64) string {
-			return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
-		})
-		liveTput := float64(live.Answered) / live.DurationS
-		simr := seeds.mean
-		off := func(a, b float64) float64 { return 100 * math.Abs(a-b) / max(a, b, 1e-9) }
-		b.ReportMetric(liveTput, "live-q/s")
-		b.ReportMetric(simr.ThroughputQPS, "sim-q/s")
-		b.ReportMetric(off(liveTput, simr.ThroughputQPS), "q/s-off-%")
-		b.ReportMetric(live.P99Ms, "live-p99-ms")
-		b.ReportMetric(simr.P99Ms, "sim-p99-ms")
-		b.ReportMetric(off(live.P99Ms, simr.P99Ms), "p99-off-%")
-		b.ReportMetric(100*live.ViolationRate, "live-viol-%")
-		b.ReportMetric(100*simr.ViolationRate, "sim-viol-%")
-		b.ReportMetric(off(live.ViolationRate, simr.ViolationRate), "viol-off-%")
-		b.ReportMetric(100*seeds.rank(live.ViolationRate, func(r *sim.Result) float64 { return r.ViolationRate }), "live-viol-rank-%")
-		b.ReportMetric(100*seeds.rank(live.P99Ms, func(r *sim.Result) float64 { return r.P99Ms }), "live-p99-rank-%")
-		b.ReportMetric(off(liveTput, replay.ThroughputQPS), "replay-q/s-off-%")
-		b.ReportMetric(off(live.P99Ms, replay.P99Ms), "replay-p99-off-%")
-		b.ReportMetric(100*replay.ViolationRate, "replay-viol-%")
-		b.ReportMetric(off(live.ViolationRate, replay.ViolationRate), "replay-viol-off-%")
+		var live, pred, replay pooled
+		for run := 1; run <= fidelityLiveRuns; run++ {
+			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, func(capacity float64) string {
+				return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
+			})
+			lt := float64(l.Answered) / l.DurationS
+			live.add(lt, l.P99Ms, l.ViolationRate, l.Answered)
+			pred.add(seeds.mean.ThroughputQPS, seeds.mean.P99Ms, seeds.mean.ViolationRate, l.Answered)
+			replay.add(rp.ThroughputQPS, rp.P99Ms, rp.ViolationRate, l.Answered)
+			if stall != "" {
+				stall = "; a host stall: " + stall
+			}
+			b.Logf("run %d: q/s live %.1f / sim %.1f (%.1f%% off), p99 ms %.1f / %.1f (%.1f%%), violations %.2f / %.2f %% (%.0f%%); live above %.0f%% of the seeds' rates%s",
+				run, lt, seeds.mean.ThroughputQPS, off(lt, seeds.mean.ThroughputQPS), l.P99Ms, seeds.mean.P99Ms, off(l.P99Ms, seeds.mean.P99Ms),
+				100*l.ViolationRate, 100*seeds.mean.ViolationRate, off(l.ViolationRate, seeds.mean.ViolationRate),
+				100*seeds.rank(l.ViolationRate, func(r *sim.Result) float64 { return r.ViolationRate }), stall)
+		}
+		lq, lp, lv := live.means()
+		sq, sp, sv := pred.means()
+		rq, rp, rv := replay.means()
+		b.Logf("pooled over %d live runs: q/s %.1f / %.1f (%.1f%% off), p99 ms %.1f / %.1f (%.1f%%), violations %.2f / %.2f %% (%.1f%%); the live runs' own violation rates %s",
+			fidelityLiveRuns, lq, sq, off(lq, sq), lp, sp, off(lp, sp), 100*lv, 100*sv, off(lv, sv), live.rates())
+		b.ReportMetric(lq, "live-q/s")
+		b.ReportMetric(sq, "sim-q/s")
+		b.ReportMetric(off(lq, sq), "q/s-off-%")
+		b.ReportMetric(lp, "live-p99-ms")
+		b.ReportMetric(sp, "sim-p99-ms")
+		b.ReportMetric(off(lp, sp), "p99-off-%")
+		b.ReportMetric(100*lv, "live-viol-%")
+		b.ReportMetric(100*sv, "sim-viol-%")
+		b.ReportMetric(off(lv, sv), "viol-off-%")
+		b.ReportMetric(live.rateSpread(), "live-viol-spread-%")
+		b.ReportMetric(off(lq, rq), "replay-q/s-off-%")
+		b.ReportMetric(off(lp, rp), "replay-p99-off-%")
+		b.ReportMetric(100*rv, "replay-viol-%")
+		b.ReportMetric(off(lv, rv), "replay-viol-off-%")
 	}
+}
+
+// fidelityLiveRuns is how many live runs BenchmarkSimulatorFidelity pools.
+const fidelityLiveRuns = 3
+
+// off is how far apart a and b are, in percent of the larger.
+func off(a, b float64) float64 { return 100 * math.Abs(a-b) / max(a, b, 1e-9) }
+
+// pooled gathers runs' throughputs, p99s and violation rates, the rates
+// weighted by the live run's answers.
+type pooled struct {
+	qps, p99, late, answered float64
+	rateList                 []float64
+}
+
+func (p *pooled) add(qps, p99, rate float64, answered int) {
+	p.qps += qps
+	p.p99 += p99
+	p.late += rate * float64(answered)
+	p.answered += float64(answered)
+	p.rateList = append(p.rateList, rate)
+}
+
+// means are the mean throughput and p99 and the pooled violation rate.
+func (p *pooled) means() (qps, p99, rate float64) {
+	n := float64(max(len(p.rateList), 1))
+	return p.qps / n, p.p99 / n, p.late / max(p.answered, 1)
+}
+
+// rates lists the runs' violation rates in percent.
+func (p *pooled) rates() string {
+	parts := make([]string, len(p.rateList))
+	for i, r := range p.rateList {
+		parts[i] = fmt.Sprintf("%.2f %%", 100*r)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rateSpread is how far apart the runs' highest and lowest violation
+// rates are, in percent of the highest.
+func (p *pooled) rateSpread() float64 {
+	if len(p.rateList) == 0 {
+		return 0
+	}
+	return off(slices.Max(p.rateList), slices.Min(p.rateList))
 }
 
 // fidelityRun runs schedule (made from one replica's capacity) live and
@@ -250,16 +321,20 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// The spread of the batches' times, from both calibration loads, in
 	// the order they ran: a shared 2-core host gives the workers a tail
 	// their profiles, measured alone, do not have (batches 3–5 × their
-	// p50 at light load), and it is that tail the interference detector
-	// reads; and its slow stretches last (the batches' times correlate
-	// at 0.2–0.4 over dozens of batches). The prediction below does not
-	// use it: with it, in blocks of ~50 batches (sim.Config.ServiceShape,
-	// ServiceShapeBlock), the simulator took the detector's decisions as
-	// the live server did, but put the p99 12–25 % high, run after run
-	// (docs/BENCHMARKS.md); it is logged beside, as an alternative.
+	// p50 at light load), and its slow stretches last (the batches' times
+	// correlate at 0.2–0.4 over dozens of batches). The prediction draws
+	// its batches' times from it, in blocks of ~50 batches
+	// (sim.Config.ServiceShape, ServiceShapeBlock): with the profiles'
+	// spread instead (a 5 % body and a 2 % tail) the simulator answered
+	// too few late, run after run — 0.79 % against 1.28 % pooled over two
+	// runs, where the measured shape gave 1.25 % (docs/BENCHMARKS.md,
+	// sixth session of 2026-12-06). The profiles' spread is logged
+	// beside, as the alternative. (An earlier verdict against the shape —
+	// the p99 12–25 % high — was made on a sample that kept the rare
+	// batch times and dropped the common ones.)
 	shape := serviceShape(append(calibAnswers, heavyAnswers...), vs0)
 	t.Logf("batch time over the profile's p50, %d batches of the calibration loads: %s", len(shape), quantiles(shape))
-	setup := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
+	spread := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
 		Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, Models: &models}
 	// The workers' own slow-down: their batches' compute time over the
 	// profiles' p50s on the two calibration loads, over what the
@@ -270,16 +345,23 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// Over seeds: a calibration load is short, and one seed's few hundred
 	// batches stray from the mean (by ±10 % drawn from a measured shape
 	// in blocks).
-	simSlow := func(load string, provision map[string]int) float64 {
-		c := setup
-		c.Workload, c.Provision = load, provision
-		return max(simulateSeeds(t, c, fidelitySeeds).mean.ComputeOverP50, 1e-9)
+	calibrate := func(s sim.Setup) (calibrated sim.Setup, sim1, sim2 float64) {
+		slow := func(load string, provision map[string]int) float64 {
+			c := s
+			c.Workload, c.Provision = load, provision
+			return max(simulateSeeds(t, c, fidelitySeeds).mean.ComputeOverP50, 1e-9)
+		}
+		sim1, sim2 = slow(light, nil), slow(heavy, loaded2)
+		s.ComputeScale = math.Sqrt(slow1 / sim1 * slow2 / sim2)
+		s.Workload, s.Provision = sched, loaded
+		return s, sim1, sim2
 	}
-	sim1, sim2 := simSlow(light, nil), simSlow(heavy, loaded2)
-	computeScale := math.Sqrt(slow1 / sim1 * slow2 / sim2)
+	shaped := spread
+	shaped.ServiceShape, shaped.ServiceShapeBlock = shape, 50
+	setup, sim1, sim2 := calibrate(shaped)
+	computeScale := setup.ComputeScale
 	t.Logf("workers' own slow-down: %.3f at %.0f q/s, %.3f at %.0f q/s over the simulator's batches there (%.3f, %.3f): compute scale %.3f",
 		slow1/sim1, rate1, slow2/sim2, rate2, sim1, sim2, computeScale)
-	setup.Workload, setup.ComputeScale, setup.Provision = sched, computeScale, loaded
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
@@ -302,22 +384,12 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 		t.Logf("%s: live %.2f; simulated over %d seeds: mean %.2f, %s; live above %.0f%% of them",
 			m.what, m.live, len(seeds.runs), m.of(seeds.mean), seeds.spread(m.of), 100*seeds.rank(m.live, m.of))
 	}
-	// The alternative: the measured shape instead of the profiles'
-	// spread, in blocks and drawn independently, each with the compute
-	// scale calibrated for it the same way.
-	for _, block := range []float64{50, 0} {
-		alt := setup
-		alt.ServiceShape, alt.ServiceShapeBlock, alt.ComputeScale = shape, block, 0
-		slow := func(load string, provision map[string]int) float64 {
-			c := alt
-			c.Workload, c.Provision = load, provision
-			return max(simulateSeeds(t, c, fidelitySeeds).mean.ComputeOverP50, 1e-9)
-		}
-		alt.ComputeScale = math.Sqrt(slow1 / slow(light, nil) * slow2 / slow(heavy, loaded2))
-		r := simulateSeeds(t, alt, fidelitySeeds)
-		t.Logf("with the measured shape, blocks of %.0f: throughput %.2f q/s, p99 %.2f ms, violations %.2f%%, batches %.3f × p50 (mean over seeds; compute scale %.3f)",
-			block, r.mean.ThroughputQPS, r.mean.P99Ms, 100*r.mean.ViolationRate, r.mean.ComputeOverP50, alt.ComputeScale)
-	}
+	// The alternative: the profiles' spread instead of the measured
+	// shape, with the compute scale calibrated for it the same way.
+	alt, _, _ := calibrate(spread)
+	r := simulateSeeds(t, alt, fidelitySeeds)
+	t.Logf("with the profiles' spread: throughput %.2f q/s, p99 %.2f ms, violations %.2f%%, batches %.3f × p50 (mean over seeds; compute scale %.3f)",
+		r.mean.ThroughputQPS, r.mean.P99Ms, 100*r.mean.ViolationRate, r.mean.ComputeOverP50, alt.ComputeScale)
 	// The replay: the same simulation with its batches scaled to take, on
 	// average, what the live workers' batches took over this very
 	// schedule. It is not a prediction (it reads the run compared); it
