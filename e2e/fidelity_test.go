@@ -110,9 +110,10 @@ func TestSimulatorFidelity(t *testing.T) {
 // It runs the schedule live fidelityLiveRuns times, each on a fresh
 // server and predicted from its own calibration, and compares each run
 // and all of them pooled: one live run is one draw, and its violation
-// rate moves more from run to run than the simulator misses by — three
-// back-to-back runs of this benchmark answered 1.39, 1.16 and 2.18 %
-// late (docs/BENCHMARKS.md, sixth session of 2026-12-06). The pooled
+// rate moves more from run to run than the simulator misses by — sets
+// of three back-to-back runs of this benchmark answered 1.39, 1.16 and
+// 2.18 % late, and 0.79, 0.82 and 2.96 % (docs/BENCHMARKS.md, sixth
+// session of 2026-12-06). The pooled
 // figures set the verdict: the live mean throughput, the mean of the
 // runs' p99s, and late answers over all answered (the prediction's
 // rates weighted by each run's answers). It reports the pooled live,
@@ -326,12 +327,11 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// its batches' times from it, in blocks of ~50 batches
 	// (sim.Config.ServiceShape, ServiceShapeBlock): with the profiles'
 	// spread instead (a 5 % body and a 2 % tail) the simulator answered
-	// too few late, run after run — 0.79 % against 1.28 % pooled over two
-	// runs, where the measured shape gave 1.25 % (docs/BENCHMARKS.md,
-	// sixth session of 2026-12-06). The profiles' spread is logged
-	// beside, as the alternative. (An earlier verdict against the shape —
-	// the p99 12–25 % high — was made on a sample that kept the rare
-	// batch times and dropped the common ones.)
+	// too few late in every pool of three full runs, by 18–54 %
+	// (docs/BENCHMARKS.md, sixth session of 2026-12-06). The profiles'
+	// spread is logged beside, as the alternative. (An earlier verdict
+	// against the shape — the p99 12–25 % high — was made on a sample
+	// that kept the rare batch times and dropped the common ones.)
 	// Each load's batches over their own mean: the level moves between
 	// loads minutes apart (one run's 0.6 load ran 2.07× its p50s where the
 	// light load and the schedule ran 1.39×), and pooled as they came, a
