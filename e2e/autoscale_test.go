@@ -198,18 +198,9 @@ func TestAutoscaleFluctuating(t *testing.T) {
 // served reads the success counter of every worker from the metrics.
 func served(t *testing.T, s *server) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + s.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
 	re := regexp.MustCompile(`(?m)^infaas_inference_request_success\{variant="[^"]*",worker="([^"]+)"\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
+	for _, m := range re.FindAllStringSubmatch(scrape(t, s), -1) {
 		v, err := strconv.ParseFloat(m[2], 64)
 		if err != nil {
 			t.Fatal(err)
@@ -517,6 +508,21 @@ func TestStrictUnderOverload(t *testing.T) {
 // metricSum is the sum of every series of the counter name.
 func metricSum(t *testing.T, s *server, name string) float64 {
 	t.Helper()
+	total := 0.0
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(scrape(t, s), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += v
+	}
+	return total
+}
+
+// scrape is the server's /metrics page.
+func scrape(t *testing.T, s *server) string {
+	t.Helper()
 	resp, err := http.Get("http://" + s.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -526,14 +532,5 @@ func metricSum(t *testing.T, s *server, name string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0.0
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
-		v, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += v
-	}
-	return total
+	return string(body)
 }

@@ -234,15 +234,10 @@ func TestQueryThreeWays(t *testing.T) {
 		t.Fatalf("decision log: %d entries, %v", len(ds), err)
 	}
 	// Prometheus sees the queries.
-	resp, err := http.Get("http://" + s.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrape(t, s)
 	for _, want := range []string{`infaas_inference_request_success{variant="` + vs[0].Name + `"`, "infaas_decisions_total{action=",
 		"infaas_request_duration_ms_bucket", `infaas_worker_memory_reserved_bytes{worker="` + fmt.Sprint(ar.Parameters["worker"]) + `"}`} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
