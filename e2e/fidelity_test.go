@@ -327,7 +327,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	// its batches' times from it, in blocks of ~50 batches
 	// (sim.Config.ServiceShape, ServiceShapeBlock): with the profiles'
 	// spread instead (a 5 % body and a 2 % tail) the simulator answered
-	// too few late in every pool of three full runs, by 18–54 %
+	// too few late in every pool of three full runs, by 18–57 %
 	// (docs/BENCHMARKS.md, sixth session of 2026-12-06). The profiles'
 	// spread is logged beside, as the alternative. (An earlier verdict
 	// against the shape — the p99 12–25 % high — was made on a sample
