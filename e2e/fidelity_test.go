@@ -124,6 +124,7 @@ func TestSimulatorFidelity(t *testing.T) {
 func BenchmarkSimulatorFidelity(b *testing.B) {
 	for range b.N {
 		var live, pred, replay pooled
+		var runs []fidelityPair
 		for run := 1; run <= fidelityLiveRuns; run++ {
 			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, func(capacity float64) string {
 				return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
@@ -132,6 +133,8 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 			live.add(lt, l.P99Ms, l.ViolationRate, l.Answered)
 			pred.add(seeds.mean.ThroughputQPS, seeds.mean.P99Ms, seeds.mean.ViolationRate, l.Answered)
 			replay.add(rp.ThroughputQPS, rp.P99Ms, rp.ViolationRate, l.Answered)
+			runs = append(runs, fidelityPair{live: figures{lt, l.P99Ms, l.ViolationRate, float64(l.Answered)},
+				sim: figures{seeds.mean.ThroughputQPS, seeds.mean.P99Ms, seeds.mean.ViolationRate, float64(l.Answered)}})
 			if stall != "" {
 				stall = "; a host stall: " + stall
 			}
@@ -145,6 +148,13 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		rq, rp, rv := replay.means()
 		b.Logf("pooled over %d live runs: q/s %.1f / %.1f (%.1f%% off), p99 ms %.1f / %.1f (%.1f%%), violations %.2f / %.2f %% (%.1f%%); the live runs' own violation rates %s",
 			fidelityLiveRuns, lq, sq, off(lq, sq), lp, sp, off(lp, sp), 100*lv, 100*sv, off(lv, sv), live.rates())
+		self, bySim := selfPrediction(runs)
+		b.Logf("each run predicted by the other live runs (their mean; rates pooled) and by the simulator, mean distance over the runs: q/s %.1f%% / %.1f%%, p99 %.1f%% / %.1f%%, violations %.1f%% / %.1f%%",
+			self.qps, bySim.qps, self.p99, bySim.p99, self.rate, bySim.rate)
+		b.ReportMetric(self.rate, "self-viol-off-%")
+		b.ReportMetric(bySim.rate, "run-viol-off-%")
+		b.ReportMetric(self.p99, "self-p99-off-%")
+		b.ReportMetric(bySim.p99, "run-p99-off-%")
 		b.ReportMetric(lq, "live-q/s")
 		b.ReportMetric(sq, "sim-q/s")
 		b.ReportMetric(off(lq, sq), "q/s-off-%")
@@ -160,6 +170,43 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		b.ReportMetric(100*rv, "replay-viol-%")
 		b.ReportMetric(off(lv, rv), "replay-viol-off-%")
 	}
+}
+
+// figures are one run's throughput, p99 and violation rate, and how many
+// queries it answered (the weight of its rate when rates are pooled).
+type figures struct{ qps, p99, rate, answered float64 }
+
+// fidelityPair is one live run and the simulator's prediction of it.
+type fidelityPair struct{ live, sim figures }
+
+// selfPrediction is the yardstick for the simulator's error: how far, on
+// average over the runs, each live run is from the other live runs of the
+// same schedule (their mean throughput and p99, their rates pooled by
+// answers) — how well the live system predicts itself — beside how far it
+// is from the simulator's prediction of it. A simulator whose distance is
+// within the live system's own predicts a run as well as another run
+// does; one far beyond it is wrong.
+func selfPrediction(runs []fidelityPair) (self, bySim figures) {
+	if len(runs) < 2 {
+		return figures{}, figures{}
+	}
+	n := float64(len(runs))
+	for i, r := range runs {
+		var others pooled
+		for j, o := range runs {
+			if j != i {
+				others.add(o.live.qps, o.live.p99, o.live.rate, int(o.live.answered))
+			}
+		}
+		q, p, v := others.means()
+		self.qps += off(r.live.qps, q) / n
+		self.p99 += off(r.live.p99, p) / n
+		self.rate += off(r.live.rate, v) / n
+		bySim.qps += off(r.live.qps, r.sim.qps) / n
+		bySim.p99 += off(r.live.p99, r.sim.p99) / n
+		bySim.rate += off(r.live.rate, r.sim.rate) / n
+	}
+	return self, bySim
 }
 
 // fidelityLiveRuns is how many live runs BenchmarkSimulatorFidelity pools.
@@ -420,6 +467,8 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 			r.r.MeanMs, r.r.MeanMs-float64(sampleMean)/1e6, r.r.Actions, r.r.RefusedWhy)
 	}
 	logWindows(t, liveRows, simr.Series, 10)
+	logLateSeconds(t, liveRows, simr.Series)
+	t.Logf("loads, live: %s; profiled load times: %s", readyLines(s.log.String(), at1), loadTimes(vs))
 	es := eventsOf(t, s)
 	dump(t, "events", es)
 	logActions(t, es, at1, simr.Events)
@@ -566,6 +615,76 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 		}
 	}
 	t.Logf("late answers: live %s; sim %s", burstiness(liveLate), burstiness(simLate))
+}
+
+// logLateSeconds logs, for every second in which either side answered
+// late, the live and the simulated counts (live/sim), with the answered
+// counts beside: where in a step the two part.
+func logLateSeconds(t testing.TB, rows []loadgen.Row, series []sim.Sample) {
+	t.Helper()
+	type pair struct{ late, answered [2]int }
+	by := map[int]*pair{}
+	at := func(sec int) *pair {
+		if by[sec] == nil {
+			by[sec] = &pair{}
+		}
+		return by[sec]
+	}
+	for _, r := range rows {
+		p := at(r.Second)
+		p.late[0] += r.Violations
+		p.answered[0] += r.Answered
+	}
+	for _, r := range series {
+		p := at(max(int(math.Round(r.T))-1, 0))
+		p.late[1] += r.Late
+		p.answered[1] += r.Answered
+	}
+	var parts []string
+	for _, sec := range slices.Sorted(maps.Keys(by)) {
+		if p := by[sec]; p.late[0]+p.late[1] > 0 {
+			parts = append(parts, fmt.Sprintf("%d: %d/%d of %d/%d", sec, p.late[0], p.late[1], p.answered[0], p.answered[1]))
+		}
+	}
+	t.Logf("late by second, live/sim of answered live/sim: %s", strings.Join(parts, "; "))
+}
+
+// readyLines lists the replicas the workers made ready since from, as
+// their log lines say ("replica ready" with load_ms): when (seconds
+// since from), which, and how long the load took.
+func readyLines(log string, from time.Time) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="replica ready"`) {
+			continue
+		}
+		field := func(name string) string {
+			i := strings.Index(line, " "+name+"=")
+			if i < 0 {
+				return ""
+			}
+			v := line[i+len(name)+2:]
+			if j := strings.IndexByte(v, ' '); j >= 0 {
+				v = v[:j]
+			}
+			return v
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(line)[0], "time="))
+		if err != nil || at.Before(from) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%.1fs %s in %s ms", at.Sub(from).Seconds(), field("replica"), field("load_ms")))
+	}
+	return strings.Join(out, "; ")
+}
+
+// loadTimes lists the variants' profiled load times.
+func loadTimes(vs []catalog.Variant) string {
+	parts := make([]string, 0, len(vs))
+	for _, v := range vs {
+		parts = append(parts, fmt.Sprintf("%s %.0f ms", v.Name, v.Profile.LoadMs))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // burstiness describes per-second counts: how many seconds, the most in
@@ -959,5 +1078,23 @@ func TestBatchesOf(t *testing.T) {
 	}
 	if s := serviceShape(answers, vs); len(s) != 6 || s[0] != 1.5 || s[5] != 9.0/8 {
 		t.Errorf("shape %v", s)
+	}
+}
+
+func TestSelfPrediction(t *testing.T) {
+	run := func(liveRate, simRate float64) fidelityPair {
+		return fidelityPair{live: figures{100, 50, liveRate, 1000}, sim: figures{100, 50, simRate, 1000}}
+	}
+	self, bySim := selfPrediction([]fidelityPair{run(0.01, 0.02), run(0.02, 0.02), run(0.03, 0.02)})
+	// Run 1 against the others' 2.5 %: 60 % off; run 2 against 2 %: 0;
+	// run 3 against 1.5 %: 50 %. The simulator's 2 %: 50, 0 and 33.3 %.
+	if math.Abs(self.rate-110.0/3) > 1e-9 || math.Abs(bySim.rate-250.0/9) > 1e-9 {
+		t.Errorf("violation distances: self %.4f %% (want 36.6667), simulator %.4f %% (want 27.7778)", self.rate, bySim.rate)
+	}
+	if self.qps != 0 || self.p99 != 0 || bySim.qps != 0 {
+		t.Errorf("equal throughputs and p99s are 0 %% apart, got %+v and %+v", self, bySim)
+	}
+	if s, _ := selfPrediction([]fidelityPair{run(0.01, 0.01)}); s != (figures{}) {
+		t.Errorf("one run has nothing to predict it: %+v", s)
 	}
 }
