@@ -261,6 +261,7 @@ func (p *pooled) rateSpread() float64 {
 // returns.
 func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, replay *sim.Result, seeds seedRuns, stall string) {
 	t.Helper()
+	dumpRun++
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
 	defer s.kill()
 	capacity, p99 := registerConvNet(t, s, "convnet")
@@ -415,6 +416,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	computeScale := setup.ComputeScale
 	t.Logf("workers' own slow-down: %.3f at %.0f q/s, %.3f at %.0f q/s over the simulator's batches there (%.3f, %.3f): compute scale %.3f",
 		slow1/sim1, rate1, slow2/sim2, rate2, sim1, sim2, computeScale)
+	dump(t, "setup", setup) // the prediction's sim.Setup, seed 1: rerun it to study a decision
 	rs, err := sim.Compare(setup, []string{"infaas"})
 	if err != nil {
 		t.Fatal(err)
@@ -862,14 +864,19 @@ func (r *recorder) take() ([]answer, map[string]int) {
 	return a, why
 }
 
-// dump writes v as JSON to the file name.json in the folder
-// INFAAS_FIDELITY_DUMP names, when it does (for study; not in the suite).
+// dump writes v as JSON to the file run-N/name.json in the folder
+// INFAAS_FIDELITY_DUMP names, when it does (for study; not in the suite),
+// N being the fidelity run's number in this process (dumpRun).
 func dump(t testing.TB, name string, v any) {
 	dir := os.Getenv("INFAAS_FIDELITY_DUMP")
 	if dir == "" {
 		return
 	}
+	dir = filepath.Join(dir, fmt.Sprintf("run-%d", dumpRun))
 	b, err := json.Marshal(v)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644)
 	}
@@ -877,6 +884,9 @@ func dump(t testing.TB, name string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// dumpRun numbers the fidelity runs of this process, for dump.
+var dumpRun int
 
 // replicasLoaded counts the server's ready replicas by variant.
 func replicasLoaded(t testing.TB, s *server) map[string]int {
