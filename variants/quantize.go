@@ -66,7 +66,7 @@ func (r QuantizeReport) WeightRatio() float64 {
 // quantize_dynamic does, using only standard ONNX operators:
 //
 //	MatMul(A, W)  →  DynamicQuantizeLinear(A) → (A_q uint8, A_scale, A_zp)
-//	                 MatMulInteger(A_q, W_q int8, A_zp, 0) → int32
+//	                 MatMulInteger(A_q, W_q uint8, A_zp, 128) → int32
 //	                 Cast(to=FLOAT) → Mul(·, A_scale × W_scale)
 //	Gemm(A, W, C) →  the same on W (transposed when transB=1, alpha folded
 //	                 into W_scale), then Add(·, C)
@@ -86,16 +86,20 @@ func (r QuantizeReport) WeightRatio() float64 {
 // Conv biases) that nothing else reads are dropped, Constant nodes included.
 // The ai.onnx opset is raised to 11 when lower.
 //
-// Activations are quantised to uint8. MatMul/Gemm weights are int8 with zero
-// point 0 (ORT's u8s8 kernels, which ORT fuses into DynamicQuantizeMatMul).
-// Conv weights are the same int8 values stored as uint8 with zero point 128
-// (bit-identical results): ONNX Runtime 1.24's CPU ConvInteger accepts int8
-// weights too, but runs them 5–9× slower on mnist-cnn-m (probably because
-// the weight is the left operand of its integer GEMM, where MLAS's fast x86
-// kernels take unsigned data), while u8u8 is fast and exact. On x86 CPUs
-// with AVX2 but no VNNI, ORT's u8s8 MatMul kernel can saturate int16
-// intermediate sums, which costs accuracy on some models; CPUs with AVX-VNNI
-// or AVX512-VNNI are not affected.
+// Activations are quantised to uint8. Weights are symmetric int8 values
+// stored as uint8 with zero point 128 (the same values, q + 128 − 128), so
+// that ONNX Runtime runs its u8u8 integer kernels, which are exact on every
+// x86 CPU. Its u8s8 kernels, which int8 weights select, saturate int16
+// intermediate sums on CPUs with AVX2 but no VNNI: on such a machine (an AMD
+// EPYC, 2026-12-06) three of TestQuantizeDynamicMatchesFloat's graphs came
+// out 3.2–6.6 % off the float model, where VNNI machines had kept them
+// under 3 %, so one variant answered differently by the worker it ran on.
+// u8u8 costs speed there: the 784-1024-512-10 MLP took 49–61 µs a sample at
+// batch 1 and 21.5–22.8 at batch 64, against 35 and 16 µs with u8s8 (fp32:
+// 111 and 29.6; BenchmarkMLPInference). For Conv, u8u8 is also the fast
+// form: ONNX Runtime 1.24's CPU ConvInteger runs int8 weights 5–9× slower on
+// mnist-cnn-m (the weight is the left operand of its integer GEMM, where
+// MLAS's fast x86 kernels take unsigned data).
 //
 // Speed: int8 MatMul/Gemm is faster than float32 on ORT's CPU provider, but
 // ConvInteger (im2col + integer GEMM, then a Cast/Mul/Add pass over the

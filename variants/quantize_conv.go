@@ -14,9 +14,19 @@ type convPlanAttrs struct {
 	rank     int                    // rank of the weight, and of the output
 }
 
-// convWeightZeroPoint is the zero point of the uint8 Conv weights: symmetric
-// int8 values in [-127, 127] shifted into [1, 255].
-const convWeightZeroPoint = 128
+// weightZeroPoint is the zero point of the uint8 weights (MatMul, Gemm and
+// Conv): symmetric int8 values in [-127, 127] shifted into [1, 255].
+const weightZeroPoint = 128
+
+// shiftedWeights stores symmetric int8 weights as uint8 with zero point
+// weightZeroPoint: the same values (q + 128 − 128).
+func shiftedWeights(wq []int8) []uint8 {
+	wu := make([]uint8, len(wq))
+	for i, v := range wq {
+		wu[i] = uint8(int(v) + weightZeroPoint)
+	}
+	return wu
+}
 
 // convAutoPads are the values ONNX defines for Conv's auto_pad.
 var convAutoPads = []string{"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}
@@ -202,14 +212,10 @@ func (q *quantizer) quantizeConvWeight(p rewritePlan) (*quantWeight, string) {
 	// Stored as uint8 with zero point 128: the same values as int8 with zero
 	// point 0 (q + 128 - 128), but ORT's ConvInteger runs u8u8 on MLAS's
 	// fast kernels and u8s8 about five times slower.
-	wu := make([]uint8, len(wq))
-	for i, v := range wq {
-		wu[i] = uint8(int(v) + convWeightZeroPoint)
-	}
 	inits := []*onnx.TensorProto{
-		onnx.NewUint8Tensor(qw.q, w.GetDims(), wu),
+		onnx.NewUint8Tensor(qw.q, w.GetDims(), shiftedWeights(wq)),
 		onnx.NewFloatTensor(qw.scale, broadcastDims(p.conv.channels, p.conv.rank), scales),
-		onnx.NewUint8Tensor(qw.zeroPoint, nil, []uint8{convWeightZeroPoint}),
+		onnx.NewUint8Tensor(qw.zeroPoint, nil, []uint8{weightZeroPoint}),
 	}
 	q.record(key, qw, w, inits)
 	return qw, ""

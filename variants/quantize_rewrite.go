@@ -397,10 +397,14 @@ func (q *quantizer) quantizeWeight(p rewritePlan) (*quantWeight, string) {
 		scale:     q.fresh(base + "_scale"),
 		zeroPoint: q.fresh(base + "_zero_point"),
 	}
+	// Stored as uint8 with zero point 128, as Conv weights are (the same
+	// values; QuantizeDynamic says why): ORT's u8u8 integer GEMM is exact on
+	// every x86 CPU, while its u8s8 one saturates int16 sums on CPUs with
+	// AVX2 but no VNNI.
 	inits := []*onnx.TensorProto{
-		onnx.NewInt8Tensor(qw.q, []int64{int64(k), int64(n)}, wq),
+		onnx.NewUint8Tensor(qw.q, []int64{int64(k), int64(n)}, shiftedWeights(wq)),
 		onnx.NewFloatTensor(qw.scale, []int64{int64(n)}, scales),
-		onnx.NewInt8Tensor(qw.zeroPoint, nil, []int8{0}),
+		onnx.NewUint8Tensor(qw.zeroPoint, nil, []uint8{weightZeroPoint}),
 	}
 	q.record(key, qw, w, inits)
 	return qw, ""

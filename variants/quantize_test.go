@@ -172,6 +172,19 @@ func checkStructure(t *testing.T, before, after *onnx.ModelProto, rep QuantizeRe
 	if dql != wantDQL {
 		t.Errorf("%d DynamicQuantizeLinear nodes, want %d", dql, wantDQL)
 	}
+	// Integer MatMuls and Convs run u8u8 (exact on every x86 CPU; u8s8
+	// saturates on AVX2 without VNNI): the weight is uint8 with zero point
+	// 128.
+	inits := onnx.Initializers(g)
+	for _, n := range g.GetNode() {
+		if op := n.GetOpType(); op != "MatMulInteger" && op != "ConvInteger" {
+			continue
+		}
+		w, zp := inits[n.GetInput()[1]], inits[n.GetInput()[3]]
+		if w == nil || zp == nil || onnx.DataType(w) != onnx.TensorProto_UINT8 || onnx.DataType(zp) != onnx.TensorProto_UINT8 || !bytes.Equal(zp.GetRawData(), []byte{128}) {
+			t.Errorf("%s %q: weight %v zero point %v, want uint8 with zero point 128", n.GetOpType(), n.GetName(), w, zp)
+		}
+	}
 	// Constants nobody reads: each must have been unread before too.
 	readBefore, readAfter := readValues(before.GetGraph()), readValues(g)
 	for _, c := range constantNames(g) {
