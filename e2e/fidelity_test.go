@@ -576,28 +576,9 @@ func logActions(t testing.TB, live []events.Event, start time.Time, simulated []
 // the two part.
 func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window int) {
 	t.Helper()
-	type counts struct{ answered, late, refused int }
-	live, simulated := map[int]*counts{}, map[int]*counts{}
-	at := func(m map[int]*counts, w int) *counts {
-		if m[w] == nil {
-			m[w] = &counts{}
-		}
-		return m[w]
-	}
-	last := 0
-	for _, r := range rows {
-		c := at(live, r.Second/window)
-		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Violations, c.refused+r.Refused
-		last = max(last, r.Second/window)
-	}
-	for _, r := range series {
-		// A row's T is its end (rows of one second, sim.DefaultConfig):
-		// it covers the second before.
-		c := at(simulated, max(int(math.Round(r.T))-1, 0)/window)
-		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Late, c.refused+r.Refused
-	}
+	live, simulated, last := windowCounts(rows, series, window)
 	for w := 0; w <= last; w++ {
-		l, m := at(live, w), at(simulated, w)
+		l, m := live[w], simulated[w]
 		t.Logf("  %3d–%3d s: live answered %5d late %4d refused %4d | sim answered %5d late %4d refused %4d",
 			w*window, (w+1)*window, l.answered, l.late, l.refused, m.answered, m.late, m.refused)
 	}
@@ -619,33 +600,45 @@ func logWindows(t testing.TB, rows []loadgen.Row, series []sim.Sample, window in
 	t.Logf("late answers: live %s; sim %s", burstiness(liveLate), burstiness(simLate))
 }
 
+// windowCounts sums what the live run (rows) and the simulation (series)
+// answered, answered late and refused over windows of window seconds,
+// indexed by window; every window up to last is present on both sides.
+func windowCounts(rows []loadgen.Row, series []sim.Sample, window int) (live, simulated []windowCount, last int) {
+	for _, r := range rows {
+		last = max(last, r.Second/window)
+	}
+	for _, r := range series {
+		last = max(last, simSecond(r)/window)
+	}
+	live, simulated = make([]windowCount, last+1), make([]windowCount, last+1)
+	for _, r := range rows {
+		c := &live[r.Second/window]
+		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Violations, c.refused+r.Refused
+	}
+	for _, r := range series {
+		c := &simulated[simSecond(r)/window]
+		c.answered, c.late, c.refused = c.answered+r.Answered, c.late+r.Late, c.refused+r.Refused
+	}
+	return live, simulated, last
+}
+
+// windowCount is one window's answered, late and refused queries.
+type windowCount struct{ answered, late, refused int }
+
+// simSecond is the second a simulation row covers: a row's T is its end
+// (rows of one second, sim.DefaultConfig), so it covers the second before.
+func simSecond(r sim.Sample) int { return max(int(math.Round(r.T))-1, 0) }
+
 // logLateSeconds logs, for every second in which either side answered
 // late, the live and the simulated counts (live/sim), with the answered
 // counts beside: where in a step the two part.
 func logLateSeconds(t testing.TB, rows []loadgen.Row, series []sim.Sample) {
 	t.Helper()
-	type pair struct{ late, answered [2]int }
-	by := map[int]*pair{}
-	at := func(sec int) *pair {
-		if by[sec] == nil {
-			by[sec] = &pair{}
-		}
-		return by[sec]
-	}
-	for _, r := range rows {
-		p := at(r.Second)
-		p.late[0] += r.Violations
-		p.answered[0] += r.Answered
-	}
-	for _, r := range series {
-		p := at(max(int(math.Round(r.T))-1, 0))
-		p.late[1] += r.Late
-		p.answered[1] += r.Answered
-	}
+	live, simulated, last := windowCounts(rows, series, 1)
 	var parts []string
-	for _, sec := range slices.Sorted(maps.Keys(by)) {
-		if p := by[sec]; p.late[0]+p.late[1] > 0 {
-			parts = append(parts, fmt.Sprintf("%d: %d/%d of %d/%d", sec, p.late[0], p.late[1], p.answered[0], p.answered[1]))
+	for sec := 0; sec <= last; sec++ {
+		if l, m := live[sec], simulated[sec]; l.late+m.late > 0 {
+			parts = append(parts, fmt.Sprintf("%d: %d/%d of %d/%d", sec, l.late, m.late, l.answered, m.answered))
 		}
 	}
 	t.Logf("late by second, live/sim of answered live/sim: %s", strings.Join(parts, "; "))
@@ -1119,5 +1112,22 @@ func TestSelfPrediction(t *testing.T) {
 	}
 	if s, _ := selfPrediction([]fidelityPair{run(0.01, 0.01)}); s != (figures{}) {
 		t.Errorf("one run has nothing to predict it: %+v", s)
+	}
+}
+
+// TestWindowCounts: live rows count in their second's window, simulation
+// rows in the window of the second before their end, and both sides have
+// every window up to the last either reaches.
+func TestWindowCounts(t *testing.T) {
+	rows := []loadgen.Row{{Second: 0, Answered: 5, Violations: 1}, {Second: 1, Answered: 7, Refused: 2}, {Second: 2, Answered: 3}}
+	series := []sim.Sample{{T: 1, Answered: 4, Late: 2}, {T: 2, Answered: 6}, {T: 5, Answered: 1, Refused: 3}}
+	live, simulated, last := windowCounts(rows, series, 2)
+	if last != 2 || len(live) != 3 || len(simulated) != 3 {
+		t.Fatalf("last window %d, %d live and %d simulated windows: want 2, 3 and 3", last, len(live), len(simulated))
+	}
+	wantLive := []windowCount{{12, 1, 2}, {3, 0, 0}, {}}
+	wantSim := []windowCount{{10, 2, 0}, {}, {1, 0, 3}}
+	if !slices.Equal(live, wantLive) || !slices.Equal(simulated, wantSim) {
+		t.Errorf("live %v, simulated %v: want %v and %v", live, simulated, wantLive, wantSim)
 	}
 }
