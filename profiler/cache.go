@@ -25,7 +25,7 @@ const MaxCacheEntries = 4096
 
 // cacheVersion changes when what a profile job measures changes (the
 // timing rules, the statistics kept), so that older entries are not reused.
-const cacheVersion = "infaas-profile-cache/1"
+const cacheVersion = "infaas-profile-cache/2"
 
 // cacheEntry is one stored measurement: the key's ingredients, for a
 // person reading the directory, and the child's result.

@@ -121,36 +121,31 @@ func profile(model []byte, job Job) (Result, error) {
 	}
 	slices.Sort(warm)
 	plan := newProfilePlan(job)
-	perRun := warm[len(warm)/2] // ms for a batch of 1; then the last batch size's p50
+	// Warm each batch size up, smallest first, and estimate its run from
+	// the warm-up's median: a batch size whose MinIters runs would not fit
+	// the cap (estimated from the last size's, scaled up) is left out with
+	// the larger ones, before it runs at all. The memory high-water mark
+	// is read after each size's warm-up, which allocated what its runs need.
+	perRun := warm[len(warm)/2] // ms for a batch of 1; then the last batch size's warm-up median
 	lastB, peak := 1, int64(0)
+	var sizes []int
+	var est []float64
 	for k, b := range job.Batches {
-		est := perRun * float64(b) / float64(lastB)
-		if !plan.fits(k, est) {
-			plan.cut(k, est)
+		e := perRun * float64(b) / float64(lastB)
+		if !plan.fits(k, e) {
+			plan.cut(k, e)
 			break
 		}
 		in := inputs.batch(b, 0, bufs)
-		for i := 0; i < job.Warmup; i++ {
-			if outs, err = s.Run(in, outs); err != nil {
-				return Result{}, fmt.Errorf("batch %d: %w", b, err)
-			}
-		}
-		soft, hard := plan.shares(k, est)
-		var lat []float64
-		start := time.Now()
-		for i := 0; i < job.MaxIters; i++ {
-			if i >= job.MinIters && i%25 == 0 && done(lat, time.Since(start), soft, hard) {
-				break
-			}
+		var ws []float64
+		for i := 0; i < max(job.Warmup, 1); i++ {
 			t := time.Now()
 			if outs, err = s.Run(in, outs); err != nil {
 				return Result{}, fmt.Errorf("batch %d: %w", b, err)
 			}
-			lat = append(lat, ms(time.Since(t)))
+			ws = append(ws, ms(time.Since(t)))
 		}
-		plan.spend(time.Since(start), b, len(lat))
-		l := Summarise(lat)
-		res.Latency[b] = l
+		slices.Sort(ws)
 		// The Go runtime's growth is this child's, not the model's: the
 		// garbage of thousands of timed runs grew its heap by 3–6 MiB on
 		// a 16 MiB MLP profile, by how many runs the budget allowed, and
@@ -160,7 +155,29 @@ func profile(model []byte, job Job) (Result, error) {
 		// before it.
 		peak = max(peak, residentBytes("VmHWM")-base-(goRuntimeBytes()-goBase))
 		res.PeakMemory[b] = peak
-		perRun, lastB = l.P50, b
+		plan.keep(ws[len(ws)/2])
+		sizes, est = append(sizes, b), append(est, ws[len(ws)/2])
+		perRun, lastB = ws[len(ws)/2], b
+	}
+	// Then time them interleaved (timeInterleaved): the largest batch's
+	// inputs hold every smaller one's as a prefix.
+	full := inputs.batch(sizes[len(sizes)-1], 0, bufs)
+	ins := make([][]inference.Tensor, len(sizes))
+	for k, b := range sizes {
+		ins[k] = inputs.prefix(full, b)
+	}
+	lats, err := timeInterleaved(sizes, est, job, plan, func(k int) (time.Duration, error) {
+		t := time.Now()
+		if outs, err = s.Run(ins[k], outs); err != nil {
+			return 0, fmt.Errorf("batch %d: %w", sizes[k], err)
+		}
+		return time.Since(t), nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for k, b := range sizes {
+		res.Latency[b] = Summarise(lats[k])
 	}
 	res.Note = plan.note()
 
@@ -185,58 +202,59 @@ func profile(model []byte, job Job) (Result, error) {
 	return res, nil
 }
 
-// profilePlan spends one profile's time budget over its batch sizes,
-// smallest first: each gets a share of what is left of the base budget
-// (soft) and of its cap (hard) in proportion to its batch size, and a
-// batch size whose MinIters runs — at the cost the previous batch size
-// measured, scaled up — would not fit what is left of the cap is left
-// out with the larger ones.
+// profilePlan spends one profile's time budget over its batch sizes. Each
+// batch size kept sets aside MinIters runs at its estimated cost; one whose
+// MinIters runs would not fit the cap beside those of the smaller sizes is
+// left out with the larger ones. What the cap leaves beyond those runs,
+// and the base budget, are shared in proportion to the batch sizes.
 type profilePlan struct {
-	job                Job
-	softLeft, hardLeft time.Duration
-	cutFrom            int // index of the first batch size left out; len(Batches): none
-	estMs              float64
-	few                []int // batch sizes timed fewer than MinRuns times
+	job      Job
+	reserved time.Duration // MinIters runs of every batch size kept so far
+	cutFrom  int           // index of the first batch size left out; len(Batches): none
+	estMs    float64
+	few      []int // batch sizes timed fewer than MinRuns times
 }
 
 func newProfilePlan(job Job) *profilePlan {
-	return &profilePlan{job: job, softLeft: job.Budget, hardLeft: max(job.MaxBudget, job.Budget), cutFrom: len(job.Batches)}
+	return &profilePlan{job: job, cutFrom: len(job.Batches)}
+}
+
+// limit is the cap on the time spent timing runs.
+func (p *profilePlan) limit() time.Duration { return max(p.job.MaxBudget, p.job.Budget) }
+
+// runs is n runs of estMs each.
+func runs(n int, estMs float64) time.Duration {
+	return time.Duration(float64(n) * estMs * float64(time.Millisecond))
 }
 
 // fits says whether batch size k, estimated at estMs a run, can have
-// MinIters runs in what is left of the cap. The first always fits.
+// MinIters runs within the cap beside those set aside for the batch sizes
+// kept before it. The first always fits.
 func (p *profilePlan) fits(k int, estMs float64) bool {
-	return k == 0 || time.Duration(float64(p.job.MinIters)*estMs*float64(time.Millisecond)) <= p.hardLeft
+	return k == 0 || p.reserved+runs(p.job.MinIters, estMs) <= p.limit()
 }
+
+// keep sets aside MinIters runs of a batch size kept at estMs a run.
+func (p *profilePlan) keep(estMs float64) { p.reserved += runs(p.job.MinIters, estMs) }
 
 func (p *profilePlan) cut(k int, estMs float64) { p.cutFrom, p.estMs = k, estMs }
 
-// shares are batch size k's soft and hard shares of what is left, its
-// runs estimated at estMs: the hard share first sets aside MinIters runs
-// of every larger batch size (scaled up from estMs), so the small batch
-// sizes of a slow model do not spend what the large ones need.
-func (p *profilePlan) shares(k int, estMs float64) (soft, hard time.Duration) {
-	b := p.job.Batches[k]
+// shares are each kept batch size's soft share of the base budget and
+// hard share of the cap, sizes[k] estimated at est[k] ms a run: the base
+// budget in proportion to the batch size; of the cap, its own MinIters
+// runs and, in the same proportion, what is left beyond everyone's.
+func (p *profilePlan) shares(sizes []int, est []float64) (soft, hard []time.Duration) {
 	sum := 0
-	reserve := 0.0
-	for j, x := range p.job.Batches[k:] {
-		sum += x
-		if j > 0 {
-			reserve += float64(p.job.MinIters) * estMs * float64(x) / float64(b)
-		}
+	for _, b := range sizes {
+		sum += b
 	}
-	f := float64(b) / float64(max(sum, 1))
-	avail := max(p.hardLeft-time.Duration(reserve*float64(time.Millisecond)), 0)
-	return time.Duration(float64(max(p.softLeft, 0)) * f), time.Duration(float64(avail) * f)
-}
-
-// spend records what timing batch size b took and how many runs it had.
-func (p *profilePlan) spend(d time.Duration, b, runs int) {
-	p.softLeft -= d
-	p.hardLeft = max(p.hardLeft-d, 0)
-	if runs < MinRuns {
-		p.few = append(p.few, b)
+	left := max(p.limit()-p.reserved, 0)
+	for k, b := range sizes {
+		f := float64(b) / float64(max(sum, 1))
+		soft = append(soft, time.Duration(float64(p.job.Budget)*f))
+		hard = append(hard, runs(p.job.MinIters, est[k])+time.Duration(float64(left)*f))
 	}
+	return soft, hard
 }
 
 // note says which batch sizes were left out, and which were timed fewer
@@ -245,12 +263,86 @@ func (p *profilePlan) note() string {
 	var notes []string
 	if p.cutFrom < len(p.job.Batches) {
 		notes = append(notes, fmt.Sprintf("batch sizes %v not profiled: a batch of %d would take about %.3f ms, and %d runs of it do not fit what is left of the %s profiling budget (raise --profile-time)",
-			p.job.Batches[p.cutFrom:], p.job.Batches[p.cutFrom], p.estMs, p.job.MinIters, max(p.job.MaxBudget, p.job.Budget).Round(time.Millisecond)))
+			p.job.Batches[p.cutFrom:], p.job.Batches[p.cutFrom], p.estMs, p.job.MinIters, p.limit().Round(time.Millisecond)))
 	}
 	if len(p.few) > 0 {
 		notes = append(notes, fmt.Sprintf("batch sizes %v timed fewer than %d times within the budget: their p99 is less certain", p.few, MinRuns))
 	}
 	return strings.Join(notes, "; ")
+}
+
+// timeInterleaved times the batch sizes in turns — a few runs of each,
+// smallest first, over and over — until each is done (done, its shares
+// from plan, at most job.MaxIters runs), and returns each one's run times
+// in ms. run(k) runs sizes[k] once. Timed one after another, a batch size
+// timed while the host was slow for a second took the whole slow-down:
+// one registration on a 2-core VM profiled convnet's batch of 8 at
+// 46.5 ms where its other eight registrations that day measured 33.9–34.9
+// and its batches of 8 then served in 32.5 (the batch of 4 at 17.2, as
+// ever): the profile, which every decision reads, was 35 % slow at one
+// batch size. Interleaved, a slow spell falls on every batch size alike,
+// and a median stays where it was. So that the spell falls on each batch
+// size's runs in the same proportion, all of them should end together:
+// each turn gives a batch size runs in proportion to how many it will
+// have (expected), the one with the fewest getting one.
+func timeInterleaved(sizes []int, est []float64, job Job, plan *profilePlan, run func(k int) (time.Duration, error)) ([][]float64, error) {
+	soft, hard := plan.shares(sizes, est)
+	lats := make([][]float64, len(sizes))
+	spent := make([]time.Duration, len(sizes))
+	checked := make([]int, len(sizes))
+	active := make([]bool, len(sizes))
+	perTurn := make([]int, len(sizes))
+	fewest := math.Inf(1)
+	for k := range sizes {
+		active[k] = true
+		fewest = min(fewest, expectedRuns(est[k], soft[k], hard[k], job))
+	}
+	for k := range sizes {
+		perTurn[k] = max(1, int(math.Round(expectedRuns(est[k], soft[k], hard[k], job)/fewest)))
+	}
+	for left := len(sizes); left > 0; {
+		for k := range sizes {
+			if !active[k] {
+				continue
+			}
+			for range perTurn[k] {
+				d, err := run(k)
+				if err != nil {
+					return nil, err
+				}
+				lats[k], spent[k] = append(lats[k], ms(d)), spent[k]+d
+				if len(lats[k]) >= job.MaxIters {
+					break
+				}
+			}
+			n := len(lats[k])
+			stop := n >= job.MaxIters
+			if !stop && n >= job.MinIters && (spent[k] >= soft[k] || n-checked[k] >= 25) {
+				checked[k] = n
+				stop = done(lats[k], spent[k], soft[k], hard[k])
+			}
+			if stop {
+				active[k] = false
+				left--
+			}
+		}
+	}
+	for k, b := range sizes {
+		if len(lats[k]) < MinRuns {
+			plan.few = append(plan.few, b)
+		}
+	}
+	return lats, nil
+}
+
+// expectedRuns is how many runs of estMs each done lets a batch size have
+// with those shares (unless its p99 is pinned before): until the hard
+// share is spent, or the soft share with MinRuns runs; at least MinIters,
+// at most MaxIters.
+func expectedRuns(estMs float64, soft, hard time.Duration, job Job) float64 {
+	per := max(estMs, 1e-6) * float64(time.Millisecond)
+	n := min(float64(hard)/per, max(float64(soft)/per, MinRuns))
+	return min(max(n, float64(job.MinIters), 1), float64(max(job.MaxIters, 1)))
 }
 
 // done says whether timing a batch size can stop after lat, spent so

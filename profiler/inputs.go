@@ -88,6 +88,21 @@ func (s SampleInputs) batch(b, off int, bufs [][]byte) []inference.Tensor {
 	return ts
 }
 
+// prefix is the first b samples of ts, a batch that batch built at
+// offset 0 (any smaller batch from offset 0 is its prefix), sharing its
+// memory.
+func (s SampleInputs) prefix(ts []inference.Tensor, b int) []inference.Tensor {
+	out := make([]inference.Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = t
+		if s.Batched {
+			out[i].Shape = append([]int64{int64(b)}, t.Shape[1:]...)
+			out[i].Data = t.Data[:b*(len(s.Data[i])/s.N)]
+		}
+	}
+	return out
+}
+
 // readInputs loads a job's sample inputs.
 func readInputs(job Job, read func(string) ([]byte, error)) (SampleInputs, error) {
 	s := SampleInputs{N: job.Samples, Batched: job.Batched, Shapes: job.Shapes}

@@ -291,32 +291,56 @@ func sumDurations(m map[int]time.Duration) time.Duration {
 
 func TestProfilePlan(t *testing.T) {
 	job := Job{Batches: []int{1, 4, 8, 16, 32}, MinIters: 20, Budget: 400 * time.Millisecond, MaxBudget: 3200 * time.Millisecond}
+	// A fast model: every size fits; the base budget and the cap are
+	// shared by batch size (a 61st for batch 1), each hard share holding
+	// its own MinIters runs besides.
 	p := newProfilePlan(job)
-	// A fast model: a 61st of each budget for batch 1 (the reserve for
-	// the larger batch sizes is negligible).
-	soft, hard := p.shares(0, 0.0001)
-	if soft != job.Budget/61 || hard < job.MaxBudget/61*99/100 || hard > job.MaxBudget/61 {
-		t.Errorf("batch 1 shares %s and %s, want a 61st of each budget", soft, hard)
-	}
-	// Batch 1 took its whole hard share; batch 4 gets a share of what is left.
-	p.spend(hard, 1, 100)
-	_, hard4 := p.shares(1, 0.0004)
-	if want := (job.MaxBudget - hard) * 4 / 60; hard4 < want*99/100 || hard4 > want+time.Microsecond {
-		t.Errorf("batch 4 hard share %s, want %s", hard4, want)
-	}
-	// A slow model: batch 1 leaves MinIters runs of every larger size.
-	slow := newProfilePlan(job)
-	if _, h := slow.shares(0, 2); h != 0 {
-		// 20 runs × 2 ms × (4+8+16+32) = 2.4 s set aside of 3.2 s: 0.8 s left, a 61st of it.
-		if want := 800 * time.Millisecond / 61; h < want*99/100 || h > want*101/100 {
-			t.Errorf("slow batch 1 hard share %s, want %s", h, want)
+	fast := []float64{0.0001, 0.0004, 0.0008, 0.0016, 0.0032}
+	for k, e := range fast {
+		if !p.fits(k, e) {
+			t.Fatalf("batch %d does not fit", job.Batches[k])
 		}
+		p.keep(e)
 	}
-	// A batch size whose MinIters runs fit what is left fits; one whose do not is cut, with the rest.
-	if !p.fits(1, 10) || p.fits(2, 1000) {
+	soft, hard := p.shares(job.Batches, fast)
+	if soft[0] != job.Budget/61 || hard[0] < job.MaxBudget/61*99/100 || hard[0] > job.MaxBudget/61*101/100 {
+		t.Errorf("batch 1 shares %s and %s, want a 61st of each budget", soft[0], hard[0])
+	}
+	if soft[4] != job.Budget*32/61 {
+		t.Errorf("batch 32 soft share %s, want 32/61 of %s", soft[4], job.Budget)
+	}
+	// A slow model: 20 runs × 2 ms × (1+4+8+16+32) = 2.44 s set aside of
+	// 3.2 s; each size holds its MinIters runs and its part of the 0.76 s left.
+	slow := newProfilePlan(job)
+	var est []float64
+	for k, b := range job.Batches {
+		e := 2 * float64(b)
+		if !slow.fits(k, e) {
+			t.Fatalf("batch %d does not fit", b)
+		}
+		slow.keep(e)
+		est = append(est, e)
+	}
+	_, h := slow.shares(job.Batches, est)
+	if want := 40*time.Millisecond + 760*time.Millisecond/61; h[0] < want*99/100 || h[0] > want*101/100 {
+		t.Errorf("slow batch 1 hard share %s, want %s", h[0], want)
+	}
+	var sum time.Duration
+	for _, x := range h {
+		sum += x
+	}
+	if sum < job.MaxBudget*99/100 || sum > job.MaxBudget*101/100 {
+		t.Errorf("hard shares add up to %s, not the cap %s", sum, job.MaxBudget)
+	}
+	// A batch size whose MinIters runs fit beside those set aside fits;
+	// one whose do not is cut, with the rest.
+	p = newProfilePlan(job)
+	p.keep(10)
+	if !p.fits(1, 10) || p.fits(2, 160) {
 		t.Fatal("fits")
 	}
-	p.cut(2, 1000)
+	p.cut(2, 160)
+	p.few = []int{1}
 	note := p.note()
 	if !strings.Contains(note, "batch sizes [8 16 32] not profiled") || !strings.Contains(note, "batch sizes [1] timed fewer than 200") {
 		t.Errorf("note %q", note)
@@ -346,5 +370,68 @@ func TestProfilePlan(t *testing.T) {
 	}
 	if !done(flat, 0, time.Second, time.Second) {
 		t.Error("went on with the p99 pinned")
+	}
+}
+
+// TestTimeInterleaved: timed in turns, a slow spell over the last third of
+// the profile (where timing one size after another put the largest batch
+// size) slows every batch size's runs alike, and no median moves; every
+// size stops by the plan's rules with at least MinIters runs, within the
+// cap.
+func TestTimeInterleaved(t *testing.T) {
+	// The e2e suite's convnet: 40 ms a batch size, 8× that at most; batch
+	// 16 does not fit beside the others' MinIters runs.
+	job := Job{Batches: []int{1, 4, 8, 16, 32}, MinIters: 20, MaxIters: MaxRuns, Budget: 200 * time.Millisecond, MaxBudget: 1600 * time.Millisecond}
+	base := []time.Duration{4300 * time.Microsecond, 17 * time.Millisecond, 34 * time.Millisecond}
+	profile := func(slowFrom, slowTo time.Duration) (lats [][]float64, slowRuns []int, took time.Duration, plan *profilePlan) {
+		plan = newProfilePlan(job)
+		var sizes []int
+		var est []float64
+		for k, b := range job.Batches {
+			e := 4.3 * float64(b) * 1.05
+			if !plan.fits(k, e) {
+				plan.cut(k, e)
+				break
+			}
+			plan.keep(e)
+			sizes, est = append(sizes, b), append(est, e)
+		}
+		var now time.Duration
+		slowRuns = make([]int, len(base))
+		lats, err := timeInterleaved(sizes, est, job, plan, func(k int) (time.Duration, error) {
+			d := base[k]
+			if now >= slowFrom && now < slowTo {
+				d = d * 14 / 10
+				slowRuns[k]++
+			}
+			now += d
+			return d, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lats, slowRuns, now, plan
+	}
+	_, _, total, plan := profile(0, 0)
+	if len(plan.few) != 3 || !strings.Contains(plan.note(), "batch sizes [16 32] not profiled") {
+		t.Errorf("note %q, want batch sizes 16 and 32 left out and the rest timed fewer than MinRuns times", plan.note())
+	}
+	if total > job.MaxBudget+base[2] {
+		t.Errorf("took %s, past the %s cap", total, job.MaxBudget)
+	}
+	lats, slowRuns, _, _ := profile(total*2/3, 10*total)
+	for k, b := range job.Batches[:3] {
+		n := len(lats[k])
+		if n < job.MinIters {
+			t.Errorf("batch %d: %d runs, fewer than MinIters", b, n)
+		}
+		share := float64(slowRuns[k]) / float64(n)
+		if share < 0.2 || share > 0.45 {
+			t.Errorf("batch %d: %d of its %d runs in the slow spell (%.0f%%): not spread over the profile", b, slowRuns[k], n, 100*share)
+		}
+		if p50, want := Summarise(lats[k]).P50, float64(base[k])/1e6; math.Abs(p50-want) > 0.01*want {
+			t.Errorf("batch %d: p50 %.2f ms, want %.2f: the slow spell moved it", b, p50, want)
+		}
+		t.Logf("batch %d: %d runs, %d in the slow spell", b, n, slowRuns[k])
 	}
 }
