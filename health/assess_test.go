@@ -29,7 +29,15 @@ func TestAssess(t *testing.T) {
 		{name: "healthy", stats: with(busy, func(s *Stats) { s.ComputeP99 = 2 * time.Millisecond }), th: th},
 		{name: "slow under load is interfered",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 4100 * time.Microsecond }), th: th, interfered: true,
-			reason: "compute p99 4.10 ms is 3.2× the profiled 1.30 ms at batch 4 while serving 2500 inferences/s (62% of the 4000 one replica sustains at batch 4)"},
+			reason: "compute p99 4.10 ms is 3.2× the profiled 1.30 ms at batch 4 (the largest it ran) while serving 2500 inferences/s (62% of the 4000 one replica sustains at batch 4)"},
+		// A replica that batches runs many sizes: the window's p99 is its
+		// batches of 8, judged against batch 8's p99 of 2 ms, not the
+		// ~1.1 ms of its average batch of 2.
+		{name: "a mix of batch sizes is judged at the largest",
+			stats: with(busy, func(s *Stats) { s.AvgBatch, s.MaxBatch, s.ComputeP99 = 2, 8, 3900*time.Microsecond }), th: CPUThresholds()},
+		{name: "slow at the largest batch is interfered",
+			stats: with(busy, func(s *Stats) { s.AvgBatch, s.MaxBatch, s.ComputeP99 = 2, 8, 6500*time.Microsecond }), th: CPUThresholds(),
+			interfered: true, reason: "compute p99 6.50 ms is 3.2× the profiled 2.00 ms at batch 8 (the largest it ran)"},
 		{name: "slow but idle is not interfered",
 			stats: with(busy, func(s *Stats) { s.ComputeP99 = 5 * time.Millisecond; s.InferencesPerSecond = 100 }), th: th},
 		{name: "too few batches to judge",
