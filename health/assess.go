@@ -52,7 +52,9 @@ func Assess(s Stats, p catalog.Profile, maxBatch int, t Thresholds) Health {
 	// was flagged again and again (39.7 ms "3.0× the profiled 13.1 ms at
 	// batch 2"; its batches of 8 took 35 ms, as profiled), so traffic
 	// left it, it batched less, and stayed flagged. So the p99 is judged
-	// at the largest batch the window ran.
+	// at the largest batch the window ran. (One large batch in a window of
+	// small ones makes this clause lenient; the mean clause below, judged
+	// at the average batch, still sees a replica slowed throughout.)
 	pb := max(b, s.MaxBatch)
 	if p99, capacity := p.P99At(pb), p.ThroughputAt(b); p99 > 0 && capacity > 0 && s.Batches >= int64(t.MinBatches) && s.Batches > 0 &&
 		s.InferencesPerSecond > t.QPS*capacity {
