@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,7 +107,8 @@ func TestSimulatorFidelity(t *testing.T) {
 // serve beside the server and the load generator on two cores: it
 // measured admission on a saturated host, not the autoscaler.)
 //
-// It runs the schedule live fidelityLiveRuns times, each on a fresh
+// It runs the schedule live fidelityLiveRuns times (INFAAS_FIDELITY_RUNS
+// sets another number, for a pool with more power), each on a fresh
 // server and predicted from its own calibration, and compares each run
 // and all of them pooled: one live run is one draw, and its violation
 // rate moves more from run to run than the simulator misses by — sets
@@ -122,11 +122,22 @@ func TestSimulatorFidelity(t *testing.T) {
 // one, and the live runs' own spread (docs/BENCHMARKS.md keeps them).
 //
 //	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -timeout 30m -v ./e2e
+//
+// (about 3.5 minutes a live run on the 2-core VM; give -timeout room for
+// more runs.)
 func BenchmarkSimulatorFidelity(b *testing.B) {
+	liveRuns := fidelityLiveRuns
+	if v := os.Getenv("INFAAS_FIDELITY_RUNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 {
+			b.Fatalf("INFAAS_FIDELITY_RUNS=%q: want a whole number of live runs, at least 2", v)
+		}
+		liveRuns = n
+	}
 	for range b.N {
 		var live, pred, replay pooled
 		var runs []fidelityPair
-		for run := 1; run <= fidelityLiveRuns; run++ {
+		for run := 1; run <= liveRuns; run++ {
 			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, func(capacity float64) string {
 				return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
 			})
@@ -148,7 +159,7 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		sq, sp, sv := pred.means()
 		rq, rp, rv := replay.means()
 		b.Logf("pooled over %d live runs: q/s %.1f / %.1f (%.1f%% off), p99 ms %.1f / %.1f (%.1f%%), violations %.2f / %.2f %% (%.1f%%); the live runs' own violation rates %s",
-			fidelityLiveRuns, lq, sq, off(lq, sq), lp, sp, off(lp, sp), 100*lv, 100*sv, off(lv, sv), live.rates())
+			liveRuns, lq, sq, off(lq, sq), lp, sp, off(lp, sp), 100*lv, 100*sv, off(lv, sv), live.rates())
 		self, bySim := selfPrediction(runs)
 		b.Logf("each run predicted by the other live runs (their mean; rates pooled) and by the simulator, mean distance over the runs: q/s %.1f%% / %.1f%%, p99 %.1f%% / %.1f%%, violations %.1f%% / %.1f%%",
 			self.qps, bySim.qps, self.p99, bySim.p99, self.rate, bySim.rate)
@@ -210,7 +221,8 @@ func selfPrediction(runs []fidelityPair) (self, bySim figures) {
 	return self, bySim
 }
 
-// fidelityLiveRuns is how many live runs BenchmarkSimulatorFidelity pools.
+// fidelityLiveRuns is how many live runs BenchmarkSimulatorFidelity pools
+// by default.
 const fidelityLiveRuns = 3
 
 // off is how far apart a and b are, in percent of the larger.
@@ -366,42 +378,6 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	t.Logf("server and client CPU: %.0f ms/s at %.0f q/s, %.0f ms/s at %.0f q/s: %s a query + %s a second; under the schedule %.0f ms/s at %.0f q/s (the fit says %.0f); stolen by the hypervisor: %.0f, %.0f and %.0f ms/s",
 		1000*busy1, rate1, 1000*busy2, rate2, hostPerQuery, hostBase, 1000*busyLive, rateLive, 1000*(base+perQuery*rateLive),
 		1000*cpuLight.steal, 1000*cpuHeavy.steal, 1000*cpuLive.steal)
-
-	// Last, the two workers computing at once, as at the schedule's peak
-	// and in neither load above (each ran on one worker: the dispatcher
-	// packs one replica before it spills to the next). Batches that ran
-	// beside the other worker's took 1.17–1.29× those that ran alone at
-	// the peak, where the server's and the load generator's CPU says
-	// 1.12 (the simulator's rule: two busy workers and u cores of other
-	// work on two cores slow a batch × (2 + u) ÷ 2): the workers' own RPC
-	// servers and runtimes, the kernel's network work and the scheduler's
-	// placement take cores too, and no process's CPU time says how much
-	// of it a batch waits for. (Two ONNX Runtime sessions computing
-	// side by side in one process, without the rest, took 1.01–1.03×
-	// their time alone on this VM: not the caches.) So the host's share
-	// is measured where it shows: a load at the peak's rate, after the
-	// autoscaler's second replica is up, the batches that overlapped the
-	// other worker's for most of their time over those that did not, and
-	// u is what the simulator's rule needs to slow them so.
-	pairLoad := fmt.Sprintf("constant:%.0f:%s", 0.95*capacity, max(8*time.Second, calibFor/2))
-	cpu3 := hostCPU(t, s)
-	pairSum, _ := runLoadVia(t, rec, pairLoad, set, nil)
-	pairAnswers, _ := rec.take()
-	dump(t, "pair", pairAnswers)
-	cpuPair := hostLoad(t, s, pairSum, cpu3, idleRate)
-	co, alone := coRun(pairAnswers, vs0, 3*time.Second)
-	if co.n < 30 || alone.n < 30 {
-		t.Logf("the paired load ran %d batches beside the other worker's and %d alone: too few to tell; the CPU above stands", co.n, alone.n)
-	} else {
-		ratio := co.level() / alone.level()
-		const cores = 2 // two one-core workers
-		u := cores * max(ratio-1, 0)
-		if q := (u - base) / cpuPair.rate; q > 0 {
-			hostPerQuery = time.Duration(q * float64(time.Second))
-		}
-		t.Logf("two workers at once, at %.0f q/s: %d batches beside the other worker's at %.3f × p50, %d alone at %.3f: × %.3f, as if the host took %.2f cores besides the workers' batches (the server and client's CPU there: %.2f): %s a query + %s a second",
-			cpuPair.rate, co.n, co.level(), alone.n, alone.level(), ratio, u, cpuPair.busy, hostPerQuery, hostBase)
-	}
 
 	archs, vs, err := s.c.Catalog(ctx(t))
 	if err != nil {
@@ -991,7 +967,6 @@ type servedBatch struct {
 	worker, replica string
 	size            int
 	ms, p50         float64
-	sent, end       time.Duration // its first answer's send and return, since the recorder's start
 }
 
 // batchesOf lists the batches answers ran in, in the order they were
@@ -1026,53 +1001,10 @@ func batchesOf(answers []answer, vs []catalog.Variant) []servedBatch {
 			continue
 		}
 		if seen[k]++; (seen[k]-1)%k.size == 0 {
-			out = append(out, servedBatch{k.worker, k.replica, k.size, k.ms, prof.P50At(k.size), a.At, a.At + a.Latency})
+			out = append(out, servedBatch{k.worker, k.replica, k.size, k.ms, prof.P50At(k.size)})
 		}
 	}
 	return out
-}
-
-// levels sums batches' compute times and their profiles' p50s.
-type levels struct {
-	n       int
-	ms, p50 float64
-}
-
-func (l *levels) add(b servedBatch) { l.n++; l.ms += b.ms; l.p50 += b.p50 }
-
-// level is the batches' compute time over their profiles' p50s.
-func (l levels) level() float64 { return l.ms / max(l.p50, 1e-12) }
-
-// coRun splits the batches among answers (those sent from skip after the
-// first on) into those that ran beside another worker's batch for more
-// than half their time and those that did not. A batch ran from its
-// compute time before its first answer came back, less nothing for the
-// way back: every batch is shifted alike, and the overlaps stand.
-func coRun(answers []answer, vs []catalog.Variant, skip time.Duration) (co, alone levels) {
-	if len(answers) == 0 {
-		return
-	}
-	first := slices.MinFunc(answers, func(a, b answer) int { return cmp.Compare(a.At, b.At) }).At
-	bs := batchesOf(answers, vs)
-	for i, b := range bs {
-		if b.sent < first+skip {
-			continue
-		}
-		start := b.end - time.Duration(b.ms*float64(time.Millisecond))
-		var beside time.Duration
-		for j, o := range bs {
-			ostart := o.end - time.Duration(o.ms*float64(time.Millisecond))
-			if j != i && o.worker != b.worker && ostart < b.end && o.end > start {
-				beside += min(o.end, b.end) - max(ostart, start)
-			}
-		}
-		if 2*beside > b.end-start {
-			co.add(b)
-		} else {
-			alone.add(b)
-		}
-	}
-	return co, alone
 }
 
 // serviceShape is each batch's compute time over its variant's p50 at its
