@@ -123,7 +123,7 @@ func TestSimulatorFidelity(t *testing.T) {
 //
 //	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -timeout 30m -v ./e2e
 //
-// (about 3.5 minutes a live run on the 2-core VM; give -timeout room for
+// (about 3 minutes a live run on the 2-core VM; give -timeout room for
 // more runs.)
 func BenchmarkSimulatorFidelity(b *testing.B) {
 	liveRuns := fidelityLiveRuns
