@@ -146,6 +146,7 @@ func profile(model []byte, job Job) (Result, error) {
 			ws = append(ws, ms(time.Since(t)))
 		}
 		slices.Sort(ws)
+		med := ws[len(ws)/2]
 		// The Go runtime's growth is this child's, not the model's: the
 		// garbage of thousands of timed runs grew its heap by 3–6 MiB on
 		// a 16 MiB MLP profile, by how many runs the budget allowed, and
@@ -155,9 +156,9 @@ func profile(model []byte, job Job) (Result, error) {
 		// before it.
 		peak = max(peak, residentBytes("VmHWM")-base-(goRuntimeBytes()-goBase))
 		res.PeakMemory[b] = peak
-		plan.keep(ws[len(ws)/2])
-		sizes, est = append(sizes, b), append(est, ws[len(ws)/2])
-		perRun, lastB = ws[len(ws)/2], b
+		plan.keep(med)
+		sizes, est = append(sizes, b), append(est, med)
+		perRun, lastB = med, b
 	}
 	// Then time them interleaved (timeInterleaved): the largest batch's
 	// inputs hold every smaller one's as a prefix.
