@@ -38,7 +38,11 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 	defer t.mu.Unlock()
 	t.rotate(now)
 	if variant != "" {
-		t.cur[variant] = t.cur[variant].Merge(want)
+		// Most requests ask what the window has seen already: a lookup,
+		// not a store (the simulator notes every query too).
+		if old, ok := t.cur[variant]; !ok || old.Merge(want) != old {
+			t.cur[variant] = old.Merge(want)
+		}
 	}
 	if unplacedClass != "" {
 		t.unplaced[unplacedClass]++
@@ -47,14 +51,16 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 
 // rotate starts a new window when the current one is over. Call with mu held.
 func (t *TrafficLog) rotate(now time.Time) {
-	switch {
-	case t.rotated.IsZero():
+	if t.rotated.IsZero() {
 		t.rotated = now
-	case now.Sub(t.rotated) >= 2*t.window:
+		return
+	}
+	switch since := now.Sub(t.rotated); {
+	case since >= 2*t.window:
 		clear(t.prev)
 		clear(t.cur)
 		t.rotated = now
-	case now.Sub(t.rotated) >= t.window:
+	case since >= t.window:
 		t.prev, t.cur = t.cur, t.prev
 		clear(t.cur)
 		t.rotated = now

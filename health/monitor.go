@@ -248,7 +248,31 @@ const (
 
 var histLogGrowth = math.Log(histGrowth)
 
+// histBin is the bin of d: ⌈log₁.₀₄(d in µs)⌉, 0 at 1 µs and below, the
+// last bin beyond it. Every answer and batch is binned, on the worker and
+// in the simulator, so it reads the bin off histFloor — an estimate from
+// d's binary exponent, moved at most a step or two — instead of taking a
+// logarithm; histBinExact is the definition, and the two agree on every
+// duration (TestHistBinMatchesDefinition).
 func histBin(d time.Duration) int {
+	if d <= time.Microsecond {
+		return 0
+	}
+	// log₂ d ≈ exponent + mantissa (off by < 0.09), over log₂ 1.04, less
+	// log₂ 1000 (ns to µs).
+	bits := math.Float64bits(float64(d))
+	log2 := float64(int(bits>>52&0x7ff)-1023) + float64(bits&(1<<52-1))/(1<<52)
+	i := min(max(int((log2-math.Log2(1000))*histBinsPerOctave), 1), histBins-1)
+	for i+1 < histBins && d >= histFloor[i+1] {
+		i++
+	}
+	for i > 1 && d < histFloor[i] {
+		i--
+	}
+	return i
+}
+
+func histBinExact(d time.Duration) int {
 	us := float64(d) / float64(time.Microsecond)
 	if us <= 1 {
 		return 0
@@ -256,6 +280,24 @@ func histBin(d time.Duration) int {
 	i := int(math.Ceil(math.Log(us) / histLogGrowth))
 	return min(i, histBins-1)
 }
+
+// histBinsPerOctave is how many bins a doubling spans.
+var histBinsPerOctave = math.Ln2 / histLogGrowth
+
+// histFloor[i] is the least duration in bin i (i ≥ 1), by histBinExact.
+var histFloor = func() (f [histBins]time.Duration) {
+	for i := 1; i < histBins; i++ {
+		d := time.Duration(math.Pow(histGrowth, float64(i-1)) * float64(time.Microsecond))
+		for d > 1 && histBinExact(d-1) >= i {
+			d--
+		}
+		for histBinExact(d) < i {
+			d++
+		}
+		f[i] = d
+	}
+	return f
+}()
 
 // histUpper is the upper edge of bin i.
 func histUpper(i int) time.Duration {

@@ -2,6 +2,7 @@ package health
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -235,5 +236,27 @@ func TestHistogramRange(t *testing.T) {
 	// Trimming 40 % leaves the three fastest.
 	if got, want := m.trimmedMean(0.4), (500*time.Microsecond+5*time.Millisecond)/3; !near(got, want) {
 		t.Errorf("mean of the fastest three %v, want about %v", got, want)
+	}
+}
+
+// The fast binning must be the definition's, on every bin's edges and in
+// between.
+func TestHistBinMatchesDefinition(t *testing.T) {
+	check := func(d time.Duration) {
+		if got, want := histBin(d), histBinExact(d); got != want {
+			t.Fatalf("histBin(%d ns) = %d, want %d", int64(d), got, want)
+		}
+	}
+	for i := 1; i < histBins; i++ {
+		for _, d := range []time.Duration{histFloor[i] - 1, histFloor[i], histFloor[i] + 1} {
+			check(d)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		check(time.Duration(math.Exp(rng.Float64() * math.Log(float64(200*time.Second)))))
+	}
+	for _, d := range []time.Duration{math.MinInt64, -1, 0, 1, 999, 1000, 1001, 1040, 1041, math.MaxInt64} {
+		check(d)
 	}
 }

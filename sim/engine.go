@@ -61,13 +61,16 @@ type replica struct {
 	cost     batching.CostModel
 	slowness float64
 	lastRun  int64 // virtual ns of the last batch; -1: none
-	eng      *engine
-	mon      *health.Monitor
-	stats    health.Stats
-	flags    health.Health
-	live     atomic.Int64
-	planned  []batching.Queued
-	lat      []time.Duration
+	// slowNow is slow() at virtual time slowAt (-1: not worked out).
+	slowAt  int64
+	slowNow float64
+	eng     *engine
+	mon     *health.Monitor
+	stats   health.Stats
+	flags   health.Health
+	live    atomic.Int64
+	planned []batching.Queued
+	lat     []time.Duration
 }
 
 // simWorker is one simulated worker process.
@@ -170,7 +173,7 @@ func newEngine(cfg Config) (*engine, error) {
 		replicas: map[string]*replica{}, loads: map[string]*replica{}, starting: map[string]int{},
 		variants: map[string]*catalog.Variant{}, traffic: autoscale.NewTrafficLog(10 * time.Second)}
 	e.res = &Result{Policy: cfg.Policy.Name, Actions: map[string]int{}, RefusedWhy: map[string]int64{}, Assumptions: cfg.Assumptions}
-	e.cur.served = map[string]int{}
+	e.cur.byName = map[string]int{}
 	for _, r := range cfg.ServiceShape {
 		e.shapeMean += r / float64(len(cfg.ServiceShape))
 	}

@@ -20,20 +20,23 @@ const (
 // something that changed since the event was scheduled.
 type event struct {
 	at   int64 // virtual ns
-	seq  uint64
 	kind uint8
 	ref  int32
 	gen  uint32
 }
 
-func (a *event) before(b *event) bool {
-	if a.at != b.at {
-		return a.at < b.at
-	}
-	if a.kind != b.kind {
-		return a.kind < b.kind
-	}
-	return a.seq < b.seq
+// queued is an event as the heap keeps it: its kind and the order it was
+// pushed in share one key (kind in the top byte), so an event is 24 bytes
+// and two compare in at most two steps.
+type queued struct {
+	at  int64
+	ord uint64 // kind<<56 | push sequence
+	ref int32
+	gen uint32
+}
+
+func (a *queued) before(b *queued) bool {
+	return a.at < b.at || a.at == b.at && a.ord < b.ord
 }
 
 // eventQueue is a binary min-heap of events by (time, kind, sequence),
@@ -41,14 +44,13 @@ func (a *event) before(b *event) bool {
 // by kind, then by the order events were pushed, so a run is
 // deterministic.
 type eventQueue struct {
-	h   []event
+	h   []queued
 	seq uint64
 }
 
 func (q *eventQueue) push(e event) {
 	q.seq++
-	e.seq = q.seq
-	q.h = append(q.h, e)
+	q.h = append(q.h, queued{at: e.at, ord: uint64(e.kind)<<56 | q.seq, ref: e.ref, gen: e.gen})
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -84,7 +86,7 @@ func (q *eventQueue) pop() (event, bool) {
 		q.h[i], q.h[m] = q.h[m], q.h[i]
 		i = m
 	}
-	return top, true
+	return event{at: top.at, kind: uint8(top.ord >> 56), ref: top.ref, gen: top.gen}, true
 }
 
 func (q *eventQueue) len() int { return len(q.h) }

@@ -96,7 +96,11 @@ type Event struct {
 type sample struct {
 	offered, answered, refused, failed, late int
 	latency                                  workload.Histogram
-	served                                   map[string]int
+	// served counts answers by the snapshot instance that served them
+	// (a slice, not a map by name: this is on every answer's path);
+	// byName sums them by variant when the row closes.
+	served []int
+	byName map[string]int
 }
 
 // replicaSeconds charges a replica's occupancy from its load until t.
@@ -125,14 +129,19 @@ func (e *engine) sample() {
 		}
 	}
 	best := 0
-	names := make([]string, 0, len(c.served))
-	for n := range c.served {
+	for v, n := range c.served {
+		if n > 0 {
+			c.byName[e.snapVariantName(int32(v))] += n
+		}
+	}
+	names := make([]string, 0, len(c.byName))
+	for n := range c.byName {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if c.served[n] > best {
-			best, s.Variant = c.served[n], n
+		if c.byName[n] > best {
+			best, s.Variant = c.byName[n], n
 		}
 	}
 	if len(e.res.Series) > 0 && s.Variant != "" {
@@ -148,7 +157,8 @@ func (e *engine) sample() {
 	e.res.PeakWorkers = max(e.res.PeakWorkers, s.Workers)
 	e.res.PeakReplicas = max(e.res.PeakReplicas, s.Replicas)
 	clear(c.served)
-	*c = sample{served: c.served}
+	clear(c.byName)
+	*c = sample{served: c.served, byName: c.byName}
 }
 
 // finish closes the books at the end of the run.

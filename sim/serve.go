@@ -262,6 +262,7 @@ func (e *engine) batchDone(rep *replica) {
 	rep.mon.Batch(n, rep.compute, lat, false)
 	rep.slowness = health.Slowness(rep.slow(), rep.compute, rep.p50At(n))
 	rep.lastRun = e.now
+	rep.slowAt = -1
 	rep.batch = rep.batch[:0]
 	rep.executing = 0
 	if rep.draining && rep.head == len(rep.queue) {
@@ -291,7 +292,10 @@ func (e *engine) answer(i int32, at int64) {
 		e.cur.late++
 	}
 	if r.variant >= 0 {
-		e.cur.served[e.snapVariantName(r.variant)]++
+		if int(r.variant) >= len(e.cur.served) {
+			e.cur.served = append(e.cur.served, make([]int, int(r.variant)+1-len(e.cur.served))...)
+		}
+		e.cur.served[r.variant]++
 	}
 	e.release(i)
 }
@@ -323,11 +327,16 @@ func (rep *replica) costNow() batching.CostModel {
 
 // slow is the replica's slowness faded by the time since its last batch,
 // as the worker reads it (health.DecayedSlowness).
+// Admission and the batcher read it several times at one instant (the
+// cost model's every call); it is worked out once per instant.
 func (rep *replica) slow() float64 {
 	if rep.lastRun < 0 {
 		return max(rep.slowness, 1)
 	}
-	return health.DecayedSlowness(rep.slowness, time.Duration(rep.eng.now-rep.lastRun))
+	if now := rep.eng.now; rep.slowAt != now {
+		rep.slowAt, rep.slowNow = now, health.DecayedSlowness(rep.slowness, time.Duration(now-rep.lastRun))
+	}
+	return rep.slowNow
 }
 
 func (rep *replica) p99At(b int) float64 {
@@ -353,7 +362,7 @@ func (e *engine) newReplica(v *catalog.Variant, w *simWorker) *replica {
 	e.nextID++
 	rep := &replica{id: fmt.Sprintf("%s#%d", v.Name, e.nextID), slot: int32(len(e.slots)), variant: &on, w: w,
 		reserve: catalog.MemoryNeed(on.Profile, on.FileBytes), cores: coresOf(on), loading: true, loadAt: e.now,
-		maxBatch: max(on.MaxBatch, 1), slowness: 1, lastRun: -1, eng: e}
+		maxBatch: max(on.MaxBatch, 1), slowness: 1, lastRun: -1, slowAt: -1, eng: e}
 	if n := len(e.cfg.ServiceShape); n > 0 {
 		rep.shapeAt = e.rng.IntN(n) // replicas walk the measured order from different places
 	}
