@@ -20,6 +20,11 @@ type TrafficLog struct {
 	prev     map[string]Traffic
 	rotated  time.Time
 	unplaced map[string]int
+	// last is the latest variant noted and what it asked, while the
+	// current window holds it: most decisions repeat it, and they need
+	// no map at all. rotate forgets it.
+	last     string
+	lastWant Traffic
 }
 
 // NewTrafficLog remembers one to two windows of traffic.
@@ -37,12 +42,13 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rotate(now)
-	if variant != "" {
+	if variant != "" && (variant != t.last || want != t.lastWant) {
 		// Most requests ask what the window has seen already: a lookup,
 		// not a store (the simulator notes every query too).
 		if old, ok := t.cur[variant]; !ok || old.Merge(want) != old {
 			t.cur[variant] = old.Merge(want)
 		}
+		t.last, t.lastWant = variant, want
 	}
 	if unplacedClass != "" {
 		t.unplaced[unplacedClass]++
@@ -59,11 +65,11 @@ func (t *TrafficLog) rotate(now time.Time) {
 	case since >= 2*t.window:
 		clear(t.prev)
 		clear(t.cur)
-		t.rotated = now
+		t.rotated, t.last = now, ""
 	case since >= t.window:
 		t.prev, t.cur = t.cur, t.prev
 		clear(t.cur)
-		t.rotated = now
+		t.rotated, t.last = now, ""
 	}
 }
 

@@ -33,3 +33,21 @@ func TestTrafficLog(t *testing.T) {
 		t.Fatalf("remembered traffic two windows old: %+v", tr)
 	}
 }
+
+// A request that asks what the previous one asked is noted again once a
+// window has turned (the log skips only repeats within a window).
+func TestTrafficLogRepeatAcrossWindows(t *testing.T) {
+	t0 := time.Unix(1_000, 0)
+	l := NewTrafficLog(10 * time.Second)
+	want := Traffic{LatencyMs: 50}
+	l.Note(t0, "a.v", want, "")
+	l.Note(t0.Add(time.Second), "a.v", want, "")
+	l.Snapshot(t0.Add(10 * time.Second)) // turns the window
+	l.Note(t0.Add(11*time.Second), "a.v", want, "")
+	if tr, _ := l.Snapshot(t0.Add(20 * time.Second)); tr["a.v"] != want {
+		t.Fatalf("traffic noted after the window turned: %+v, want %+v", tr["a.v"], want)
+	}
+	if tr, _ := l.Snapshot(t0.Add(30 * time.Second)); len(tr) != 0 {
+		t.Fatalf("remembered traffic two windows old: %+v", tr)
+	}
+}

@@ -262,7 +262,7 @@ func histBin(d time.Duration) int {
 	// log₂ 1000 (ns to µs).
 	bits := math.Float64bits(float64(d))
 	log2 := float64(int(bits>>52&0x7ff)-1023) + float64(bits&(1<<52-1))/(1<<52)
-	i := min(max(int((log2-math.Log2(1000))*histBinsPerOctave), 1), histBins-1)
+	i := min(max(int((log2-log2Micro)*histBinsPerOctave), 1), histBins-1)
 	for i+1 < histBins && d >= histFloor[i+1] {
 		i++
 	}
@@ -281,8 +281,9 @@ func histBinExact(d time.Duration) int {
 	return min(i, histBins-1)
 }
 
-// histBinsPerOctave is how many bins a doubling spans.
-var histBinsPerOctave = math.Ln2 / histLogGrowth
+// histBinsPerOctave is how many bins a doubling spans; log2Micro is
+// log₂ of a microsecond in ns.
+var histBinsPerOctave, log2Micro = math.Ln2 / histLogGrowth, math.Log2(float64(time.Microsecond))
 
 // histFloor[i] is the least duration in bin i (i ≥ 1), by histBinExact.
 var histFloor = func() (f [histBins]time.Duration) {
@@ -300,9 +301,14 @@ var histFloor = func() (f [histBins]time.Duration) {
 }()
 
 // histUpper is the upper edge of bin i.
-func histUpper(i int) time.Duration {
-	return time.Duration(math.Pow(histGrowth, float64(i)) * float64(time.Microsecond))
-}
+func histUpper(i int) time.Duration { return histUppers[i] }
+
+var histUppers = func() (u [histBins]time.Duration) {
+	for i := range u {
+		u[i] = time.Duration(math.Pow(histGrowth, float64(i)) * float64(time.Microsecond))
+	}
+	return u
+}()
 
 func (h *histogram) add(d time.Duration) {
 	i := histBin(d)

@@ -26,9 +26,10 @@ type request struct {
 	samples  int
 	set      int32
 	replica  *replica
-	variant  int32 // snapshot instance that serves it, for the report
-	at       int64 // when it reached the worker
-	back     int64 // the way back: ns from the worker's answer to the client
+	variant  int32           // snapshot instance that serves it, for the report
+	at       int64           // when it reached the worker
+	q        batching.Queued // at and deadline as the worker's batcher reads them
+	back     int64           // the way back: ns from the worker's answer to the client
 }
 
 // replica is one simulated copy of a variant on a worker: a FIFO queue, the
@@ -96,14 +97,16 @@ type interferenceWindow struct {
 // engine is one run's state. Single-threaded: every change happens in
 // event order on the virtual clock.
 type engine struct {
-	cfg  Config
-	now  int64
-	end  int64
-	rng  *rand.Rand // service times
-	mix  *rand.Rand // requirement-set draws: the same queries whatever the policy does
-	evq  eventQueue
-	reqs []request
-	free []int32
+	cfg   Config
+	now   int64
+	nowT  time.Time // time(), at virtual time nowAt
+	nowAt int64
+	end   int64
+	rng   *rand.Rand // service times
+	mix   *rand.Rand // requirement-set draws: the same queries whatever the policy does
+	evq   eventQueue
+	reqs  []request
+	free  []int32
 
 	arrivals  *workload.Arrivals
 	trace     *workload.TraceArrivals
@@ -169,7 +172,7 @@ func newEngine(cfg Config) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), mix: rand.New(rand.NewPCG(cfg.Seed, 2)), policy: pol,
+	e := &engine{cfg: cfg, nowAt: -1, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), mix: rand.New(rand.NewPCG(cfg.Seed, 2)), policy: pol,
 		replicas: map[string]*replica{}, loads: map[string]*replica{}, starting: map[string]int{},
 		variants: map[string]*catalog.Variant{}, traffic: autoscale.NewTrafficLog(10 * time.Second)}
 	e.res = &Result{Policy: cfg.Policy.Name, Actions: map[string]int{}, RefusedWhy: map[string]int64{}, Assumptions: cfg.Assumptions}
@@ -299,7 +302,14 @@ func (w *simWorker) coresFree() int {
 	return c
 }
 
-func (e *engine) time() time.Time { return epoch.Add(time.Duration(e.now)) }
+// time is the virtual now as a time.Time, for the live packages' rules;
+// it is worked out once per instant (an event reads it many times).
+func (e *engine) time() time.Time {
+	if e.nowAt != e.now {
+		e.nowAt, e.nowT = e.now, epoch.Add(time.Duration(e.now))
+	}
+	return e.nowT
+}
 
 func (e *engine) run() {
 	for {

@@ -86,6 +86,10 @@ func (e *engine) deliver(i int32) {
 	if r.deadline == -1 {
 		r.deadline = e.now + int64(r.target*float64(time.Millisecond))
 	}
+	r.q = batching.Queued{Arrived: e.time(), Samples: r.samples}
+	if r.deadline != 0 {
+		r.q.Deadline = epoch.Add(time.Duration(r.deadline))
+	}
 	rep := r.replica
 	switch {
 	case rep.gone:
@@ -104,16 +108,12 @@ func (e *engine) deliver(i int32) {
 // admit runs the worker's admission control, then queues the request.
 func (e *engine) admit(rep *replica, i int32) {
 	r := &e.reqs[i]
-	var deadline time.Time
-	if r.deadline != 0 {
-		deadline = epoch.Add(time.Duration(r.deadline))
-	}
 	if rep.draining {
 		rep.live.Add(-int64(r.samples))
 		e.refuse(i, "draining")
 		return
 	}
-	if err := batching.Admit(e.time(), r.samples, deadline, rep.queued, rep.executing, e.cfg.QueueBound, rep.costNow()); err != nil {
+	if err := batching.Admit(e.time(), r.samples, r.q.Deadline, rep.queued, rep.executing, e.cfg.QueueBound, rep.costNow()); err != nil {
 		rep.mon.Refused(health.Asked{})
 		rep.live.Add(-int64(r.samples))
 		e.refuse(i, "overloaded")
@@ -140,12 +140,7 @@ func (e *engine) planOnce(rep *replica) bool {
 	}
 	q := rep.planned[:0]
 	for _, i := range rep.queue[rep.head:min(len(rep.queue), rep.head+rep.maxBatch+1)] {
-		r := &e.reqs[i]
-		var dl time.Time
-		if r.deadline != 0 {
-			dl = epoch.Add(time.Duration(r.deadline))
-		}
-		q = append(q, batching.Queued{Arrived: epoch.Add(time.Duration(r.at)), Deadline: dl, Samples: r.samples})
+		q = append(q, e.reqs[i].q)
 	}
 	rep.planned = q
 	p := batching.PlanBatch(e.time(), q, rep.maxBatch, e.cfg.MaxQueueDelay, rep.costNow(), rep.draining)

@@ -47,7 +47,8 @@ type Arrivals struct {
 	rng   *rand.Rand
 	end   time.Duration
 
-	steps stepCursor // when sched is Steps: its rate, read in time order
+	steps  stepCursor   // when sched is Steps: its rate, read in time order
+	linear linearCursor // when sched is Linear: likewise
 
 	t    time.Duration // where the integration stands
 	acc  float64       // Λ(t) − Λ(the last arrival)
@@ -60,6 +61,7 @@ type Arrivals struct {
 func NewArrivals(s Schedule, kind ArrivalKind, rng *rand.Rand) *Arrivals {
 	a := &Arrivals{sched: s, kind: kind, rng: rng, end: s.Duration()}
 	a.steps.steps, _ = s.(Steps)
+	a.linear.points, _ = s.(Linear)
 	if kind == Fixed {
 		a.gap = 0.5
 	} else {
@@ -98,8 +100,11 @@ func (a *Arrivals) Next() (time.Duration, bool) {
 // rate is the schedule's rate at t; the integration reads it at times
 // that never decrease.
 func (a *Arrivals) rate(t time.Duration) float64 {
-	if a.steps.steps != nil {
+	switch {
+	case a.steps.steps != nil:
 		return a.steps.rate(t)
+	case a.linear.points != nil:
+		return a.linear.rate(t)
 	}
 	return a.sched.Rate(t)
 }
@@ -125,6 +130,27 @@ func (c *stepCursor) rate(t time.Duration) float64 {
 		return 0
 	}
 	return c.steps[c.i].QPS
+}
+
+// linearCursor reads a Linear schedule's rate at times that never
+// decrease without Linear.Rate's binary search: it keeps the first point
+// at or after the last time read. Its rates are Linear.Rate's.
+type linearCursor struct {
+	points Linear
+	i      int
+	last   time.Duration
+}
+
+func (c *linearCursor) rate(t time.Duration) float64 {
+	l := c.points
+	if t < c.last || t < 0 || t >= l.Duration() {
+		return l.Rate(t) // not in time order after all, or outside
+	}
+	c.last = t
+	for c.i < len(l) && l[c.i].At < t {
+		c.i++
+	}
+	return l.rateBefore(c.i, t)
 }
 
 func (a *Arrivals) nextGap() float64 {

@@ -105,3 +105,25 @@ func TestFixedArrivals(t *testing.T) {
 		t.Errorf("ramp: %d arrivals, want 500", n)
 	}
 }
+
+// The arrivals read a Linear schedule through a cursor; its rates must be
+// the schedule's own, at its points, between them, outside it and when a
+// time goes back.
+func TestLinearCursorMatchesRate(t *testing.T) {
+	l := Linear{{0, 4}, {10 * time.Second, 80}, {10 * time.Second, 20}, {25 * time.Second, 20}, {40 * time.Second, 650}}
+	var sweep []time.Duration
+	for ms := 0; ms < 41000; ms += 7 {
+		sweep = append(sweep, time.Duration(ms)*time.Millisecond)
+	}
+	odd := []time.Duration{-time.Second, 0, time.Nanosecond, 5 * time.Second, 10*time.Second - 1, 10 * time.Second,
+		10*time.Second + 1, 17 * time.Second, 25 * time.Second, 39 * time.Second, 3 * time.Second, 30 * time.Second,
+		40 * time.Second, time.Minute}
+	for _, times := range [][]time.Duration{sweep, odd} {
+		c := linearCursor{points: l}
+		for _, at := range times {
+			if got, want := c.rate(at), l.Rate(at); got != want {
+				t.Fatalf("rate at %s: cursor %v, Linear.Rate %v", at, got, want)
+			}
+		}
+	}
+}

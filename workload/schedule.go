@@ -78,8 +78,13 @@ func (l Linear) Rate(t time.Duration) float64 {
 	i, _ := slices.BinarySearchFunc(l, t, func(p Point, t time.Duration) int {
 		return compareDurations(p.At, t)
 	})
-	// l[i] is the first point at or after t (t < the last point's time);
-	// before the first point the rate is the first point's.
+	return l.rateBefore(i, t)
+}
+
+// rateBefore is the rate at t, where l[i] is the first point at or after
+// t (t < the last point's time); before the first point the rate is the
+// first point's.
+func (l Linear) rateBefore(i int, t time.Duration) float64 {
 	if i == 0 || l[i].At == t {
 		return l[i].QPS
 	}
