@@ -19,6 +19,7 @@ type TrafficLog struct {
 	cur      map[string]Traffic
 	prev     map[string]Traffic
 	rotated  time.Time
+	turn     time.Time // rotated + window: until then rotate has nothing to do
 	unplaced map[string]int
 	// last is the latest variant noted and what it asked, while the
 	// current window holds it: most decisions repeat it, and they need
@@ -58,19 +59,19 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 // rotate starts a new window when the current one is over. Call with mu held.
 func (t *TrafficLog) rotate(now time.Time) {
 	if t.rotated.IsZero() {
-		t.rotated = now
+		t.rotated, t.turn = now, now.Add(t.window)
 		return
 	}
-	switch since := now.Sub(t.rotated); {
-	case since >= 2*t.window:
-		clear(t.prev)
-		clear(t.cur)
-		t.rotated, t.last = now, ""
-	case since >= t.window:
-		t.prev, t.cur = t.cur, t.prev
-		clear(t.cur)
-		t.rotated, t.last = now, ""
+	if now.Before(t.turn) {
+		return
 	}
+	if now.Sub(t.rotated) >= 2*t.window {
+		clear(t.prev)
+	} else {
+		t.prev, t.cur = t.cur, t.prev
+	}
+	clear(t.cur)
+	t.rotated, t.turn, t.last = now, now.Add(t.window), ""
 }
 
 // Snapshot returns the traffic of the last one to two windows, and the
