@@ -40,11 +40,11 @@ import (
 // sample handed to the simulator — and the CPU the server and the load generator
 // take from the cores the workers run on (one machine runs all of it
 // here), per query and per second, from that light load and a second,
-// heavier one after the schedule; on that heavier load, how much longer
-// the workers' batches take than their profiles say, over what the
-// simulator's own batches take there (sim.Config.ComputeScale); and on
-// both, the shape of those batches' times, which the simulated batches are
-// drawn from (sim.Config.ServiceShape). The simulation starts from the replicas
+// heavier one after the schedule; and on the same two loads, how much
+// longer the workers' batches take than their profiles say, over what the
+// simulator's own batches take there (sim.Config.ComputeScale), and the
+// shape of those batches' times, which the simulated batches are drawn
+// from (sim.Config.ServiceShape). The simulation starts from the replicas
 // the live server has loaded then, and its prediction is the mean over
 // 20 seeds (one live run is one draw).
 func TestSimulatorFidelity(t *testing.T) {
@@ -409,19 +409,11 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	spread := sim.Setup{Catalog: sim.Catalog{Architectures: archs, Variants: vs}, Hardware: "local", Workers: []string{"cpu-1", "cpu-1"},
 		Mix: loadgen.Mix{set}, Seed: 1, Noise: 1, OverheadSample: sample, HostCPUPerQuery: hostPerQuery, HostCPUBase: hostBase, Models: &models}
 	// The workers' own slow-down: their batches' compute time over the
-	// profiles' p50s on the 0.6 load, over what the simulator's batches
-	// take on the same load, from the same replicas, without it (its noise
-	// and its share of the host's CPU: the simulator's own rule, not a
-	// copy) (sim.Config.ComputeScale). Not the light load's: its batches
-	// start on a host that sat idle, which costs them 20–40 % here (a
-	// regime the simulator does not model, where no decision is taken).
-	// Over 45 full runs on three hosts the geometric mean of the two
-	// loads' slow-downs, used until 2026-12-06, put the level 4 % above
-	// the schedule's on average (8 % on the AMD hosts, where the
-	// simulation then answered late more often than the live runs in
-	// every run), the 0.6 load's alone 0.5 % below it, and nearer
-	// (root mean square 9.5 % against 11.1 %; docs/BENCHMARKS.md, tenth
-	// session). The light load's figure is logged beside.
+	// profiles' p50s on the two calibration loads, over what the
+	// simulator's batches take on the same loads, from the same replicas,
+	// without it (its noise and its share of the host's CPU: the
+	// simulator's own rule, not a copy), geometric mean of the two
+	// (sim.Config.ComputeScale).
 	// Over seeds: a calibration load is short, and one seed's few hundred
 	// batches stray from the mean (by ±10 % drawn from a measured shape
 	// in blocks).
@@ -432,7 +424,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 			return max(simulateSeeds(t, c, fidelitySeeds).mean.ComputeOverP50, 1e-9)
 		}
 		sim1, sim2 = slow(light, nil), slow(heavy, loaded2)
-		s.ComputeScale = slow2 / sim2
+		s.ComputeScale = math.Sqrt(slow1 / sim1 * slow2 / sim2)
 		s.Workload, s.Provision = sched, loaded
 		return s, sim1, sim2
 	}
