@@ -472,8 +472,11 @@ func TestInterferenceMitigation(t *testing.T) {
 	cancel()
 	sum := <-loadDone
 	t.Logf("load: sent %d answered %d refused %d failed %d violations %d", sum.Sent, sum.Answered, sum.Refused, sum.Failed, sum.Violations)
-	if sum.Failed > sum.Sent/100 {
-		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Statuses)
+	// The requests still in flight when cancel stopped the load end as
+	// "canceled": the test's own doing, not a failure of the system (a
+	// suite run had two of 187 then, over the 1 % allowed).
+	if failed := sum.Failed - sum.Statuses["canceled"]; failed > sum.Sent/100 {
+		t.Errorf("%d of %d requests failed: %v", failed, sum.Sent, sum.Statuses)
 	}
 }
 
