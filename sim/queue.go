@@ -25,17 +25,17 @@ type event struct {
 	gen  uint32
 }
 
-// queued is an event as the heap keeps it: its kind and the order it was
+// heapEvent is an event as the heap keeps it: its kind and the order it was
 // pushed in share one key (kind in the top byte), so an event is 24 bytes
 // and two compare in at most two steps.
-type queued struct {
+type heapEvent struct {
 	at  int64
 	ord uint64 // kind<<56 | push sequence
 	ref int32
 	gen uint32
 }
 
-func (a *queued) before(b *queued) bool {
+func (a *heapEvent) before(b *heapEvent) bool {
 	return a.at < b.at || a.at == b.at && a.ord < b.ord
 }
 
@@ -44,13 +44,13 @@ func (a *queued) before(b *queued) bool {
 // by kind, then by the order events were pushed, so a run is
 // deterministic.
 type eventQueue struct {
-	h   []queued
+	h   []heapEvent
 	seq uint64
 }
 
 func (q *eventQueue) push(e event) {
 	q.seq++
-	q.h = append(q.h, queued{at: e.at, ord: uint64(e.kind)<<56 | q.seq, ref: e.ref, gen: e.gen})
+	q.h = append(q.h, heapEvent{at: e.at, ord: uint64(e.kind)<<56 | q.seq, ref: e.ref, gen: e.gen})
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
