@@ -46,8 +46,9 @@ func (t *TrafficLog) Note(now time.Time, variant string, want Traffic, unplacedC
 	if variant != "" && (variant != t.last || want != t.lastWant) {
 		// Most requests ask what the window has seen already: a lookup,
 		// not a store (the simulator notes every query too).
-		if old, ok := t.cur[variant]; !ok || old.Merge(want) != old {
-			t.cur[variant] = old.Merge(want)
+		old, ok := t.cur[variant]
+		if merged := old.Merge(want); !ok || merged != old {
+			t.cur[variant] = merged
 		}
 		t.last, t.lastWant = variant, want
 	}

@@ -321,9 +321,9 @@ func (rep *replica) costNow() batching.CostModel {
 }
 
 // slow is the replica's slowness faded by the time since its last batch,
-// as the worker reads it (health.DecayedSlowness).
-// Admission and the batcher read it several times at one instant (the
-// cost model's every call); it is worked out once per instant.
+// as the worker reads it (health.DecayedSlowness). Admission and the
+// batcher read it several times at one instant (every call of the cost
+// model), so it is worked out once per instant.
 func (rep *replica) slow() float64 {
 	if rep.lastRun < 0 {
 		return max(rep.slowness, 1)
