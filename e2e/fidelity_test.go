@@ -275,7 +275,7 @@ func (p *pooled) rateSpread() float64 {
 func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, replay *sim.Result, seeds seedRuns, stall string) {
 	t.Helper()
 	dumpRun++
-	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleArgs...)...)
+	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleFlags(t)...)...)
 	defer s.kill()
 	capacity, p99 := registerConvNet(t, s, "convnet")
 	target := math.Round(max(60, 15*p99))

@@ -24,19 +24,32 @@ var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
+	// runDir holds what the whole run shares: the binary, the shared
+	// profile cache. TestMain removes it.
+	runDir string
 )
+
+func TestMain(m *testing.M) {
+	var err error
+	if runDir, err = os.MkdirTemp("", "infaas-e2e-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(runDir)
+	os.Exit(code)
+}
+
+// sharedProfileCache is a profile cache directory (serve --profile-cache)
+// shared by the servers of every test of this run that passes it.
+func sharedProfileCache() string { return filepath.Join(runDir, "profiles") }
 
 // infaasBinary builds cmd/infaas once per test run.
 func infaasBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root := onnxtest.RepoRoot(t)
-		dir, err := os.MkdirTemp("", "infaas-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "infaas")
+		binPath = filepath.Join(runDir, "infaas")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/infaas")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
