@@ -135,7 +135,7 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		liveRuns = n
 	}
 	for range b.N {
-		var live, pred, replay pooled
+		var live, pred, replay, traced pooled
 		var runs []fidelityPair
 		for run := 1; run <= liveRuns; run++ {
 			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, func(capacity float64) string {
@@ -144,7 +144,8 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 			lt := float64(l.Answered) / l.DurationS
 			live.add(lt, l.P99Ms, l.ViolationRate, l.Answered)
 			pred.add(seeds.mean.ThroughputQPS, seeds.mean.P99Ms, seeds.mean.ViolationRate, l.Answered)
-			replay.add(rp.ThroughputQPS, rp.P99Ms, rp.ViolationRate, l.Answered)
+			replay.add(rp.level.ThroughputQPS, rp.level.P99Ms, rp.level.ViolationRate, l.Answered)
+			traced.add(rp.traced.ThroughputQPS, rp.traced.P99Ms, rp.traced.ViolationRate, l.Answered)
 			runs = append(runs, fidelityPair{live: figures{lt, l.P99Ms, l.ViolationRate, float64(l.Answered)},
 				sim: figures{seeds.mean.ThroughputQPS, seeds.mean.P99Ms, seeds.mean.ViolationRate, float64(l.Answered)}})
 			if stall != "" {
@@ -158,6 +159,9 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		lq, lp, lv := live.means()
 		sq, sp, sv := pred.means()
 		rq, rp, rv := replay.means()
+		tq, tp, tv := traced.means()
+		b.Logf("replayed at the host's speed per 5 s, pooled: q/s %.1f (%.1f%% off), p99 ms %.1f (%.1f%%), violations %.2f %% (%.1f%%)",
+			tq, off(lq, tq), tp, off(lp, tp), 100*tv, off(lv, tv))
 		b.Logf("pooled over %d live runs: q/s %.1f / %.1f (%.1f%% off), p99 ms %.1f / %.1f (%.1f%%), violations %.2f / %.2f %% (%.1f%%); the live runs' own violation rates %s",
 			liveRuns, lq, sq, off(lq, sq), lp, sp, off(lp, sp), 100*lv, 100*sv, off(lv, sv), live.rates())
 		self, bySim := selfPrediction(runs)
@@ -181,6 +185,9 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		b.ReportMetric(off(lp, rp), "replay-p99-off-%")
 		b.ReportMetric(100*rv, "replay-viol-%")
 		b.ReportMetric(off(lv, rv), "replay-viol-off-%")
+		b.ReportMetric(off(lp, tp), "traced-p99-off-%")
+		b.ReportMetric(100*tv, "traced-viol-%")
+		b.ReportMetric(off(lv, tv), "traced-viol-off-%")
 	}
 }
 
@@ -272,7 +279,7 @@ func (p *pooled) rateSpread() float64 {
 // light load for calibFor. stall describes a host stall during the live
 // schedule (hostStall), "" for none. It stops its server before it
 // returns.
-func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, replay *sim.Result, seeds seedRuns, stall string) {
+func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, replays replayed, seeds seedRuns, stall string) {
 	t.Helper()
 	dumpRun++
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleFlags(t)...)...)
@@ -333,6 +340,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	loaded := replicasLoaded(t, s)
 	cpu1, st1 := hostCPU(t, s), servedStats(t, s, "convnet")
 	at1 := cpu1.at
+	schedAt := time.Since(rec.start) // the schedule's start on the answers' clock
 	live, liveRows := runLoadVia(t, rec, sched, set, nil)
 	scheduleAnswers, refusedWhy := rec.take()
 	dump(t, "schedule", scheduleAnswers)
@@ -489,13 +497,28 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	if err != nil {
 		t.Fatal(err)
 	}
-	replay = rs[0]
+	replays.level = rs[0]
+	// The replay at the host's speed as it went: the live batches' level
+	// over their p50s in each 5 s of the schedule, both workers pooled, as
+	// interference windows on both, with the host's CPU model off (the
+	// measured level already holds what the server and the load generator
+	// took from the workers). Not a prediction either: given the host's
+	// speed second by second, do the simulation's queueing, batching and
+	// policies reproduce the run? Over seeds, as the prediction.
+	traced := setup
+	traced.HostCPUPerQuery, traced.HostCPUBase = 0, 0
+	traced.ComputeScale, traced.Interference = hostSpeedTrace(scheduleAnswers, vs0, schedAt, 5*time.Second, len(setup.Workers))
+	tr := simulateSeeds(t, traced, fidelitySeeds)
+	replays.traced = tr.mean
+	t.Logf("replayed at the host's speed per 5 s (level %.3f × %s): throughput %.2f q/s, p99 %.2f ms, violations %.2f%%, batches %.3f × p50 (live %.3f); live above %.0f%% of the seeds' rates",
+		traced.ComputeScale, traceFactors(traced.Interference), tr.mean.ThroughputQPS, tr.mean.P99Ms, 100*tr.mean.ViolationRate, tr.mean.ComputeOverP50, slowLive,
+		100*tr.rank(live.ViolationRate, func(r *sim.Result) float64 { return r.ViolationRate }))
 	t.Logf("live:   sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50; refused %v",
 		live.Sent, live.Answered, live.Refused, live.Failed, live.ThroughputQPS, live.P50Ms, live.P99Ms, 100*live.ViolationRate, slowLive, refusedWhy)
 	for _, r := range []struct {
 		what string
 		r    *sim.Result
-	}{{"sim:   ", simr}, {"replay:", replay}} {
+	}{{"sim:   ", simr}, {"replay:", replays.level}} {
 		t.Logf("%s sent %d answered %d refused %d failed %d, %.1f q/s, p50 %.1f ms, p99 %.1f ms, violations %.2f%%, batches %.3f × p50, mean %.1f ms (%.1f ms in the workers), actions %v; refused %v",
 			r.what, r.r.Sent, r.r.Answered, r.r.Refused, r.r.Failed, r.r.ThroughputQPS, r.r.P50Ms, r.r.P99Ms, 100*r.r.ViolationRate, r.r.ComputeOverP50,
 			r.r.MeanMs, r.r.MeanMs-float64(sampleMean)/1e6, r.r.Actions, r.r.RefusedWhy)
@@ -506,7 +529,74 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	es := eventsOf(t, s)
 	dump(t, "events", es)
 	logActions(t, es, at1, simr.Events)
-	return live, replay, seeds, hostStall(liveRows)
+	return live, replays, seeds, hostStall(liveRows)
+}
+
+// replayed are a fidelity run's replays, which read the live run compared
+// (not predictions): at the live batches' mean level over the schedule
+// (seed 1), and at their level in each 5 s of it (the mean over seeds).
+type replayed struct{ level, traced *sim.Result }
+
+// hostSpeedTrace is the host's speed over a schedule as the workers' batches
+// measured it: each window's batches' compute time over their profiles'
+// p50s (batches placed by when their first answer was sent, less from, the
+// schedule's start on the answers' clock), as a level — the least window's
+// — and, for each window and each of workers, an interference factor of
+// the window's level over it. A window without batches keeps the level
+// of the one before.
+func hostSpeedTrace(answers []answer, vs []catalog.Variant, from, window time.Duration, workers int) (level float64, slow []sim.Interference) {
+	type sums struct{ live, p50 float64 }
+	var ws []sums
+	for _, b := range batchesOf(answers, vs) {
+		at := b.at - from
+		if at < 0 {
+			continue
+		}
+		i := int(at / window)
+		for len(ws) <= i {
+			ws = append(ws, sums{})
+		}
+		ws[i].live += b.ms
+		ws[i].p50 += b.p50
+	}
+	levels := make([]float64, len(ws))
+	level = math.Inf(1)
+	for i, w := range ws {
+		switch {
+		case w.p50 > 0:
+			levels[i] = w.live / w.p50
+		case i > 0:
+			levels[i] = levels[i-1]
+		default:
+			levels[i] = 1
+		}
+		level = min(level, levels[i])
+	}
+	if len(levels) == 0 {
+		return 1, nil
+	}
+	for i, l := range levels {
+		if f := l / level; f > 1 {
+			for w := range workers {
+				slow = append(slow, sim.Interference{Worker: w, At: time.Duration(i) * window, For: window, Factor: f})
+			}
+		}
+	}
+	return level, slow
+}
+
+// traceFactors lists a trace's factors on its first worker, in order, for
+// a log line.
+func traceFactors(slow []sim.Interference) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for _, in := range slow {
+		if in.Worker == 0 {
+			fmt.Fprintf(&b, " %.0fs:%.2f", in.At.Seconds(), in.Factor)
+		}
+	}
+	b.WriteString(" ]")
+	return b.String()
 }
 
 // hostStall describes a stall of the host in a live run: most of its late
@@ -981,6 +1071,7 @@ type servedBatch struct {
 	worker, replica string
 	size            int
 	ms, p50         float64
+	at              time.Duration // when its first answer was sent
 }
 
 // batchesOf lists the batches answers ran in, in the order they were
@@ -1015,7 +1106,7 @@ func batchesOf(answers []answer, vs []catalog.Variant) []servedBatch {
 			continue
 		}
 		if seen[k]++; (seen[k]-1)%k.size == 0 {
-			out = append(out, servedBatch{k.worker, k.replica, k.size, k.ms, prof.P50At(k.size)})
+			out = append(out, servedBatch{k.worker, k.replica, k.size, k.ms, prof.P50At(k.size), a.At})
 		}
 	}
 	return out
