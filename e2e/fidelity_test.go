@@ -118,8 +118,9 @@ func TestSimulatorFidelity(t *testing.T) {
 // figures set the verdict: the live mean throughput, the mean of the
 // runs' p99s, and late answers over all answered (the prediction's
 // rates weighted by each run's answers). It reports the pooled live,
-// simulated and replayed figures, how far apart each is from the live
-// one, and the live runs' own spread (docs/BENCHMARKS.md keeps them).
+// simulated and replayed figures (at the live run's mean level, and at its
+// level in each 5 s), how far apart each is from the live one, and the
+// live runs' own spread (docs/BENCHMARKS.md keeps them).
 //
 //	go test -run '^$' -bench SimulatorFidelity -benchtime 1x -timeout 30m -v ./e2e
 //
@@ -232,6 +233,24 @@ func selfPrediction(runs []fidelityPair) (self, bySim figures) {
 // by default.
 const fidelityLiveRuns = 3
 
+// fidelityTarget is the latency target of a fidelity run as a multiple of
+// the least p99 at batch 1: 15, or what INFAAS_FIDELITY_TARGET says (for
+// study; not in the suite). At 15 × the p99, on a host where the workers
+// run 1.0–1.6× their profiles, a run answers between none and a few
+// percent late; a tighter target moves more of the late answers from the
+// host's stalls to the queues at the peak.
+func fidelityTarget(t testing.TB) float64 {
+	v := os.Getenv("INFAAS_FIDELITY_TARGET")
+	if v == "" {
+		return 15
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(x >= 1 && x <= 1000) {
+		t.Fatalf("INFAAS_FIDELITY_TARGET=%q: want the target as a multiple of the least p99 at batch 1, 1 to 1000", v)
+	}
+	return x
+}
+
 // off is how far apart a and b are, in percent of the larger.
 func off(a, b float64) float64 { return 100 * math.Abs(a-b) / max(a, b, 1e-9) }
 
@@ -285,7 +304,7 @@ func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity fl
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleFlags(t)...)...)
 	defer s.kill()
 	capacity, p99 := registerConvNet(t, s, "convnet")
-	target := math.Round(max(60, 15*p99))
+	target := math.Round(max(60, fidelityTarget(t)*p99))
 	set := loadgen.RequirementSet{Weight: 1, Model: "convnet", LatencyMs: target}
 
 	// Calibrate on a light load of its own: the time outside the worker,
