@@ -57,7 +57,7 @@ func TestSimulatorFidelity(t *testing.T) {
 	// runs that day, one each way). A miss is run once more, on a fresh
 	// server; a second miss fails.
 	for attempt := 1; ; attempt++ {
-		live, _, seeds, stall := fidelityRun(t, 10*time.Second, func(capacity float64) string {
+		live, _, seeds, stall := fidelityRun(t, 10*time.Second, 15, func(capacity float64) string {
 			return fmt.Sprintf("steps:%.0f@8s,%.0f@16s,%.0f@8s", 0.15*capacity, 0.9*capacity, 0.15*capacity)
 		})
 		liveTput := float64(live.Answered) / live.DurationS
@@ -99,7 +99,8 @@ func TestSimulatorFidelity(t *testing.T) {
 }
 
 // BenchmarkSimulatorFidelity is TestSimulatorFidelity's full run: a
-// longer calibration, and a schedule whose peak — one replica's profiled
+// longer calibration, a tighter target (fidelityTarget), and a schedule
+// whose peak — one replica's profiled
 // capacity — exceeds what one replica serves on this host (its batches
 // run 1.2–1.7× their profiles here) but not what two do, so that more of
 // the late answers come from queueing while the autoscaler adds a replica
@@ -135,11 +136,12 @@ func BenchmarkSimulatorFidelity(b *testing.B) {
 		}
 		liveRuns = n
 	}
+	target := fidelityTarget(b)
 	for range b.N {
 		var live, pred, replay, traced pooled
 		var runs []fidelityPair
 		for run := 1; run <= liveRuns; run++ {
-			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, func(capacity float64) string {
+			l, rp, seeds, stall := fidelityRun(b, 30*time.Second, target, func(capacity float64) string {
 				return fmt.Sprintf("steps:%.0f@20s,%.0f@30s,%.0f@30s,%.0f@20s", 0.15*capacity, 0.5*capacity, 1.0*capacity, 0.15*capacity)
 			})
 			lt := float64(l.Answered) / l.DurationS
@@ -233,16 +235,18 @@ func selfPrediction(runs []fidelityPair) (self, bySim figures) {
 // by default.
 const fidelityLiveRuns = 3
 
-// fidelityTarget is the latency target of a fidelity run as a multiple of
-// the least p99 at batch 1: 15, or what INFAAS_FIDELITY_TARGET says (for
-// study; not in the suite). At 15 × the p99, on a host where the workers
-// run 1.0–1.6× their profiles, a run answers between none and a few
-// percent late; a tighter target moves more of the late answers from the
-// host's stalls to the queues at the peak.
+// fidelityTarget is the latency target of BenchmarkSimulatorFidelity's
+// runs as a multiple of the least p99 at batch 1: 6, or what
+// INFAAS_FIDELITY_TARGET says. At the short test's 15 × the p99, the full
+// run's schedule answered almost nothing late on this host (24 answers of
+// 13,000 over four runs on 2026-12-07, none in two of them), so its
+// violation rate was a count of a few host stalls; at 6 × it was 190 of
+// 27,000 over eight runs, most of them from the queues at the peak, which
+// is what the simulator is checked on (docs/BENCHMARKS.md, 2026-12-07).
 func fidelityTarget(t testing.TB) float64 {
 	v := os.Getenv("INFAAS_FIDELITY_TARGET")
 	if v == "" {
-		return 15
+		return 6
 	}
 	x, err := strconv.ParseFloat(v, 64)
 	if err != nil || !(x >= 1 && x <= 1000) {
@@ -295,16 +299,17 @@ func (p *pooled) rateSpread() float64 {
 
 // fidelityRun runs schedule (made from one replica's capacity) live and
 // in simulation, as TestSimulatorFidelity says, after calibrating on a
-// light load for calibFor. stall describes a host stall during the live
+// light load for calibFor, with a latency target of targetP99 × the least
+// p99 at batch 1 (at least 60 ms). stall describes a host stall during the live
 // schedule (hostStall), "" for none. It stops its server before it
 // returns.
-func fidelityRun(t testing.TB, calibFor time.Duration, schedule func(capacity float64) string) (live loadgen.Summary, replays replayed, seeds seedRuns, stall string) {
+func fidelityRun(t testing.TB, calibFor time.Duration, targetP99 float64, schedule func(capacity float64) string) (live loadgen.Summary, replays replayed, seeds seedRuns, stall string) {
 	t.Helper()
 	dumpRun++
 	s := startServer(t, t.TempDir(), append([]string{"--workers", "cpu-1,cpu-1"}, autoscaleFlags(t)...)...)
 	defer s.kill()
 	capacity, p99 := registerConvNet(t, s, "convnet")
-	target := math.Round(max(60, fidelityTarget(t)*p99))
+	target := math.Round(max(60, targetP99*p99))
 	set := loadgen.RequirementSet{Weight: 1, Model: "convnet", LatencyMs: target}
 
 	// Calibrate on a light load of its own: the time outside the worker,
