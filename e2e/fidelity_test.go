@@ -300,9 +300,9 @@ func (p *pooled) rateSpread() float64 {
 // fidelityRun runs schedule (made from one replica's capacity) live and
 // in simulation, as TestSimulatorFidelity says, after calibrating on a
 // light load for calibFor, with a latency target of targetP99 × the least
-// p99 at batch 1 (at least 60 ms). stall describes a host stall during the live
-// schedule (hostStall), "" for none. It stops its server before it
-// returns.
+// p99 at batch 1 (at least 60 ms). stall describes a host stall during
+// the live schedule (hostStall), "" for none. It stops its server before
+// it returns.
 func fidelityRun(t testing.TB, calibFor time.Duration, targetP99 float64, schedule func(capacity float64) string) (live loadgen.Summary, replays replayed, seeds seedRuns, stall string) {
 	t.Helper()
 	dumpRun++
@@ -1285,6 +1285,41 @@ func TestBatchesOf(t *testing.T) {
 	}
 	if s := serviceShape(answers, vs); len(s) != 6 || s[0] != 1.5 || s[5] != 9.0/8 {
 		t.Errorf("shape %v", s)
+	}
+}
+
+// TestHostSpeedTrace: each window's level is its batches' compute over
+// their p50s (batches before the schedule left out), the least window's
+// level is the base, a window with no batches keeps the level before it,
+// and every worker gets a window's factor over the base where it is
+// above 1.
+func TestHostSpeedTrace(t *testing.T) {
+	vs := []catalog.Variant{{Name: "a", Profiles: map[string]catalog.Profile{"cpu-1": {LatencyMs: map[int]catalog.Latency{1: {P50: 2, P99: 4}}}}}}
+	batch := func(at time.Duration, replica string, ms float64) answer {
+		return answer{At: at, Variant: "a", Served: loadgen.Timing{Known: true, Worker: "w", Replica: replica, BatchSize: 1, ComputeMs: ms}}
+	}
+	s := time.Second
+	answers := []answer{
+		batch(1*s, "a#1", 9),                       // before the schedule (from 2 s): left out
+		batch(2*s, "a#1", 3), batch(3*s, "a#2", 2), // window 0: 5 ms over 4 ms of p50s, 1.25
+		batch(5*s, "a#1", 2.5),                          // window 1: 1.25 — with window 0 the base
+		batch(12*s, "a#1", 3.75), batch(13*s, "a#2", 3), // window 3: 6.75 over 4, 1.6875; window 2 empty
+	}
+	level, slow := hostSpeedTrace(answers, vs, 2*s, 3*s, 2)
+	if level != 1.25 {
+		t.Errorf("level %v, want 1.25", level)
+	}
+	var got []string
+	for _, in := range slow {
+		got = append(got, fmt.Sprintf("w%d %v+%v ×%.2f", in.Worker, in.At, in.For, in.Factor))
+	}
+	// Window 2 keeps window 1's level: no factor there.
+	want := "w0 9s+3s ×1.35, w1 9s+3s ×1.35"
+	if g := strings.Join(got, ", "); g != want {
+		t.Errorf("interference %s, want %s", g, want)
+	}
+	if level, slow := hostSpeedTrace(nil, vs, 0, s, 2); level != 1 || slow != nil {
+		t.Errorf("no batches: level %v, %v; want 1 and none", level, slow)
 	}
 }
 
