@@ -565,9 +565,9 @@ type replayed struct{ level, traced *sim.Result }
 // measured it: each window's batches' compute time over their profiles'
 // p50s (batches placed by when their first answer was sent, less from, the
 // schedule's start on the answers' clock), as a level — the least window's
-// — and, for each window and each of workers, an interference factor of
-// the window's level over it. A window without batches keeps the level
-// of the one before.
+// — and, for each window above it and each of workers, an interference
+// factor of the window's level over it. A window without batches keeps
+// the level of the one before.
 func hostSpeedTrace(answers []answer, vs []catalog.Variant, from, window time.Duration, workers int) (level float64, slow []sim.Interference) {
 	type sums struct{ live, p50 float64 }
 	var ws []sums
